@@ -1,0 +1,64 @@
+/*
+ * conf: the one small configuration file, and the built-in defaults that make
+ * it optional.
+ *
+ * Lookup order for the file: $PUSHCGI_CONF, else the compiled-in default path
+ * (a missing default file is not an error; a missing $PUSHCGI_CONF file is).
+ * $PUSHCGI_DB, when set, overrides the database path from any file.
+ *
+ * Format: one "key = value" a line; '#' starts a comment; unknown keys and
+ * bad values are errors (a typo must not silently open publishing).
+ */
+#ifndef PUSHCGI_CONF_H
+#define PUSHCGI_CONF_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#define CONF_LINE_MAX      1024 /* bytes in one line of the file */
+#define CONF_TOKENS_MAX    16   /* publish_token lines */
+#define CONF_TOKEN_MAX     128  /* bytes in one token or secret */
+#define CONF_ORIGINS_MAX   16   /* cors_origin lines */
+#define CONF_ORIGIN_MAX    255
+#define CONF_PRIVATE_MAX   16   /* private_channel lines */
+
+struct conf {
+	char db[PATH_MAX];          /* message log path */
+	long retain_count;          /* messages kept per channel (0 = no cap) */
+	long retain_age;            /* seconds a message is kept (0 = forever) */
+	long max_data;              /* largest message body, bytes */
+	int heartbeat;              /* seconds between heartbeats */
+	int poll_timeout;           /* default long-poll hold, seconds */
+	int poll_timeout_max;       /* cap on a client's timeout= */
+	int check_ms;               /* how often the gatekeeper looks for plain
+	                               SQL inserts, milliseconds */
+	int synchronous_full;       /* 1: PRAGMA synchronous=FULL, 0: NORMAL */
+	int max_subscribers;        /* streams and polls held by one process */
+	int max_channel_subscribers;/* per channel, across processes (0 = none) */
+	int threads;                /* FastCGI request threads per process */
+	int trust_remote_user;      /* publishing allowed when REMOTE_USER set */
+	int ntokens;
+	char tokens[CONF_TOKENS_MAX][CONF_TOKEN_MAX + 1];
+	int norigins;
+	char origins[CONF_ORIGINS_MAX][CONF_ORIGIN_MAX + 1]; /* "*" allowed */
+	char subscriber_secret[CONF_TOKEN_MAX + 1]; /* HMAC key, "" = none */
+	int nprivate;               /* channel prefixes needing a token */
+	char private_prefix[CONF_PRIVATE_MAX][129];
+	char path[PATH_MAX];        /* file the settings came from, "" = none */
+};
+
+/* Fill c with the built-in defaults. */
+void conf_defaults(struct conf *c);
+
+/* Defaults, then the file (see above), then $PUSHCGI_DB.  Returns 0, or -1
+ * with a one-line reason (naming file and line) in err. */
+int conf_load(struct conf *c, char *err, size_t errlen);
+
+/* Apply one file on top of c.  Returns 0, or -1 with a reason in err. */
+int conf_read_file(struct conf *c, const char *path, char *err, size_t errlen);
+
+/* The compiled-in default paths. */
+const char *conf_default_db(void);
+const char *conf_default_path(void);
+
+#endif

@@ -1,0 +1,1336 @@
+/*
+ * mlog: the SQLite message log.
+ *
+ * The schema below is the public SQL interface (see mlog.h): its CHECK
+ * constraints repeat the allow-lists of valid.c so that a plain SQL INSERT
+ * cannot store what the C API would refuse, and its triggers keep the
+ * channels table right whoever writes.
+ *
+ * Every statement is prepared once per connection, on first use, and reset
+ * as soon as its rows are consumed: a read transaction left open would pin
+ * the WAL and stop checkpoints.  Writes take the write lock up front (BEGIN
+ * IMMEDIATE), so that two writers wait on busy_timeout instead of failing
+ * with a deadlock when a read lock would have to be upgraded.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "mlog.h"
+
+#define MLOG_ERRMSG_MAX  320  /* bytes in the last failure's reason */
+#define MLOG_SQL_MAX     1024 /* bytes in one statement's text */
+#define MLOG_SECRET_MAX  CONF_TOKEN_MAX /* bytes in a stream's secret */
+#define MLOG_MS_PER_S    1000
+
+#define MLOG_STR(x)  #x
+#define MLOG_XSTR(x) MLOG_STR(x)
+
+/*
+ * The schema, created in one transaction with user_version.  The default
+ * time is built from strftime() because unixepoch('subsec') needs a newer
+ * SQLite than we require.
+ */
+static const char mlog_schema[] =
+"CREATE TABLE messages("
+"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+"  channel TEXT NOT NULL CHECK (typeof(channel) = 'text'"
+"    AND length(channel) BETWEEN 1 AND 128"
+"    AND channel NOT GLOB '*[^A-Za-z0-9._-]*'"
+"    AND channel NOT GLOB '.*'),"
+"  time INTEGER NOT NULL DEFAULT ("
+"    CAST(strftime('%s', 'now') AS INTEGER) * 1000"
+"    + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER))"
+"    CHECK (typeof(time) = 'integer'),"
+"  type TEXT NOT NULL DEFAULT '" MLOG_DEFAULT_TYPE "'"
+"    CHECK (typeof(type) = 'text' AND length(type) BETWEEN 1 AND 255"
+"    AND type NOT GLOB '*[^ -~]*'),"
+"  event TEXT CHECK (event IS NULL OR (typeof(event) = 'text'"
+"    AND length(event) BETWEEN 1 AND 64"
+"    AND event NOT GLOB '*[^A-Za-z0-9._:-]*')),"
+"  data BLOB NOT NULL DEFAULT x'');"
+"CREATE INDEX messages_channel_id ON messages(channel, id);"
+"CREATE TABLE channels("
+"  name TEXT PRIMARY KEY NOT NULL,"
+"  last_id INTEGER NOT NULL DEFAULT 0,"
+"  last_time INTEGER NOT NULL DEFAULT 0,"
+"  pruned_to INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+"CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN"
+"  INSERT INTO channels(name, last_id, last_time)"
+"    VALUES(NEW.channel, NEW.id, NEW.time)"
+"    ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id,"
+"      last_time = excluded.last_time"
+"    WHERE excluded.last_id > channels.last_id;"
+"END;"
+"CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN"
+"  UPDATE channels SET pruned_to = OLD.id"
+"    WHERE name = OLD.channel AND pruned_to < OLD.id;"
+"END;"
+"CREATE TRIGGER messages_update BEFORE UPDATE OF id, channel ON messages"
+" BEGIN"
+"  SELECT RAISE(ABORT, 'a message''s id and channel cannot change');"
+"END;"
+"CREATE TABLE streams("
+"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+"  pid INTEGER NOT NULL,"
+"  started INTEGER NOT NULL,"
+"  secret TEXT);"
+"CREATE TABLE subscriptions("
+"  stream INTEGER NOT NULL REFERENCES streams(id) ON DELETE CASCADE,"
+"  channel TEXT NOT NULL,"
+"  PRIMARY KEY(stream, channel)) WITHOUT ROWID;"
+"CREATE INDEX subscriptions_channel ON subscriptions(channel);";
+
+/* Statements, prepared on first use. */
+enum mlog_sid {
+	S_BEGIN,
+	S_BEGIN_WRITE,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_INSERT,
+	S_KEEP,
+	S_AGE_HEAD,
+	S_AGE_CHANNEL,
+	S_AGE_ALL,
+	S_CHANNEL_NEXT,
+	S_LAST_ID,
+	S_DATA_VERSION,
+	S_READ,
+	S_READ_ALL,
+	S_GAP,
+	S_GAP_ALL,
+	S_LATEST,
+	S_LATEST_ALL,
+	S_STAT,
+	S_STATS,
+	S_REMOVE_MESSAGES,
+	S_REMOVE_CHANNEL,
+	S_STREAM_ADD,
+	S_SUBSCRIBE,
+	S_STREAM_DEL,
+	S_STREAM_GET,
+	S_DEAD_ANY,
+	S_REAP,
+	S_COUNT
+};
+
+/*
+ * Statement texts.  Where tail is set, the list ?1..?32 of channel
+ * parameters goes between head and tail: one statement serves any number
+ * of channels, the unused ones bound to NULL (which matches nothing).
+ */
+#define MLOG_COLS "id, channel, time, type, event, data"
+#define MLOG_LIVE_SUBS \
+	"(SELECT count(*) FROM subscriptions s JOIN streams t" \
+	" ON t.id = s.stream WHERE s.channel = c.name" \
+	" AND mlog_pid_alive(t.pid))"
+#define MLOG_STAT_COLS \
+	"c.name, c.last_id, c.last_time, c.pruned_to," \
+	" (SELECT count(*) FROM messages WHERE channel = c.name)," \
+	" (SELECT min(id) FROM messages WHERE channel = c.name), " \
+	MLOG_LIVE_SUBS
+#define MLOG_P_AFTER "?33"  /* parameter after the channel list */
+#define MLOG_P_LIMIT "?34"
+#define MLOG_I_AFTER 33
+#define MLOG_I_LIMIT 34
+_Static_assert(VALID_CHANNELS_MAX == MLOG_I_AFTER - 1,
+    "the channel list must end just before the other parameters");
+
+static const struct {
+	const char *head;
+	const char *tail;
+} mlog_sql[S_COUNT] = {
+	[S_BEGIN] = { "BEGIN", NULL },
+	[S_BEGIN_WRITE] = { "BEGIN IMMEDIATE", NULL },
+	[S_COMMIT] = { "COMMIT", NULL },
+	[S_ROLLBACK] = { "ROLLBACK", NULL },
+	[S_INSERT] = { "INSERT INTO messages(channel, time, type, event, data)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5)", NULL },
+	/* Walks `keep` index entries back from the newest, then deletes the
+	 * (usually one) older rows: no scan of the whole channel. */
+	[S_KEEP] = { "DELETE FROM messages WHERE channel = ?1 AND id <="
+	    " (SELECT id FROM messages WHERE channel = ?1"
+	    " ORDER BY id DESC LIMIT 1 OFFSET ?2)", NULL },
+	/* Age on append: times grow with ids, so the expired rows are a
+	 * prefix of the channel; find its end from the oldest side. */
+	[S_AGE_HEAD] = { "DELETE FROM messages WHERE channel = ?1 AND id <"
+	    " (SELECT id FROM messages WHERE channel = ?1 AND time >= ?2"
+	    " ORDER BY id LIMIT 1)", NULL },
+	/* Age on explicit prune: every row, in case times are out of order
+	 * (plain SQL may set any time). */
+	[S_AGE_CHANNEL] = { "DELETE FROM messages WHERE channel = ?1"
+	    " AND time < ?2", NULL },
+	[S_AGE_ALL] = { "DELETE FROM messages WHERE time < ?1", NULL },
+	[S_CHANNEL_NEXT] = { "SELECT name FROM channels WHERE name > ?1"
+	    " ORDER BY name LIMIT 1", NULL },
+	[S_LAST_ID] = { "SELECT seq FROM sqlite_sequence"
+	    " WHERE name = 'messages'", NULL },
+	[S_DATA_VERSION] = { "PRAGMA data_version", NULL },
+	[S_READ] = { "SELECT " MLOG_COLS " FROM messages WHERE id > "
+	    MLOG_P_AFTER " AND channel IN (", ") ORDER BY id LIMIT "
+	    MLOG_P_LIMIT },
+	[S_READ_ALL] = { "SELECT " MLOG_COLS " FROM messages WHERE id > "
+	    MLOG_P_AFTER " ORDER BY id LIMIT " MLOG_P_LIMIT, NULL },
+	[S_GAP] = { "SELECT max(pruned_to) FROM channels WHERE name IN (",
+	    ")" },
+	[S_GAP_ALL] = { "SELECT max(pruned_to) FROM channels", NULL },
+	[S_LATEST] = { "SELECT * FROM (SELECT " MLOG_COLS " FROM messages"
+	    " WHERE channel IN (", ") ORDER BY id DESC LIMIT " MLOG_P_LIMIT
+	    ") ORDER BY id" },
+	[S_LATEST_ALL] = { "SELECT * FROM (SELECT " MLOG_COLS " FROM messages"
+	    " ORDER BY id DESC LIMIT " MLOG_P_LIMIT ") ORDER BY id", NULL },
+	[S_STAT] = { "SELECT " MLOG_STAT_COLS " FROM channels c"
+	    " WHERE c.name = ?1", NULL },
+	[S_STATS] = { "SELECT " MLOG_STAT_COLS " FROM channels c"
+	    " ORDER BY c.name", NULL },
+	[S_REMOVE_MESSAGES] = { "DELETE FROM messages WHERE channel = ?1",
+	    NULL },
+	[S_REMOVE_CHANNEL] = { "DELETE FROM channels WHERE name = ?1", NULL },
+	[S_STREAM_ADD] = { "INSERT INTO streams(pid, started, secret)"
+	    " VALUES(?1, ?2, ?3)", NULL },
+	[S_SUBSCRIBE] = { "INSERT OR IGNORE INTO subscriptions(stream, channel)"
+	    " VALUES(?1, ?2)", NULL },
+	[S_STREAM_DEL] = { "DELETE FROM streams WHERE id = ?1", NULL },
+	[S_STREAM_GET] = { "SELECT pid, secret FROM streams WHERE id = ?1",
+	    NULL },
+	[S_DEAD_ANY] = { "SELECT 1 FROM streams WHERE NOT mlog_pid_alive(pid)"
+	    " LIMIT 1", NULL },
+	[S_REAP] = { "DELETE FROM streams WHERE NOT mlog_pid_alive(pid)",
+	    NULL },
+};
+
+struct mlog {
+	sqlite3 *db;
+	sqlite3_stmt *st[S_COUNT];
+	int readonly;
+	int synchronous_full;
+	long retain_count;
+	long retain_age;
+	long max_data;
+	int64_t data_version;     /* as of the last mlog_changed() */
+	char err[MLOG_ERRMSG_MAX];
+};
+
+static int mlog_fail(struct mlog *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static int mlog_sqlfail(struct mlog *, const char *);
+static sqlite3_stmt *mlog_stmt(struct mlog *, enum mlog_sid);
+static void mlog_done(sqlite3_stmt *);
+static int mlog_run(struct mlog *, enum mlog_sid, const char *);
+static int mlog_begin(struct mlog *, int);
+static int mlog_commit(struct mlog *, const char *);
+static void mlog_rollback(struct mlog *);
+static int64_t mlog_now_ms(void);
+static void mlog_sql_pid_alive(sqlite3_context *, int, sqlite3_value **);
+static int mlog_pragma_int(struct mlog *, const char *, int64_t *);
+static int mlog_setup(struct mlog *, const char *, int);
+static int mlog_schema_state(struct mlog *, int64_t *, int64_t *);
+static int mlog_schema_verdict(struct mlog *, const char *, int64_t, int64_t,
+    int *);
+static int mlog_create_schema(struct mlog *, const char *);
+static int mlog_check_channels(struct mlog *, const char *const *, int,
+    int);
+static void mlog_bind_channels(sqlite3_stmt *, const char *const *, int);
+static int mlog_row_msg(struct mlog *, sqlite3_stmt *, struct mlog_msg *);
+static int mlog_row_stat(sqlite3_stmt *, struct mlog_stat *);
+static int mlog_trim(struct mlog *, const char *, long, int64_t, int,
+    int64_t *);
+static int mlog_writable(struct mlog *);
+static int64_t mlog_cutoff(int64_t, long);
+static int mlog_prune_all(struct mlog *, long, int64_t, int64_t *);
+static int mlog_valid_secret(const char *);
+
+/* Record a one-line reason and return rc. */
+static int
+mlog_fail(struct mlog *l, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->err, sizeof(l->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Record SQLite's reason for the last failure, prefixed by what we were
+ * doing, roll back any open transaction (which also resets every
+ * statement), and return MLOG_ERR.  Call it before resetting the failed
+ * statement, while the reason is still SQLite's. */
+static int
+mlog_sqlfail(struct mlog *l, const char *what)
+{
+	mlog_fail(l, MLOG_ERR, "%s: %s", what, sqlite3_errmsg(l->db));
+	mlog_rollback(l);
+	return MLOG_ERR;
+}
+
+/* The prepared statement id, prepared now if this is its first use; NULL
+ * (with the reason in l->err) if it cannot be prepared. */
+static sqlite3_stmt *
+mlog_stmt(struct mlog *l, enum mlog_sid id)
+{
+	char sql[MLOG_SQL_MAX];
+	size_t off;
+	int i, rc;
+
+	if (l->st[id] != NULL)
+		return l->st[id];
+	off = (size_t)snprintf(sql, sizeof(sql), "%s", mlog_sql[id].head);
+	if (mlog_sql[id].tail != NULL) {
+		for (i = 1; i <= VALID_CHANNELS_MAX && off < sizeof(sql); i++)
+			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+			    "%s?%d", i > 1 ? ", " : "", i);
+		if (off < sizeof(sql))
+			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+			    "%s", mlog_sql[id].tail);
+	}
+	if (off >= sizeof(sql)) {
+		mlog_fail(l, MLOG_ERR, "statement %d is too long", (int)id);
+		return NULL;
+	}
+	rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &l->st[id], NULL);
+	if (rc != SQLITE_OK) {
+		mlog_fail(l, MLOG_ERR, "preparing statement %d: %s", (int)id,
+		    sqlite3_errmsg(l->db));
+		l->st[id] = NULL;
+	}
+	return l->st[id];
+}
+
+/* Reset a statement after use and drop its bindings: this is what ends an
+ * autocommit read transaction, and no bound pointer outlives the call. */
+static void
+mlog_done(sqlite3_stmt *st)
+{
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+/* Run a statement without parameters or rows (BEGIN, COMMIT...). */
+static int
+mlog_run(struct mlog *l, enum mlog_sid id, const char *what)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = mlog_stmt(l, id)) == NULL)
+		return MLOG_ERR;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		mlog_fail(l, MLOG_ERR, "%s: %s", what, sqlite3_errmsg(l->db));
+		sqlite3_reset(st);
+		return MLOG_ERR;
+	}
+	sqlite3_reset(st);
+	return MLOG_OK;
+}
+
+/* Start a transaction: a write one takes the write lock now. */
+static int
+mlog_begin(struct mlog *l, int write)
+{
+	return mlog_run(l, write ? S_BEGIN_WRITE : S_BEGIN,
+	    write ? "starting a write transaction" :
+	    "starting a read transaction");
+}
+
+/* Commit; on failure roll back and say what was being committed. */
+static int
+mlog_commit(struct mlog *l, const char *what)
+{
+	if (mlog_run(l, S_COMMIT, what) != MLOG_OK) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	return MLOG_OK;
+}
+
+/* Roll back if a transaction is open; keeps l->err as it is. */
+static void
+mlog_rollback(struct mlog *l)
+{
+	sqlite3_stmt *st;
+	int i;
+
+	/* Ours may be mid-step after a failure or a callback's stop: reset
+	 * them all, so that nothing holds the snapshot or a bound pointer. */
+	for (i = 0; i < S_COUNT; i++)
+		mlog_done(l->st[i]);
+	if (l->db == NULL || sqlite3_get_autocommit(l->db))
+		return;
+	if ((st = mlog_stmt(l, S_ROLLBACK)) != NULL) {
+		sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+}
+
+/* Wall-clock time in milliseconds since the epoch. */
+static int64_t
+mlog_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * MLOG_MS_PER_S +
+	    ts.tv_nsec / (1000000 / MLOG_MS_PER_S);
+}
+
+/*
+ * SQL function mlog_pid_alive(pid): 0 if no process has that pid (so its
+ * stream is stale), else 1.  EPERM means someone else's live process.
+ * Registered per connection; not part of the public schema.
+ */
+static void
+mlog_sql_pid_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	sqlite3_int64 pid;
+	int alive = 1;
+
+	(void)argc;
+	pid = sqlite3_value_int64(argv[0]);
+	/* 0 and negative pids name process groups: never probe them. */
+	if (pid <= 0 || pid > INT_MAX)
+		alive = 0;
+	else if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
+		alive = 0;
+	sqlite3_result_int(ctx, alive);
+}
+
+/* Read an integer pragma (one row, one column) into *v. */
+static int
+mlog_pragma_int(struct mlog *l, const char *sql, int64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sqlite3_errcode(l->db);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The schema version and the number of schema objects, in one snapshot:
+ * a creator's commit brings both at once. */
+static int
+mlog_schema_state(struct mlog *l, int64_t *version, int64_t *objects)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(l->db, "SELECT (SELECT user_version FROM "
+	    "pragma_user_version), (SELECT count(*) FROM sqlite_master)", -1,
+	    &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*version = sqlite3_column_int64(st, 0);
+		*objects = sqlite3_column_int64(st, 1);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * What to do with a file of this version and number of schema objects:
+ * MLOG_OK with *create set if it is a blank file, MLOG_OK if it holds our
+ * schema, else MLOG_ESCHEMA (newer, or someone else's database).
+ */
+static int
+mlog_schema_verdict(struct mlog *l, const char *path, int64_t version,
+    int64_t objects, int *create)
+{
+	*create = 0;
+	if (version > MLOG_SCHEMA_VERSION)
+		return mlog_fail(l, MLOG_ESCHEMA, "%s: schema version %lld is "
+		    "newer than this program's %d", path, (long long)version,
+		    MLOG_SCHEMA_VERSION);
+	if (version == 0 && objects != 0)
+		return mlog_fail(l, MLOG_ESCHEMA, "%s: a SQLite database but "
+		    "not a pushcgi message log", path);
+	*create = version == 0;
+	return MLOG_OK;
+}
+
+/* Create the schema in a blank file, unless another process does so
+ * first (then its schema is checked like any other). */
+static int
+mlog_create_schema(struct mlog *l, const char *path)
+{
+	sqlite3_stmt *st;
+	int64_t version = 0, objects = 0;
+	const char *mode = NULL;
+	char *msg = NULL;
+	int create, rc;
+
+	/* WAL must be set outside a transaction; it persists in the file.
+	 * The caller saw a blank file, so this changes no one else's. */
+	if (sqlite3_prepare_v2(l->db, "PRAGMA journal_mode = WAL", -1, &st,
+	    NULL) != SQLITE_OK)
+		return mlog_sqlfail(l, "setting WAL mode");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		mlog_fail(l, MLOG_ERR, "%s: cannot use WAL mode: %s", path,
+		    mode != NULL ? mode : sqlite3_errmsg(l->db));
+		sqlite3_finalize(st);
+		return MLOG_ERR;
+	}
+	sqlite3_finalize(st);
+
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	/* Again under the write lock: two creators may race to here. */
+	if (mlog_schema_state(l, &version, &objects) != SQLITE_OK)
+		return mlog_sqlfail(l, "reading the schema");
+	if ((rc = mlog_schema_verdict(l, path, version, objects, &create)) !=
+	    MLOG_OK || !create) {
+		mlog_rollback(l);
+		return rc;
+	}
+	rc = sqlite3_exec(l->db, mlog_schema, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(l->db, "PRAGMA user_version = "
+		    MLOG_XSTR(MLOG_SCHEMA_VERSION), NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		mlog_fail(l, MLOG_ERR, "%s: creating the schema: %s", path,
+		    msg != NULL ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	return mlog_commit(l, "creating the schema");
+}
+
+/* Settings, schema check (and creation), pragmas of a fresh connection. */
+static int
+mlog_setup(struct mlog *l, const char *path, int flags)
+{
+	int64_t version = 0, objects = 0;
+	char *msg = NULL;
+	int create, rc;
+
+	sqlite3_busy_timeout(l->db, MLOG_BUSY_MS);
+	if (sqlite3_create_function(l->db, "mlog_pid_alive", 1, SQLITE_UTF8,
+	    NULL, mlog_sql_pid_alive, NULL, NULL) != SQLITE_OK)
+		return mlog_sqlfail(l, "registering mlog_pid_alive");
+	rc = mlog_schema_state(l, &version, &objects);
+	if (rc == SQLITE_NOTADB)
+		return mlog_fail(l, MLOG_ESCHEMA, "%s: not a SQLite database",
+		    path);
+	if (rc != SQLITE_OK)
+		return mlog_fail(l, MLOG_ERR, "%s: reading the schema: %s",
+		    path, sqlite3_errmsg(l->db));
+	if ((rc = mlog_schema_verdict(l, path, version, objects, &create)) !=
+	    MLOG_OK)
+		return rc;
+	if (create) {
+		if (!(flags & MLOG_CREATE) || l->readonly)
+			return mlog_fail(l, MLOG_ESCHEMA, "%s: not a pushcgi "
+			    "message log (no schema)", path);
+		if ((rc = mlog_create_schema(l, path)) != MLOG_OK)
+			return rc;
+	}
+	/* Per-connection settings (foreign_keys would be ignored inside a
+	 * transaction; none is open here). */
+	rc = sqlite3_exec(l->db, "PRAGMA foreign_keys = ON", NULL, NULL,
+	    &msg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(l->db, l->synchronous_full ?
+		    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+		    NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		mlog_fail(l, MLOG_ERR, "%s: setting up the connection: %s",
+		    path, msg != NULL ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return MLOG_ERR;
+	}
+	if (mlog_pragma_int(l, "PRAGMA data_version", &l->data_version) !=
+	    SQLITE_OK)
+		return mlog_fail(l, MLOG_ERR, "%s: reading data_version: %s",
+		    path, sqlite3_errmsg(l->db));
+	return MLOG_OK;
+}
+
+int
+mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
+    size_t errlen)
+{
+	struct mlog *l;
+	struct stat sb;
+	int fd, oflags, rc;
+
+	*out = NULL;
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		return MLOG_ERR;
+	}
+	l->readonly = (flags & MLOG_READONLY) != 0;
+	l->synchronous_full = c->synchronous_full;
+	l->retain_count = c->retain_count;
+	l->retain_age = c->retain_age;
+	l->max_data = c->max_data;
+
+	rc = MLOG_OK;
+	if ((flags & MLOG_CREATE) && !l->readonly) {
+		/* We make the file, not SQLite: SQLite would use 0644, and the
+		 * web server and the operator usually share the log through a
+		 * group.  0666 minus the umask is what the admin asked for;
+		 * the -wal and -shm files copy this file's mode. */
+		fd = open(c->db, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd >= 0)
+			close(fd);
+		else if (errno != EEXIST)
+			rc = mlog_fail(l, MLOG_ERR, "cannot create %s: %s",
+			    c->db, strerror(errno));
+	} else if (stat(c->db, &sb) != 0)
+		rc = mlog_fail(l, errno == ENOENT ? MLOG_ENOENT : MLOG_ERR,
+		    "%s: %s", c->db, errno == ENOENT ? "no message log there" :
+		    strerror(errno));
+
+	if (rc == MLOG_OK) {
+		oflags = (l->readonly ? SQLITE_OPEN_READONLY :
+		    SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+		if (sqlite3_open_v2(c->db, &l->db, oflags, NULL) != SQLITE_OK)
+			rc = mlog_fail(l, MLOG_ERR, "cannot open %s: %s",
+			    c->db, l->db != NULL ? sqlite3_errmsg(l->db) :
+			    "out of memory");
+		else
+			rc = mlog_setup(l, c->db, flags);
+	}
+	if (rc != MLOG_OK) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s", l->err);
+		mlog_close(l);
+		return rc;
+	}
+	*out = l;
+	return MLOG_OK;
+}
+
+void
+mlog_close(struct mlog *l)
+{
+	int i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(l->st[i]);
+	sqlite3_close(l->db);
+	free(l);
+}
+
+const char *
+mlog_errmsg(const struct mlog *l)
+{
+	if (l == NULL)
+		return "no message log open";
+	return l->err[0] != '\0' ? l->err : "no error";
+}
+
+struct sqlite3 *
+mlog_db(struct mlog *l)
+{
+	return l->db;
+}
+
+/* MLOG_OK if this connection may write, else the failure. */
+static int
+mlog_writable(struct mlog *l)
+{
+	if (l->readonly)
+		return mlog_fail(l, MLOG_ERR, "the message log was opened "
+		    "read-only");
+	return MLOG_OK;
+}
+
+/*
+ * Check a caller's channel list: n names (at least min), each valid.
+ * n == 0 with min == 0 stands for every channel.
+ */
+static int
+mlog_check_channels(struct mlog *l, const char *const *channels, int n,
+    int min)
+{
+	int i;
+
+	if (n < min || n > VALID_CHANNELS_MAX || (n > 0 && channels == NULL))
+		return mlog_fail(l, MLOG_EINVAL, "%d channels named: %d to %d "
+		    "allowed", n, min, VALID_CHANNELS_MAX);
+	for (i = 0; i < n; i++)
+		if (!valid_channel(channels[i]))
+			return mlog_fail(l, MLOG_EINVAL, "invalid channel name "
+			    "(1-%d of A-Z a-z 0-9 . _ -, not starting with "
+			    "'.')", VALID_CHANNEL_MAX);
+	return MLOG_OK;
+}
+
+/* Bind channels to ?1..?n and NULL to the rest of the list; n == 0 is
+ * for the every-channel statements, which have no list. */
+static void
+mlog_bind_channels(sqlite3_stmt *st, const char *const *channels, int n)
+{
+	int i;
+
+	if (n == 0)
+		return;
+	for (i = 0; i < VALID_CHANNELS_MAX; i++) {
+		if (i < n)
+			sqlite3_bind_text(st, i + 1, channels[i], -1,
+			    SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, i + 1);
+	}
+}
+
+/* Fill m from the current row of a MLOG_COLS query. */
+static int
+mlog_row_msg(struct mlog *l, sqlite3_stmt *st, struct mlog_msg *m)
+{
+	m->id = sqlite3_column_int64(st, 0);
+	m->channel = (const char *)sqlite3_column_text(st, 1);
+	m->time_ms = sqlite3_column_int64(st, 2);
+	m->type = (const char *)sqlite3_column_text(st, 3);
+	m->event = (const char *)sqlite3_column_text(st, 4);
+	m->data = sqlite3_column_blob(st, 5);
+	m->len = (size_t)sqlite3_column_bytes(st, 5);
+	if (m->data == NULL)
+		m->data = "";
+	/* NOT NULL columns come back NULL only when SQLite ran out of
+	 * memory converting them. */
+	if (m->channel == NULL || m->type == NULL ||
+	    (m->len > 0 && m->data == NULL))
+		return mlog_fail(l, MLOG_ERR, "reading message %lld: out of "
+		    "memory", (long long)m->id);
+	return MLOG_OK;
+}
+
+/* Fill st from the current row of a MLOG_STAT_COLS query. */
+static int
+mlog_row_stat(sqlite3_stmt *st, struct mlog_stat *s)
+{
+	const char *name;
+
+	memset(s, 0, sizeof(*s));
+	name = (const char *)sqlite3_column_text(st, 0);
+	if (name == NULL || strlen(name) > VALID_CHANNEL_MAX)
+		return -1;
+	memcpy(s->channel, name, strlen(name) + 1);
+	s->last_id = sqlite3_column_int64(st, 1);
+	s->last_time_ms = sqlite3_column_int64(st, 2);
+	s->pruned_to = sqlite3_column_int64(st, 3);
+	s->count = sqlite3_column_int64(st, 4);
+	s->first_id = sqlite3_column_int64(st, 5);
+	s->subscribers = sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+/*
+ * Retention for one channel inside the caller's write transaction: keep
+ * the newest `keep` (0 = all), drop what is older than cutoff_ms (0 = no
+ * limit); `thorough` checks every row's time instead of the expired prefix.
+ * Adds the number deleted to *deleted.
+ */
+static int
+mlog_trim(struct mlog *l, const char *channel, long keep, int64_t cutoff_ms,
+    int thorough, int64_t *deleted)
+{
+	sqlite3_stmt *st;
+
+	if (keep > 0) {
+		if ((st = mlog_stmt(l, S_KEEP)) == NULL)
+			return MLOG_ERR;
+		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, keep);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return mlog_sqlfail(l, "applying retention by count");
+		mlog_done(st);
+		*deleted += sqlite3_changes(l->db);
+	}
+	if (cutoff_ms > 0) {
+		if ((st = mlog_stmt(l, thorough ? S_AGE_CHANNEL : S_AGE_HEAD))
+		    == NULL)
+			return MLOG_ERR;
+		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, cutoff_ms);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return mlog_sqlfail(l, "applying retention by age");
+		mlog_done(st);
+		*deleted += sqlite3_changes(l->db);
+	}
+	return MLOG_OK;
+}
+
+/* The time before which messages of max_age seconds have expired, or 0
+ * when nothing can have (no limit, or a limit reaching before 1970). */
+static int64_t
+mlog_cutoff(int64_t now_ms, long max_age)
+{
+	if (max_age <= 0 || max_age >= now_ms / MLOG_MS_PER_S)
+		return 0;
+	return now_ms - (int64_t)max_age * MLOG_MS_PER_S;
+}
+
+int
+mlog_append(struct mlog *l, const char *channel, const char *type,
+    const char *event, const void *data, size_t len, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int64_t now, nid, dropped = 0;
+	size_t cap;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
+		return MLOG_EINVAL;
+	if (type != NULL && !valid_type(type))
+		return mlog_fail(l, MLOG_EINVAL, "invalid media type (type/"
+		    "subtype and parameters, printable ASCII, at most %d "
+		    "bytes)", VALID_TYPE_MAX);
+	if (event != NULL && !valid_event(event))
+		return mlog_fail(l, MLOG_EINVAL, "invalid event name (1-%d of "
+		    "A-Z a-z 0-9 . _ : -)", VALID_EVENT_MAX);
+	if (data == NULL && len > 0)
+		return mlog_fail(l, MLOG_EINVAL, "no data for %zu bytes", len);
+	/* SQLite takes a blob's length as an int. */
+	cap = l->max_data > 0 && (unsigned long)l->max_data < INT_MAX ?
+	    (size_t)l->max_data : INT_MAX;
+	if (len > cap)
+		return mlog_fail(l, MLOG_E2BIG, "message of %zu bytes is over "
+		    "the %zu-byte limit", len, cap);
+
+	now = mlog_now_ms();
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_INSERT)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, type != NULL ? type : MLOG_DEFAULT_TYPE, -1,
+	    SQLITE_STATIC);
+	if (event != NULL)
+		sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_blob(st, 5, len > 0 ? data : "", (int)len,
+	    SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "appending a message");
+	mlog_done(st);
+	nid = sqlite3_last_insert_rowid(l->db);
+	if (mlog_trim(l, channel, l->retain_count,
+	    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK)
+		return MLOG_ERR;
+	if (mlog_commit(l, "committing a message") != MLOG_OK)
+		return MLOG_ERR;
+	if (id != NULL)
+		*id = nid;
+	return MLOG_OK;
+}
+
+int
+mlog_last_id(struct mlog *l, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = mlog_stmt(l, S_LAST_ID)) == NULL)
+		return MLOG_ERR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		*id = 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		mlog_fail(l, MLOG_ERR, "reading the last id: %s",
+		    sqlite3_errmsg(l->db));
+		mlog_done(st);
+		return MLOG_ERR;
+	}
+	mlog_done(st);
+	return MLOG_OK;
+}
+
+/* On failure this says "changed": the caller then looks, which costs a
+ * query, while "unchanged" could cost a lost message. */
+int
+mlog_changed(struct mlog *l)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+	int changed = 1;
+
+	if ((st = mlog_stmt(l, S_DATA_VERSION)) == NULL)
+		return 1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		changed = v != l->data_version;
+		l->data_version = v;
+	} else
+		mlog_fail(l, MLOG_ERR, "reading data_version: %s",
+		    sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return changed;
+}
+
+int
+mlog_read(struct mlog *l, const char *const *channels, int n,
+    int64_t after, int limit, mlog_cb cb, void *arg, int64_t *gap,
+    int64_t *last)
+{
+	struct mlog_msg m;
+	sqlite3_stmt *st;
+	int64_t pos = after, pruned = 0;
+	int rc, step, ret = MLOG_OK;
+
+	if (mlog_check_channels(l, channels, n, 0) != MLOG_OK)
+		return MLOG_EINVAL;
+	if (limit <= 0 || cb == NULL)
+		return mlog_fail(l, MLOG_EINVAL, "reading needs a callback and "
+		    "a positive limit");
+	if (limit > MLOG_READ_MAX)
+		limit = MLOG_READ_MAX;
+
+	/* One snapshot for the rows and the gap, so that a prune between
+	 * the two can neither hide a gap nor invent one. */
+	if (mlog_begin(l, 0) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, n > 0 ? S_READ : S_READ_ALL)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	mlog_bind_channels(st, channels, n);
+	sqlite3_bind_int64(st, MLOG_I_AFTER, after);
+	sqlite3_bind_int64(st, MLOG_I_LIMIT, limit);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = mlog_row_msg(l, st, &m)) != MLOG_OK) {
+			ret = rc;
+			break;
+		}
+		if ((rc = cb(arg, &m)) != 0) {
+			pos = m.id;
+			ret = rc;
+			break;
+		}
+		pos = m.id;
+	}
+	if (ret == MLOG_OK && step != SQLITE_DONE)
+		ret = mlog_fail(l, MLOG_ERR, "reading messages: %s",
+		    sqlite3_errmsg(l->db));
+	mlog_done(st);
+
+	if (ret == MLOG_OK && gap != NULL) {
+		if ((st = mlog_stmt(l, n > 0 ? S_GAP : S_GAP_ALL)) == NULL)
+			ret = MLOG_ERR;
+		else {
+			mlog_bind_channels(st, channels, n);
+			step = sqlite3_step(st);
+			if (step == SQLITE_ROW)
+				pruned = sqlite3_column_int64(st, 0);
+			else
+				ret = mlog_fail(l, MLOG_ERR, "reading the "
+				    "pruned ids: %s", sqlite3_errmsg(l->db));
+			mlog_done(st);
+		}
+	}
+	/* Nothing was written: COMMIT only ends the snapshot. */
+	if (mlog_commit(l, "ending a read") != MLOG_OK && ret == MLOG_OK)
+		ret = MLOG_ERR;
+	if (gap != NULL)
+		*gap = pruned > after ? pruned : 0;
+	if (last != NULL)
+		*last = pos;
+	return ret;
+}
+
+int
+mlog_latest(struct mlog *l, const char *const *channels, int n, int count,
+    mlog_cb cb, void *arg)
+{
+	struct mlog_msg m;
+	sqlite3_stmt *st;
+	int rc, step, ret = MLOG_OK;
+
+	if (mlog_check_channels(l, channels, n, 0) != MLOG_OK)
+		return MLOG_EINVAL;
+	if (cb == NULL)
+		return mlog_fail(l, MLOG_EINVAL, "reading needs a callback");
+	if (count <= 0)
+		return MLOG_OK;
+	if (count > MLOG_READ_MAX)
+		count = MLOG_READ_MAX;
+	if ((st = mlog_stmt(l, n > 0 ? S_LATEST : S_LATEST_ALL)) == NULL)
+		return MLOG_ERR;
+	mlog_bind_channels(st, channels, n);
+	sqlite3_bind_int(st, MLOG_I_LIMIT, count);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = mlog_row_msg(l, st, &m)) != MLOG_OK ||
+		    (rc = cb(arg, &m)) != 0) {
+			ret = rc;
+			break;
+		}
+	}
+	if (ret == MLOG_OK && step != SQLITE_DONE)
+		ret = mlog_fail(l, MLOG_ERR, "reading the latest messages: "
+		    "%s", sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return ret;
+}
+
+int
+mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *s)
+{
+	sqlite3_stmt *st;
+	int step, ret = MLOG_OK;
+
+	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
+		return MLOG_EINVAL;
+	/* Counting skips dead streams anyway; reaping only tidies up. */
+	if (!l->readonly)
+		mlog_reap(l);
+	if ((st = mlog_stmt(l, S_STAT)) == NULL)
+		return MLOG_ERR;
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		if (mlog_row_stat(st, s) != 0)
+			ret = mlog_fail(l, MLOG_ERR, "reading channel %s: out "
+			    "of memory", channel);
+	} else if (step == SQLITE_DONE)
+		ret = mlog_fail(l, MLOG_ENOENT, "no channel \"%s\"", channel);
+	else
+		ret = mlog_fail(l, MLOG_ERR, "reading channel %s: %s",
+		    channel, sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return ret;
+}
+
+int
+mlog_stats(struct mlog *l, int (*cb)(void *, const struct mlog_stat *),
+    void *arg)
+{
+	struct mlog_stat s;
+	sqlite3_stmt *st;
+	int step, rc, ret = MLOG_OK;
+
+	if (cb == NULL)
+		return mlog_fail(l, MLOG_EINVAL, "stats need a callback");
+	if (!l->readonly)
+		mlog_reap(l);
+	if ((st = mlog_stmt(l, S_STATS)) == NULL)
+		return MLOG_ERR;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		/* A name too long for the struct can only come from a hand
+		 * edit of the channels table: skip it. */
+		if (mlog_row_stat(st, &s) != 0)
+			continue;
+		if ((rc = cb(arg, &s)) != 0) {
+			ret = rc;
+			break;
+		}
+	}
+	if (ret == MLOG_OK && step != SQLITE_DONE)
+		ret = mlog_fail(l, MLOG_ERR, "reading channels: %s",
+		    sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return ret;
+}
+
+/* mlog_prune() of every channel, inside the caller's write transaction,
+ * which is rolled back on failure. */
+static int
+mlog_prune_all(struct mlog *l, long keep, int64_t cutoff, int64_t *n)
+{
+	sqlite3_stmt *st;
+	const char *col;
+	char *name = NULL, *next;
+	int step, rc = MLOG_OK;
+
+	/* By count, one channel at a time, looking the next name up afresh
+	 * each time: no cursor stays open on channels while the delete
+	 * trigger updates it. */
+	while (keep > 0 && rc == MLOG_OK) {
+		if ((st = mlog_stmt(l, S_CHANNEL_NEXT)) == NULL) {
+			rc = MLOG_ERR;
+			break;
+		}
+		sqlite3_bind_text(st, 1, name != NULL ? name : "", -1,
+		    SQLITE_STATIC);
+		step = sqlite3_step(st);
+		next = NULL;
+		if (step == SQLITE_ROW) {
+			col = (const char *)sqlite3_column_text(st, 0);
+			if (col == NULL || (next = strdup(col)) == NULL)
+				rc = mlog_fail(l, MLOG_ERR, "listing channels: "
+				    "out of memory");
+		} else if (step != SQLITE_DONE)
+			rc = mlog_fail(l, MLOG_ERR, "listing channels: %s",
+			    sqlite3_errmsg(l->db));
+		mlog_done(st);
+		free(name);
+		if ((name = next) == NULL)
+			break;
+		rc = mlog_trim(l, name, keep, 0, 1, n);
+	}
+	free(name);
+	if (rc == MLOG_OK && cutoff > 0) {
+		if ((st = mlog_stmt(l, S_AGE_ALL)) == NULL)
+			rc = MLOG_ERR;
+		else {
+			sqlite3_bind_int64(st, 1, cutoff);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = mlog_sqlfail(l, "pruning by age");
+			else
+				*n += sqlite3_changes(l->db);
+			mlog_done(st);
+		}
+	}
+	if (rc != MLOG_OK)
+		mlog_rollback(l);
+	return rc;
+}
+
+int
+mlog_prune(struct mlog *l, const char *channel, long keep_count,
+    long max_age, int64_t *deleted)
+{
+	int64_t cutoff, n = 0;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	if (channel != NULL && mlog_check_channels(l, &channel, 1, 1) !=
+	    MLOG_OK)
+		return MLOG_EINVAL;
+	if (keep_count < 0 || max_age < 0)
+		return mlog_fail(l, MLOG_EINVAL, "retention limits must not "
+		    "be negative");
+	cutoff = mlog_cutoff(mlog_now_ms(), max_age);
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	if (channel != NULL) {
+		if (mlog_trim(l, channel, keep_count, cutoff, 1, &n) !=
+		    MLOG_OK)
+			return MLOG_ERR;
+	} else if (mlog_prune_all(l, keep_count, cutoff, &n) != MLOG_OK)
+		return MLOG_ERR;
+	if (mlog_commit(l, "committing a prune") != MLOG_OK)
+		return MLOG_ERR;
+	if (deleted != NULL)
+		*deleted = n;
+	return MLOG_OK;
+}
+
+int
+mlog_remove(struct mlog *l, const char *channel, int64_t *deleted)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+	int rows;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
+		return MLOG_EINVAL;
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_REMOVE_MESSAGES)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "removing messages");
+	mlog_done(st);
+	n = sqlite3_changes(l->db);
+	if ((st = mlog_stmt(l, S_REMOVE_CHANNEL)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "removing a channel");
+	mlog_done(st);
+	rows = sqlite3_changes(l->db);
+	if (n == 0 && rows == 0) {
+		mlog_rollback(l);
+		return mlog_fail(l, MLOG_ENOENT, "no channel \"%s\"", channel);
+	}
+	if (mlog_commit(l, "committing a removal") != MLOG_OK)
+		return MLOG_ERR;
+	if (deleted != NULL)
+		*deleted = n;
+	return MLOG_OK;
+}
+
+/* A stream's secret: printable ASCII without spaces, capped. */
+static int
+mlog_valid_secret(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= MLOG_SECRET_MAX || s[i] <= ' ' || s[i] > '~')
+			return 0;
+	return 1;
+}
+
+int
+mlog_stream_open(struct mlog *l, const char *const *channels, int n,
+    pid_t pid, const char *secret, int64_t *stream)
+{
+	sqlite3_stmt *st;
+	int64_t sid;
+	int i;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	if (mlog_check_channels(l, channels, n, 1) != MLOG_OK)
+		return MLOG_EINVAL;
+	if (pid <= 0)
+		return mlog_fail(l, MLOG_EINVAL, "stream pid %ld is not a "
+		    "process", (long)pid);
+	if (secret != NULL && !mlog_valid_secret(secret))
+		return mlog_fail(l, MLOG_EINVAL, "invalid stream secret "
+		    "(printable ASCII without spaces, at most %d bytes)",
+		    MLOG_SECRET_MAX);
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_STREAM_ADD)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_int64(st, 1, pid);
+	sqlite3_bind_int64(st, 2, mlog_now_ms());
+	if (secret != NULL)
+		sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "registering a stream");
+	mlog_done(st);
+	sid = sqlite3_last_insert_rowid(l->db);
+	for (i = 0; i < n; i++) {
+		if ((st = mlog_stmt(l, S_SUBSCRIBE)) == NULL) {
+			mlog_rollback(l);
+			return MLOG_ERR;
+		}
+		sqlite3_bind_int64(st, 1, sid);
+		sqlite3_bind_text(st, 2, channels[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return mlog_sqlfail(l, "registering a subscription");
+		mlog_done(st);
+	}
+	if (mlog_commit(l, "committing a stream") != MLOG_OK)
+		return MLOG_ERR;
+	if (stream != NULL)
+		*stream = sid;
+	return MLOG_OK;
+}
+
+int
+mlog_stream_close(struct mlog *l, int64_t stream)
+{
+	sqlite3_stmt *st;
+	int rc = MLOG_OK;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_STREAM_DEL)) == NULL)
+		return MLOG_ERR;
+	/* One statement: its subscriptions go with it by ON DELETE
+	 * CASCADE, atomically, without an explicit transaction. */
+	sqlite3_bind_int64(st, 1, stream);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = mlog_fail(l, MLOG_ERR, "closing stream %lld: %s",
+		    (long long)stream, sqlite3_errmsg(l->db));
+	else if (sqlite3_changes(l->db) == 0)
+		rc = mlog_fail(l, MLOG_ENOENT, "no stream %lld",
+		    (long long)stream);
+	mlog_done(st);
+	return rc;
+}
+
+int
+mlog_stream_info(struct mlog *l, int64_t stream, pid_t *pid, char *secret,
+    size_t secretlen)
+{
+	sqlite3_stmt *st;
+	const char *s;
+	int step, rc = MLOG_OK;
+
+	if ((st = mlog_stmt(l, S_STREAM_GET)) == NULL)
+		return MLOG_ERR;
+	sqlite3_bind_int64(st, 1, stream);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		if (pid != NULL)
+			*pid = (pid_t)sqlite3_column_int64(st, 0);
+		s = (const char *)sqlite3_column_text(st, 1);
+		if (s == NULL)
+			s = "";
+		if (secret != NULL && secretlen > 0 &&
+		    (size_t)snprintf(secret, secretlen, "%s", s) >= secretlen)
+			rc = mlog_fail(l, MLOG_EINVAL, "stream %lld: secret "
+			    "longer than the buffer", (long long)stream);
+	} else if (step == SQLITE_DONE)
+		rc = mlog_fail(l, MLOG_ENOENT, "no stream %lld",
+		    (long long)stream);
+	else
+		rc = mlog_fail(l, MLOG_ERR, "reading stream %lld: %s",
+		    (long long)stream, sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return rc;
+}
+
+/* Look first (a read, microseconds) and write only if some stream's
+ * process is gone: counting calls this often, and dead streams are rare. */
+int
+mlog_reap(struct mlog *l)
+{
+	sqlite3_stmt *st;
+	int step, rc = MLOG_OK;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_DEAD_ANY)) == NULL)
+		return MLOG_ERR;
+	step = sqlite3_step(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = mlog_fail(l, MLOG_ERR, "looking for dead streams: %s",
+		    sqlite3_errmsg(l->db));
+	mlog_done(st);
+	if (step != SQLITE_ROW)
+		return rc;
+	if ((st = mlog_stmt(l, S_REAP)) == NULL)
+		return MLOG_ERR;
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = mlog_fail(l, MLOG_ERR, "removing dead streams: %s",
+		    sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return rc;
+}

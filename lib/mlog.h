@@ -1,0 +1,153 @@
+/*
+ * mlog: the SQLite message log.
+ *
+ * Schema (user_version 1), which is also the public SQL interface:
+ *
+ *   messages(id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused
+ *            channel TEXT NOT NULL (checked: 1-128 of [A-Za-z0-9._-], no
+ *                                   leading '.'),
+ *            time INTEGER NOT NULL DEFAULT now in ms since the epoch,
+ *            type TEXT NOT NULL DEFAULT 'text/plain; charset=utf-8',
+ *            event TEXT,                              -- SSE event name
+ *            data BLOB NOT NULL DEFAULT x'')
+ *   channels(name TEXT PRIMARY KEY, last_id, last_time, pruned_to)
+ *            -- kept by triggers; pruned_to is the highest id ever deleted
+ *            -- from the channel, which is what gap detection compares with
+ *   streams(id INTEGER PRIMARY KEY AUTOINCREMENT, pid, started, secret)
+ *   subscriptions(stream REFERENCES streams ON DELETE CASCADE, channel)
+ *
+ * A plain  INSERT INTO messages(channel, data) VALUES('news', 'hi')  is a
+ * valid publish: triggers keep channels up to date, and the wake-up module's
+ * gatekeeper notices the new id within conf.check_ms.
+ *
+ * One mlog is one SQLite connection with its prepared statements: use it
+ * from one thread at a time.  Every function returns MLOG_OK (0) or a
+ * negative MLOG_E* code; mlog_errmsg() then holds a one-line reason.
+ */
+#ifndef PUSHCGI_MLOG_H
+#define PUSHCGI_MLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "valid.h"
+
+#define MLOG_DEFAULT_TYPE "text/plain; charset=utf-8"
+#define MLOG_SCHEMA_VERSION 1
+#define MLOG_BUSY_MS 5000          /* busy_timeout */
+#define MLOG_READ_MAX 1000         /* rows one mlog_read() call may return */
+
+enum {
+	MLOG_OK = 0,
+	MLOG_ERR = -1,     /* SQLite or system failure */
+	MLOG_EINVAL = -2,  /* bad channel, type, event or argument */
+	MLOG_E2BIG = -3,   /* data larger than conf.max_data */
+	MLOG_ENOENT = -4,  /* no such channel / stream / no log file */
+	MLOG_ESCHEMA = -5  /* file is not a pushcgi log, or a newer schema */
+};
+
+#define MLOG_CREATE   1  /* create the file and schema if missing */
+#define MLOG_READONLY 2
+
+struct mlog;
+
+/* One message.  Pointers are valid only during the callback. */
+struct mlog_msg {
+	int64_t id;
+	const char *channel;
+	int64_t time_ms;
+	const char *type;
+	const char *event;   /* NULL if none */
+	const void *data;
+	size_t len;
+};
+
+/* Callback for reads: return 0 to go on, non-zero to stop early (the
+ * non-zero value is then returned by the reading function). */
+typedef int (*mlog_cb)(void *arg, const struct mlog_msg *m);
+
+struct mlog_stat {
+	char channel[VALID_CHANNEL_MAX + 1];
+	int64_t count;        /* messages retained */
+	int64_t first_id;     /* 0 if none retained */
+	int64_t last_id;      /* last id ever published to it */
+	int64_t last_time_ms; /* time of that publish */
+	int64_t pruned_to;    /* highest id deleted from it, 0 if none */
+	int64_t subscribers;  /* live streams and polls on it now */
+};
+
+/* Open (and with MLOG_CREATE create) the log at c->db.  The settings in c
+ * (retention, max_data, synchronous) are copied.  On failure *out is NULL
+ * and, if err is given, the reason is written there. */
+int mlog_open(struct mlog **out, const struct conf *c, int flags,
+    char *err, size_t errlen);
+void mlog_close(struct mlog *l);
+const char *mlog_errmsg(const struct mlog *l);
+
+/* Validate and append one message; retention by count and age is applied to
+ * that channel in the same transaction.  type NULL = default, event NULL =
+ * none.  *id (if id) gets the new id. */
+int mlog_append(struct mlog *l, const char *channel, const char *type,
+    const char *event, const void *data, size_t len, int64_t *id);
+
+/* Highest id ever allocated (sqlite_sequence), 0 for an empty log. */
+int mlog_last_id(struct mlog *l, int64_t *id);
+
+/* 1 if another connection committed since the last call, else 0 (PRAGMA
+ * data_version: costs microseconds; no read transaction stays open).  A
+ * failure also returns 1, so that the caller looks rather than misses. */
+int mlog_changed(struct mlog *l);
+
+/*
+ * Messages on any of channels[0..n-1] with id > after, in id order, at most
+ * limit (capped at MLOG_READ_MAX), passed to cb.  n == 0 (channels NULL)
+ * means every channel.  *gap (if gap) is set to
+ * the highest id deleted from one of these channels that is > after, or 0:
+ * non-zero means messages in (after, *gap] may have been lost to retention
+ * and the client must be told.  *last (if last) gets the id of the last
+ * message passed to cb, or `after` if none.  Returns MLOG_OK, an MLOG_E*
+ * code, or cb's non-zero value.
+ */
+int mlog_read(struct mlog *l, const char *const *channels, int n,
+    int64_t after, int limit, mlog_cb cb, void *arg, int64_t *gap,
+    int64_t *last);
+
+/* The newest `count` messages on any of the channels (n == 0: every
+ * channel), oldest first; count is capped at MLOG_READ_MAX. */
+int mlog_latest(struct mlog *l, const char *const *channels, int n,
+    int count, mlog_cb cb, void *arg);
+
+/* Stats for one channel (ENOENT if it never existed), or, with channel
+ * NULL, for every channel by name via cb (cb returns non-zero to stop). */
+int mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *st);
+int mlog_stats(struct mlog *l,
+    int (*cb)(void *arg, const struct mlog_stat *st), void *arg);
+
+/* Apply retention now: keep_count per channel (0 = no cap), max_age seconds
+ * (0 = no limit), channel NULL = all.  *deleted gets the number removed. */
+int mlog_prune(struct mlog *l, const char *channel, long keep_count,
+    long max_age, int64_t *deleted);
+
+/* Remove a channel: its messages and its row.  ENOENT if unknown. */
+int mlog_remove(struct mlog *l, const char *channel, int64_t *deleted);
+
+/*
+ * Streams: every live subscriber (stream or poll) is a row, so that any
+ * process can count subscribers and name a stream to end.  stream_open
+ * registers one for pid on channels and returns its id; stream_close
+ * removes it.  mlog_reap() removes rows of processes that no longer exist
+ * (a crashed responder), and is called by the counting functions.
+ */
+int mlog_stream_open(struct mlog *l, const char *const *channels, int n,
+    pid_t pid, const char *secret, int64_t *stream);
+int mlog_stream_close(struct mlog *l, int64_t stream);
+int mlog_stream_info(struct mlog *l, int64_t stream, pid_t *pid,
+    char *secret, size_t secretlen);
+int mlog_reap(struct mlog *l);
+
+/* The underlying connection, for the few callers that need it (tests). */
+struct sqlite3 *mlog_db(struct mlog *l);
+
+#endif

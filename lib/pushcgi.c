@@ -1,0 +1,92 @@
+/*
+ * pushcgi: the public C API, a thin shell over mlog (append) and bell
+ * (wake the waiting).  See pushcgi.h for the contract.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bell.h"
+#include "conf.h"
+#include "mlog.h"
+#include "pushcgi.h"
+
+#define PUSHCGI_ERR_MAX 256
+
+struct pushcgi {
+	struct mlog *log;
+	struct bell *bell;
+	char err[PUSHCGI_ERR_MAX];
+};
+
+struct pushcgi *
+pushcgi_open(const char *db, char *err, size_t errlen)
+{
+	struct pushcgi *p;
+	struct conf c;
+	char why[PUSHCGI_ERR_MAX];
+
+	if (conf_load(&c, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s", why);
+		return NULL;
+	}
+	if (db != NULL) {
+		if (strlen(db) >= sizeof(c.db)) {
+			snprintf(err, errlen, "database path too long");
+			return NULL;
+		}
+		snprintf(c.db, sizeof(c.db), "%s", db);
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (mlog_open(&p->log, &c, MLOG_CREATE, why, sizeof(why)) != MLOG_OK) {
+		snprintf(err, errlen, "%s", why);
+		free(p);
+		return NULL;
+	}
+	if (bell_open(&p->bell, c.db, c.check_ms) != 0) {
+		snprintf(err, errlen, "%s-bell: %s", c.db, strerror(errno));
+		mlog_close(p->log);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+int
+pushcgi_publish(struct pushcgi *p, const char *channel, const char *type,
+    const char *event, const void *data, size_t len, int64_t *id)
+{
+	int64_t nid;
+
+	if (mlog_append(p->log, channel, type, event, data, len, &nid) !=
+	    MLOG_OK) {
+		snprintf(p->err, sizeof(p->err), "%s", mlog_errmsg(p->log));
+		return -1;
+	}
+	bell_ring(p->bell, nid);
+	if (id != NULL)
+		*id = nid;
+	return 0;
+}
+
+const char *
+pushcgi_error(const struct pushcgi *p)
+{
+	return p->err;
+}
+
+void
+pushcgi_close(struct pushcgi *p)
+{
+	if (p == NULL)
+		return;
+	bell_close(p->bell);
+	mlog_close(p->log);
+	free(p);
+}

@@ -1,0 +1,937 @@
+/*
+ * Unit tests of lib/mlog.c: ids, retention, cursor reads and gaps,
+ * validation, the schema as a public SQL interface, change detection,
+ * streams, schema versions.  Each test gets its own temporary directory.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "conf.h"
+#include "mlog.h"
+#include "valid.h"
+
+#define T_MSGS_MAX  (MLOG_READ_MAX + 10) /* messages one collector keeps */
+#define T_DATA_MAX  64                   /* bytes of data it keeps */
+#define T_CREATORS  4                    /* processes creating one log */
+
+static char dir[64];
+static char dbpath[128];
+static struct conf cf;
+
+/* What a read callback saw. */
+struct seen {
+	int n;
+	int stop_after;            /* 0 = never stop */
+	int64_t id[T_MSGS_MAX];
+	char channel[T_MSGS_MAX][VALID_CHANNEL_MAX + 1];
+	char type[4][VALID_TYPE_MAX + 1];   /* of the first four */
+	char event[4][VALID_EVENT_MAX + 1]; /* "" if none */
+	char data[4][T_DATA_MAX];
+	size_t len[4];
+	int64_t time_ms[4];
+};
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "%s", "/tmp/check_mlog-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(dbpath, sizeof(dbpath), "%s/log.db", dir);
+	conf_defaults(&cf);
+	snprintf(cf.db, sizeof(cf.db), "%s", dbpath);
+	cf.retain_count = 0;
+	cf.retain_age = 0;
+}
+
+static void
+teardown(void)
+{
+	char p[160];
+	const char *sfx[] = { "", "-wal", "-shm", "-journal" };
+	size_t i;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", dbpath, sfx[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+/* A log on the current settings, created if needed. */
+static struct mlog *
+open_log(void)
+{
+	struct mlog *l;
+	char err[256];
+	int rc;
+
+	rc = mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err));
+	ck_assert_msg(rc == MLOG_OK, "mlog_open: %s", err);
+	return l;
+}
+
+/* A second, plain SQLite connection, as the sqlite3 shell would be. */
+static sqlite3 *
+open_sql(void)
+{
+	sqlite3 *db;
+
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, MLOG_BUSY_MS);
+	return db;
+}
+
+/* One integer from a query on a plain connection. */
+static int64_t
+sql_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int64_t
+count_rows(struct mlog *l)
+{
+	return sql_int(mlog_db(l), "SELECT count(*) FROM messages");
+}
+
+static int64_t
+append(struct mlog *l, const char *channel, const char *data)
+{
+	int64_t id = -1;
+
+	ck_assert_int_eq(mlog_append(l, channel, NULL, NULL, data,
+	    strlen(data), &id), MLOG_OK);
+	return id;
+}
+
+static int
+collect(void *arg, const struct mlog_msg *m)
+{
+	struct seen *s = arg;
+	int i = s->n;
+
+	ck_assert_int_lt(i, T_MSGS_MAX);
+	s->id[i] = m->id;
+	snprintf(s->channel[i], sizeof(s->channel[i]), "%s", m->channel);
+	if (i < 4) {
+		snprintf(s->type[i], sizeof(s->type[i]), "%s", m->type);
+		snprintf(s->event[i], sizeof(s->event[i]), "%s",
+		    m->event != NULL ? m->event : "");
+		ck_assert_uint_lt(m->len, T_DATA_MAX);
+		memcpy(s->data[i], m->data, m->len);
+		s->data[i][m->len] = '\0';
+		s->len[i] = m->len;
+		s->time_ms[i] = m->time_ms;
+	}
+	s->n++;
+	return s->stop_after > 0 && s->n >= s->stop_after ? 7 : 0;
+}
+
+/* No statement of this connection is mid-step: no read transaction is
+ * left open between calls. */
+static void
+assert_idle(struct mlog *l)
+{
+	sqlite3_stmt *st = NULL;
+
+	ck_assert(sqlite3_get_autocommit(mlog_db(l)));
+	while ((st = sqlite3_next_stmt(mlog_db(l), st)) != NULL)
+		ck_assert_msg(!sqlite3_stmt_busy(st), "statement left open: "
+		    "%s", sqlite3_sql(st));
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(ids_never_reused)
+{
+	struct mlog *l = open_log();
+	int64_t id, prev = 0, last, del;
+	int i;
+
+	ck_assert_int_eq(mlog_last_id(l, &last), MLOG_OK);
+	ck_assert_int_eq(last, 0);
+	for (i = 0; i < 20; i++) {
+		id = append(l, i % 2 ? "a" : "b", "x");
+		ck_assert_int_gt(id, prev);
+		prev = id;
+	}
+	ck_assert_int_eq(mlog_last_id(l, &last), MLOG_OK);
+	ck_assert_int_eq(last, prev);
+
+	/* Deleting the newest rows must not hand their ids out again. */
+	ck_assert_int_eq(sqlite3_exec(mlog_db(l), "DELETE FROM messages WHERE "
+	    "id > 15", NULL, NULL, NULL), SQLITE_OK);
+	id = append(l, "a", "after delete");
+	ck_assert_int_gt(id, prev);
+	prev = id;
+
+	ck_assert_int_eq(mlog_remove(l, "a", &del), MLOG_OK);
+	ck_assert_int_gt(del, 0);
+	ck_assert_int_eq(mlog_remove(l, "a", &del), MLOG_ENOENT);
+	ck_assert_int_eq(mlog_remove(l, "b", &del), MLOG_OK);
+	ck_assert_int_eq(count_rows(l), 0);
+	ck_assert_int_eq(mlog_last_id(l, &last), MLOG_OK);
+	ck_assert_int_eq(last, prev);
+	id = append(l, "a", "after remove");
+	ck_assert_int_gt(id, prev);
+	assert_idle(l);
+	mlog_close(l);
+
+	/* And across a reopen. */
+	l = open_log();
+	ck_assert_int_gt(append(l, "a", "reopened"), id);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(retention_by_count)
+{
+	struct mlog *l;
+	struct mlog_stat st;
+	int64_t id = 0, del;
+	int i;
+
+	cf.retain_count = 3;
+	l = open_log();
+	for (i = 0; i < 10; i++) {
+		id = append(l, "keep", "x");
+		append(l, "other", "y");
+	}
+	ck_assert_int_eq(mlog_stat(l, "keep", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 3);
+	ck_assert_int_eq(st.last_id, id);
+	/* The three newest of "keep" are ids id-4, id-2, id. */
+	ck_assert_int_eq(st.first_id, id - 4);
+	ck_assert_int_eq(st.pruned_to, id - 6);
+	ck_assert_int_eq(mlog_stat(l, "other", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 3);
+
+	/* Explicit prune: one channel, then all. */
+	ck_assert_int_eq(mlog_prune(l, "keep", 1, 0, &del), MLOG_OK);
+	ck_assert_int_eq(del, 2);
+	ck_assert_int_eq(mlog_stat(l, "keep", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 1);
+	ck_assert_int_eq(st.first_id, id);
+	ck_assert_int_eq(mlog_prune(l, NULL, 2, 0, &del), MLOG_OK);
+	ck_assert_int_eq(del, 1);
+	ck_assert_int_eq(count_rows(l), 3);
+	ck_assert_int_eq(mlog_prune(l, NULL, 0, 0, &del), MLOG_OK);
+	ck_assert_int_eq(del, 0);
+	ck_assert_int_eq(mlog_prune(l, NULL, -1, 0, &del), MLOG_EINVAL);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(retention_by_age)
+{
+	struct mlog *l;
+	struct mlog_stat st;
+	sqlite3_stmt *ins;
+	int64_t old, del;
+	int i;
+
+	cf.retain_age = 60;
+	l = open_log();
+	/* Three messages from two minutes ago, as plain SQL may write them,
+	 * and one on another channel. */
+	ck_assert_int_eq(sqlite3_prepare_v2(mlog_db(l), "INSERT INTO "
+	    "messages(channel, time, data) VALUES(?1, ?2, 'old')", -1, &ins,
+	    NULL), SQLITE_OK);
+	old = now_ms() - 120 * 1000;
+	for (i = 0; i < 4; i++) {
+		sqlite3_bind_text(ins, 1, i < 3 ? "aged" : "else", -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, old + i);
+		ck_assert_int_eq(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+
+	append(l, "aged", "new");
+	ck_assert_int_eq(mlog_stat(l, "aged", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 1);
+	ck_assert_int_eq(st.pruned_to, 3);
+	/* Only the channel appended to is trimmed on append. */
+	ck_assert_int_eq(mlog_stat(l, "else", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 1);
+	/* An explicit prune by age covers every channel. */
+	ck_assert_int_eq(mlog_prune(l, NULL, 0, 60, &del), MLOG_OK);
+	ck_assert_int_eq(del, 1);
+	ck_assert_int_eq(mlog_stat(l, "else", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 0);
+	ck_assert_int_eq(st.first_id, 0);
+	ck_assert_int_eq(st.pruned_to, 4);
+	/* A huge age deletes nothing and does not overflow. */
+	ck_assert_int_eq(mlog_prune(l, NULL, 0, 0x7fffffffL, &del), MLOG_OK);
+	ck_assert_int_eq(del, 0);
+	ck_assert_int_eq(count_rows(l), 1);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(read_cursor_channels)
+{
+	const char *ac[] = { "a", "c" };
+	const char *all[VALID_CHANNELS_MAX + 1];
+	struct mlog *l = open_log();
+	struct seen s;
+	int64_t gap, last;
+	int i;
+
+	/* ids 1..12 on a, b, c in turn: a = 1,4,7,10; c = 3,6,9,12. */
+	for (i = 0; i < 12; i++)
+		append(l, i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "c", "m");
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, ac, 2, 0, 3, collect, &s, &gap, &last),
+	    MLOG_OK);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_int_eq(s.id[0], 1);
+	ck_assert_int_eq(s.id[1], 3);
+	ck_assert_int_eq(s.id[2], 4);
+	ck_assert_str_eq(s.channel[1], "c");
+	ck_assert_int_eq(gap, 0);
+	ck_assert_int_eq(last, 4);
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, ac, 2, last, 100, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 5);
+	for (i = 1; i < s.n; i++)
+		ck_assert_int_gt(s.id[i], s.id[i - 1]);
+	ck_assert_int_eq(last, 12);
+
+	/* Nothing new: last stays at the cursor. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, ac, 2, 12, 100, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 0);
+	ck_assert_int_eq(last, 12);
+
+	/* Every channel (n == 0), and a callback that stops early. */
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 2;
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 5, 100, collect, &s, &gap,
+	    &last), 7);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.id[0], 6);
+	ck_assert_int_eq(last, 7);
+	assert_idle(l);
+
+	/* The latest two of a and c, oldest first. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_latest(l, ac, 2, 2, collect, &s), MLOG_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.id[0], 10);
+	ck_assert_int_eq(s.id[1], 12);
+
+	/* Bad arguments. */
+	ck_assert_int_eq(mlog_read(l, ac, 2, 0, 0, collect, &s, NULL, NULL),
+	    MLOG_EINVAL);
+	for (i = 0; i <= VALID_CHANNELS_MAX; i++)
+		all[i] = "a";
+	ck_assert_int_eq(mlog_read(l, all, VALID_CHANNELS_MAX + 1, 0, 10,
+	    collect, &s, NULL, NULL), MLOG_EINVAL);
+	all[0] = ".bad";
+	ck_assert_int_eq(mlog_read(l, all, 2, 0, 10, collect, &s, NULL, NULL),
+	    MLOG_EINVAL);
+	/* VALID_CHANNELS_MAX names fit in one statement. */
+	memset(&s, 0, sizeof(s));
+	all[0] = "z";
+	all[VALID_CHANNELS_MAX - 1] = "c";
+	ck_assert_int_eq(mlog_read(l, all, VALID_CHANNELS_MAX, 0, 100,
+	    collect, &s, NULL, NULL), MLOG_OK);
+	ck_assert_int_eq(s.n, 8);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(read_limit_capped)
+{
+	const char *ch[] = { "many" };
+	struct mlog *l = open_log();
+	struct seen *s;
+	int64_t last;
+	int i;
+
+	for (i = 0; i < MLOG_READ_MAX + 5; i++)
+		append(l, "many", "x");
+	s = calloc(1, sizeof(*s));
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(mlog_read(l, ch, 1, 0, MLOG_READ_MAX * 10, collect,
+	    s, NULL, &last), MLOG_OK);
+	ck_assert_int_eq(s->n, MLOG_READ_MAX);
+	ck_assert_int_eq(last, MLOG_READ_MAX);
+	memset(s, 0, sizeof(*s));
+	ck_assert_int_eq(mlog_latest(l, ch, 1, MLOG_READ_MAX * 10, collect,
+	    s), MLOG_OK);
+	ck_assert_int_eq(s->n, MLOG_READ_MAX);
+	ck_assert_int_eq(s->id[MLOG_READ_MAX - 1], MLOG_READ_MAX + 5);
+	free(s);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(gap_detection)
+{
+	const char *g[] = { "g" };
+	const char *h[] = { "h" };
+	const char *gh[] = { "g", "h" };
+	struct mlog *l;
+	struct mlog_stat st;
+	struct seen s;
+	int64_t gap, last;
+	int i;
+
+	cf.retain_count = 3;
+	l = open_log();
+	for (i = 0; i < 6; i++)
+		append(l, "g", "m");    /* ids 1..6; 1..3 pruned */
+	append(l, "h", "m");            /* id 7, nothing pruned */
+	ck_assert_int_eq(mlog_stat(l, "g", &st), MLOG_OK);
+	ck_assert_int_eq(st.pruned_to, 3);
+
+	/* A cursor older than what is retained is told so. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, g, 1, 1, 100, collect, &s, &gap, &last),
+	    MLOG_OK);
+	ck_assert_int_eq(gap, 3);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_int_eq(s.id[0], 4);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, gh, 2, 0, 100, collect, &s, &gap, &last),
+	    MLOG_OK);
+	ck_assert_int_eq(gap, 3);
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 2, 100, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, 3);
+
+	/* At or after pruned_to: nothing was lost. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, g, 1, 3, 100, collect, &s, &gap, &last),
+	    MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_int_eq(mlog_read(l, g, 1, 5, 100, collect, &s, &gap, &last),
+	    MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	/* Another channel's pruning is not this reader's gap. */
+	ck_assert_int_eq(mlog_read(l, h, 1, 0, 100, collect, &s, &gap, &last),
+	    MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	/* Unknown channels: no gap, no rows. */
+	ck_assert_int_eq(mlog_read(l, (const char *[]){ "none" }, 1, 0, 100,
+	    collect, &s, &gap, &last), MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+/* Expect a refusal with code rc, a one-line reason containing `word`, and
+ * no row added. */
+static void
+refused(struct mlog *l, int got, int rc, const char *word)
+{
+	const char *msg = mlog_errmsg(l);
+
+	ck_assert_int_eq(got, rc);
+	ck_assert_msg(strstr(msg, word) != NULL, "reason \"%s\" lacks \"%s\"",
+	    msg, word);
+	ck_assert_ptr_null(strchr(msg, '\n'));
+	ck_assert_ptr_null(strchr(msg, '\r'));
+}
+
+START_TEST(validation)
+{
+	char longname[VALID_CHANNEL_MAX + 2], longtype[VALID_TYPE_MAX + 2];
+	char longevent[VALID_EVENT_MAX + 2];
+	const char *badch[] = { "", ".hidden", "a b", "a/b", "é", "a\nb",
+	    longname };
+	const char *badtype[] = { "", "text", "text/plain\r\nX-Evil: 1",
+	    "text/plain; charset=\"utf-8", "text /plain", longtype };
+	const char *badev[] = { "", "a b", "a\nb", "a=b", longevent };
+	struct mlog *l;
+	struct mlog_stat st;
+	char *big;
+	int64_t before, id = -1;
+	size_t i;
+
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	memcpy(longtype, "text/", 5);
+	memset(longtype + 5, 'x', sizeof(longtype) - 6);
+	longtype[sizeof(longtype) - 1] = '\0';
+	memset(longevent, 'e', sizeof(longevent) - 1);
+	longevent[sizeof(longevent) - 1] = '\0';
+
+	cf.max_data = 1000;
+	l = open_log();
+	append(l, "ok", "first");
+	before = count_rows(l);
+
+	for (i = 0; i < sizeof(badch) / sizeof(badch[0]); i++)
+		refused(l, mlog_append(l, badch[i], NULL, NULL, "x", 1, &id),
+		    MLOG_EINVAL, "invalid channel name");
+	refused(l, mlog_append(l, NULL, NULL, NULL, "x", 1, &id), MLOG_EINVAL,
+	    "invalid channel name");
+	for (i = 0; i < sizeof(badtype) / sizeof(badtype[0]); i++)
+		refused(l, mlog_append(l, "ok", badtype[i], NULL, "x", 1, &id),
+		    MLOG_EINVAL, "invalid media type");
+	for (i = 0; i < sizeof(badev) / sizeof(badev[0]); i++)
+		refused(l, mlog_append(l, "ok", NULL, badev[i], "x", 1, &id),
+		    MLOG_EINVAL, "invalid event name");
+	big = calloc(1, 2000);
+	ck_assert_ptr_nonnull(big);
+	refused(l, mlog_append(l, "ok", NULL, NULL, big, 1001, &id),
+	    MLOG_E2BIG, "message of 1001 bytes is over the 1000-byte limit");
+	refused(l, mlog_append(l, "ok", NULL, NULL, NULL, 5, &id),
+	    MLOG_EINVAL, "no data");
+	ck_assert_int_eq(id, -1);
+	ck_assert_int_eq(count_rows(l), before);
+	ck_assert_int_eq(mlog_stat(l, "nn", &st), MLOG_ENOENT);
+	ck_assert_int_eq(mlog_stat(l, ".x", &st), MLOG_EINVAL);
+
+	/* The limits themselves are accepted. */
+	longname[VALID_CHANNEL_MAX] = '\0';
+	longtype[VALID_TYPE_MAX] = '\0';
+	longevent[VALID_EVENT_MAX] = '\0';
+	ck_assert_int_eq(mlog_append(l, longname, longtype, longevent, big,
+	    1000, &id), MLOG_OK);
+	ck_assert_int_eq(mlog_append(l, "a-Z_0.9", "image/png",
+	    "ns:up-date.1", NULL, 0, &id), MLOG_OK);
+	ck_assert_int_eq(mlog_append(l, "ok", "text/plain; charset=\"utf-8\"",
+	    NULL, "", 0, &id), MLOG_OK);
+	ck_assert_int_eq(count_rows(l), before + 3);
+	free(big);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(plain_sql_insert)
+{
+	const char *news[] = { "news" };
+	const char *bad[] = {
+	    "INSERT INTO messages(channel, data) VALUES('.x', 'd')",
+	    "INSERT INTO messages(channel, data) VALUES('a b', 'd')",
+	    "INSERT INTO messages(channel, data) VALUES('', 'd')",
+	    "INSERT INTO messages(channel, data) VALUES(NULL, 'd')",
+	    "INSERT INTO messages(channel, type, data) VALUES('n', "
+	    "'text/plain' || char(13, 10) || 'X: y', 'd')",
+	    "INSERT INTO messages(channel, event, data) VALUES('n', 'a b', "
+	    "'d')",
+	    "INSERT INTO messages(channel, event, data) VALUES('n', '', 'd')",
+	    "INSERT INTO messages(channel, time, data) VALUES('n', 'noon', "
+	    "'d')",
+	    "UPDATE messages SET channel = 'moved'",
+	};
+	struct mlog *l = open_log();
+	struct mlog_stat st;
+	struct seen s;
+	sqlite3 *db;
+	int64_t t0, t1, gap, last;
+	size_t i;
+
+	append(l, "news", "from C");
+	db = open_sql();
+	t0 = now_ms();
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, data) "
+	    "VALUES('news', 'hi')", NULL, NULL, NULL), SQLITE_OK);
+	t1 = now_ms();
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, type, "
+	    "event, data) VALUES('news', 'image/png', 'frame', x'00ff')",
+	    NULL, NULL, NULL), SQLITE_OK);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(sqlite3_exec(db, bad[i], NULL, NULL, NULL) !=
+		    SQLITE_OK, "accepted: %s", bad[i]);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages"), 3);
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, news, 1, 1, 10, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.id[0], 2);
+	ck_assert_str_eq(s.type[0], MLOG_DEFAULT_TYPE);
+	ck_assert_str_eq(s.event[0], "");
+	ck_assert_str_eq(s.data[0], "hi");
+	ck_assert_int_ge(s.time_ms[0], t0 - 1);
+	ck_assert_int_le(s.time_ms[0], t1 + 1);
+	ck_assert_str_eq(s.type[1], "image/png");
+	ck_assert_str_eq(s.event[1], "frame");
+	ck_assert_uint_eq(s.len[1], 2);
+	ck_assert_int_eq((unsigned char)s.data[1][1], 0xff);
+
+	ck_assert_int_eq(mlog_stat(l, "news", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 3);
+	ck_assert_int_eq(st.first_id, 1);
+	ck_assert_int_eq(st.last_id, 3);
+	ck_assert_int_ge(st.last_time_ms, t1 - 1);
+	ck_assert_int_eq(mlog_last_id(l, &last), MLOG_OK);
+	ck_assert_int_eq(last, 3);
+
+	/* A plain SQL delete is seen by gap detection. */
+	ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM messages WHERE id = 2",
+	    NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(mlog_read(l, news, 1, 1, 10, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, 2);
+	sqlite3_close(db);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(changed_by_others)
+{
+	struct mlog *l = open_log();
+	sqlite3 *db;
+
+	db = open_sql();
+	ck_assert_int_eq(mlog_changed(l), 0);
+	/* Our own commits are not "another connection". */
+	append(l, "c", "mine");
+	ck_assert_int_eq(mlog_changed(l), 0);
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, data) "
+	    "VALUES('c', 'theirs')", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(mlog_changed(l), 1);
+	ck_assert_int_eq(mlog_changed(l), 0);
+	assert_idle(l);
+	sqlite3_close(db);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(streams_and_subscribers)
+{
+	const char *ab[] = { "a", "b", "a" };
+	const char *b[] = { "b" };
+	struct mlog *l = open_log();
+	struct mlog_stat st;
+	int64_t s1, s2, s3;
+	char secret[32];
+	pid_t pid, dead;
+	int status;
+
+	append(l, "a", "m");
+	append(l, "b", "m");
+	ck_assert_int_eq(mlog_stream_open(l, ab, 3, getpid(), "s3cr3t", &s1),
+	    MLOG_OK);
+	ck_assert_int_eq(mlog_stream_open(l, b, 1, getpid(), NULL, &s2),
+	    MLOG_OK);
+	ck_assert_int_gt(s2, s1);
+	ck_assert_int_eq(mlog_stat(l, "a", &st), MLOG_OK);
+	ck_assert_int_eq(st.subscribers, 1);
+	ck_assert_int_eq(mlog_stat(l, "b", &st), MLOG_OK);
+	ck_assert_int_eq(st.subscribers, 2);
+	ck_assert_int_eq(mlog_stream_info(l, s1, &pid, secret, sizeof(secret)),
+	    MLOG_OK);
+	ck_assert_int_eq(pid, getpid());
+	ck_assert_str_eq(secret, "s3cr3t");
+	ck_assert_int_eq(mlog_stream_info(l, s2, &pid, secret, sizeof(secret)),
+	    MLOG_OK);
+	ck_assert_str_eq(secret, "");
+	ck_assert_int_eq(mlog_stream_info(l, s1, NULL, secret, 3),
+	    MLOG_EINVAL);
+
+	/* A stream whose process is gone (a crashed responder). */
+	dead = fork();
+	ck_assert_int_ge(dead, 0);
+	if (dead == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(dead, &status, 0), dead);
+	ck_assert_int_eq(mlog_stream_open(l, b, 1, dead, NULL, &s3), MLOG_OK);
+	ck_assert_int_eq(sql_int(mlog_db(l), "SELECT count(*) FROM streams"),
+	    3);
+	/* Counting skips it (and reaps it). */
+	ck_assert_int_eq(mlog_stat(l, "b", &st), MLOG_OK);
+	ck_assert_int_eq(st.subscribers, 2);
+	ck_assert_int_eq(mlog_reap(l), MLOG_OK);
+	ck_assert_int_eq(mlog_stream_info(l, s3, NULL, NULL, 0), MLOG_ENOENT);
+	ck_assert_int_eq(sql_int(mlog_db(l), "SELECT count(*) FROM "
+	    "subscriptions"), 3);
+
+	ck_assert_int_eq(mlog_stream_close(l, s1), MLOG_OK);
+	ck_assert_int_eq(mlog_stream_close(l, s1), MLOG_ENOENT);
+	ck_assert_int_eq(mlog_stat(l, "a", &st), MLOG_OK);
+	ck_assert_int_eq(st.subscribers, 0);
+	ck_assert_int_eq(mlog_stat(l, "b", &st), MLOG_OK);
+	ck_assert_int_eq(st.subscribers, 1);
+	/* Subscriptions went with their stream. */
+	ck_assert_int_eq(sql_int(mlog_db(l), "SELECT count(*) FROM "
+	    "subscriptions"), 1);
+
+	/* Bad arguments. */
+	ck_assert_int_eq(mlog_stream_open(l, b, 0, getpid(), NULL, &s3),
+	    MLOG_EINVAL);
+	ck_assert_int_eq(mlog_stream_open(l, b, 1, 0, NULL, &s3),
+	    MLOG_EINVAL);
+	ck_assert_int_eq(mlog_stream_open(l, b, 1, getpid(), "a b", &s3),
+	    MLOG_EINVAL);
+	ck_assert_int_eq(mlog_stream_open(l, (const char *[]){ "." }, 1,
+	    getpid(), NULL, &s3), MLOG_EINVAL);
+	ck_assert_int_eq(mlog_stream_close(l, s2), MLOG_OK);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+static int
+stats_cb(void *arg, const struct mlog_stat *st)
+{
+	int64_t *sum = arg;
+
+	sum[0]++;
+	sum[1] += st->count;
+	sum[2] += st->subscribers;
+	return 0;
+}
+
+START_TEST(stats_all)
+{
+	const char *x[] = { "x" };
+	struct mlog *l = open_log();
+	int64_t sum[3] = { 0, 0, 0 }, s;
+
+	append(l, "x", "1");
+	append(l, "y", "2");
+	append(l, "y", "3");
+	ck_assert_int_eq(mlog_stream_open(l, x, 1, getpid(), NULL, &s),
+	    MLOG_OK);
+	ck_assert_int_eq(mlog_stats(l, stats_cb, sum), MLOG_OK);
+	ck_assert_int_eq(sum[0], 2);
+	ck_assert_int_eq(sum[1], 3);
+	ck_assert_int_eq(sum[2], 1);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(schema_versions)
+{
+	struct mlog *l;
+	sqlite3 *db;
+	char err[256];
+
+	/* No file, no create: ENOENT. */
+	ck_assert_int_eq(mlog_open(&l, &cf, 0, err, sizeof(err)), MLOG_ENOENT);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(access(dbpath, F_OK), -1);
+
+	l = open_log();
+	db = mlog_db(l);
+	ck_assert_int_eq(sql_int(db, "PRAGMA user_version"),
+	    MLOG_SCHEMA_VERSION);
+	ck_assert_int_eq(sql_int(db, "PRAGMA foreign_keys"), 1);
+	ck_assert_int_eq(sql_int(db, "PRAGMA busy_timeout"), MLOG_BUSY_MS);
+	ck_assert_int_eq(sql_int(db, "PRAGMA synchronous"), 1);   /* NORMAL */
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'messages_channel_id'"), 1);
+	mlog_close(l);
+
+	db = open_sql();
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode", NULL, NULL,
+	    NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL,
+	    NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_ESCHEMA);
+	ck_assert_ptr_nonnull(strstr(err, "newer"));
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_READONLY, err, sizeof(err)),
+	    MLOG_ESCHEMA);
+
+	/* Someone else's database is not taken over. */
+	teardown();
+	setup();
+	db = open_sql();
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_ESCHEMA);
+	ck_assert_ptr_nonnull(strstr(err, "not a pushcgi"));
+
+	/* Nor a file that is not SQLite at all. */
+	teardown();
+	setup();
+	{
+		FILE *f = fopen(dbpath, "w");
+
+		ck_assert_ptr_nonnull(f);
+		fputs("this is not a database, just some text that is long "
+		    "enough to fill a header of one hundred bytes, which "
+		    "is what sqlite reads first", f);
+		fclose(f);
+	}
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_ESCHEMA);
+}
+END_TEST
+
+START_TEST(create_mode_and_wal)
+{
+	struct mlog *l;
+	struct stat sb;
+	sqlite3 *db;
+	char wal[160];
+	mode_t old;
+
+	old = umask(002);
+	l = open_log();
+	append(l, "m", "x");
+	umask(old);
+	ck_assert_int_eq(stat(dbpath, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0664);
+	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0664);
+	db = open_sql();
+	ck_assert_int_eq(sql_int(db, "SELECT journal_mode = 'wal' FROM "
+	    "pragma_journal_mode"), 1);
+	sqlite3_close(db);
+	mlog_close(l);
+
+	/* A stricter umask is respected, not overridden. */
+	teardown();
+	setup();
+	old = umask(077);
+	l = open_log();
+	umask(old);
+	ck_assert_int_eq(stat(dbpath, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	mlog_close(l);
+
+	/* synchronous from the config. */
+	cf.synchronous_full = 1;
+	l = open_log();
+	ck_assert_int_eq(sql_int(mlog_db(l), "PRAGMA synchronous"), 2);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(concurrent_create)
+{
+	struct mlog *l;
+	pid_t kids[T_CREATORS];
+	int i, status, ok = 0;
+
+	for (i = 0; i < T_CREATORS; i++) {
+		kids[i] = fork();
+		ck_assert_int_ge(kids[i], 0);
+		if (kids[i] == 0) {
+			struct mlog *k;
+			char err[256];
+			int64_t id;
+
+			if (mlog_open(&k, &cf, MLOG_CREATE, err,
+			    sizeof(err)) != MLOG_OK) {
+				fprintf(stderr, "child: %s\n", err);
+				_exit(1);
+			}
+			if (mlog_append(k, "race", NULL, NULL, "x", 1, &id) !=
+			    MLOG_OK) {
+				fprintf(stderr, "child: %s\n", mlog_errmsg(k));
+				_exit(2);
+			}
+			mlog_close(k);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < T_CREATORS; i++) {
+		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			ok++;
+	}
+	ck_assert_int_eq(ok, T_CREATORS);
+	l = open_log();
+	ck_assert_int_eq(count_rows(l), T_CREATORS);
+	mlog_close(l);
+}
+END_TEST
+
+START_TEST(readonly_open)
+{
+	const char *r[] = { "r" };
+	struct mlog *l, *ro;
+	struct seen s;
+	char err[256];
+	int64_t id;
+
+	l = open_log();
+	append(l, "r", "x");
+	ck_assert_int_eq(mlog_open(&ro, &cf, MLOG_READONLY, err, sizeof(err)),
+	    MLOG_OK);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(ro, r, 1, 0, 10, collect, &s, NULL, NULL),
+	    MLOG_OK);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_int_eq(mlog_append(ro, "r", NULL, NULL, "x", 1, &id),
+	    MLOG_ERR);
+	ck_assert_ptr_nonnull(strstr(mlog_errmsg(ro), "read-only"));
+	mlog_close(ro);
+	mlog_close(l);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("mlog");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, ids_never_reused);
+	tcase_add_test(tc, retention_by_count);
+	tcase_add_test(tc, retention_by_age);
+	tcase_add_test(tc, read_cursor_channels);
+	tcase_add_test(tc, read_limit_capped);
+	tcase_add_test(tc, gap_detection);
+	tcase_add_test(tc, validation);
+	tcase_add_test(tc, plain_sql_insert);
+	tcase_add_test(tc, changed_by_others);
+	tcase_add_test(tc, streams_and_subscribers);
+	tcase_add_test(tc, stats_all);
+	tcase_add_test(tc, schema_versions);
+	tcase_add_test(tc, create_mode_and_wal);
+	tcase_add_test(tc, concurrent_create);
+	tcase_add_test(tc, readonly_open);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# pushctl from the outside: every command, its output and its exit codes.
+# Prints "ok - ..." / "not ok - ..." lines; exits non-zero on any failure.
+set -u
+B=${top_builddir:-.}
+PUSHCTL="$B/pushctl"
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+export PUSHCGI_DB="$tmp/log.db" PUSHCGI_CONF=
+fails=0
+ok() { echo "ok - $1"; }
+nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+check() { # $1 name, rest: command that must succeed
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else nok "$name"; fi
+}
+status_is() { # $1 expected exit code, rest: pushctl args
+	local want=$1 got
+	shift
+	"$PUSHCTL" "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	[ "$got" -eq "$want" ] || { echo "# pushctl $*: exit $got, want $want: $(cat "$tmp/err")"; return 1; }
+}
+one_line_error() { [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q '^pushctl: ' "$tmp/err"; }
+
+check "--help prints usage and exits 0" status_is 0 --help
+check "--help names every command" bash -c "for c in init send tail ls stat rm prune every; do grep -q \"  \$c\" '$tmp/out' || exit 1; done"
+check "--version" status_is 0 --version
+check "no command is a usage error (100)" status_is 100
+check "unknown command is a usage error (100)" status_is 100 frobnicate
+check "reading a missing log is a system error (111)" status_is 111 ls
+check "init creates the log" status_is 0 init
+check "init is idempotent" status_is 0 init
+check "send prints the new id" status_is 0 send news hello
+check "first id is 1" grep -qx 1 "$tmp/out"
+check "send from stdin" bash -c "printf 'two\nlines' | '$PUSHCTL' send news - >'$tmp/out'"
+check "second id is 2" grep -qx 2 "$tmp/out"
+check "send with type and event" status_is 0 send -t 'application/json' -e update news '{"a":1}'
+check "invalid channel is refused (1)" status_is 1 send '.bad' x
+check "invalid channel: one clear line" one_line_error
+check "invalid type is refused (1)" status_is 1 send -t 'text/plain
+X: y' news x
+check "invalid event is refused (1)" status_is 1 send -e 'a b' news x
+head -c $((1024 * 1024 + 1)) /dev/zero >"$tmp/big"
+check "message over max_data is refused (1)" bash -c "'$PUSHCTL' send news - <'$tmp/big' 2>'$tmp/err'; [ \$? -eq 1 ]"
+check "over max_data: the reason names the limit" grep -q 1048576 "$tmp/err"
+check "refused sends changed nothing" bash -c "[ \$(sqlite3 '$PUSHCGI_DB' 'select count(*) from messages') -eq 3 ]"
+check "tail prints the last messages" status_is 0 tail news
+check "tail line format" bash -c "printf '1\tnews\t-\thello\n2\tnews\t-\ttwo\\\\nlines\n3\tnews\tupdate\t{\"a\":1}\n' | cmp -s - '$tmp/out'"
+check "tail --since" status_is 0 tail --since 2 news
+check "tail --since shows only later ids" bash -c "[ \$(cut -f1 '$tmp/out') = 3 ]"
+head -c 5000 /dev/urandom >"$tmp/bin"
+"$PUSHCTL" send -q -t image/png img - <"$tmp/bin"
+check "binary data round-trips byte-exact (send - / tail --raw)" bash -c "'$PUSHCTL' tail --raw -n 1 img | cmp -s - '$tmp/bin'"
+check "ls lists channels" status_is 0 ls
+check "ls shows news and img" bash -c "grep -q '^news ' '$tmp/out' && grep -q '^img ' '$tmp/out'"
+check "stat of the log" status_is 0 stat
+check "stat names the last id" grep -qx 'last_id: 4' "$tmp/out"
+check "stat of a channel" status_is 0 stat news
+check "stat shows retained" grep -qx 'retained: 3' "$tmp/out"
+check "stat of an unknown channel is refused (1)" status_is 1 stat nosuch
+check "plain SQL insert is a publish" sqlite3 "$PUSHCGI_DB" "INSERT INTO messages(channel, data) VALUES('news', 'from sql')"
+check "tail shows the SQL insert with defaults" bash -c "'$PUSHCTL' tail -n 1 news | grep -qP '^5\tnews\t-\tfrom sql\$'"
+
+# tail -f: a subscriber that sees new messages, SQL inserts included.
+"$PUSHCTL" tail -f --since 5 --count 3 --timeout 20 news >"$tmp/follow" 2>&1 &
+fpid=$!
+for i in $(seq 50); do
+	[ "$(sqlite3 "$PUSHCGI_DB" 'select count(*) from subscriptions')" = 1 ] && break
+	sleep 0.1
+done
+check "tail -f registers as a subscriber" bash -c "'$PUSHCTL' stat news | grep -qx 'subscribers: 1'"
+"$PUSHCTL" send -q news live1
+sqlite3 "$PUSHCGI_DB" "INSERT INTO messages(channel, data) VALUES('news', 'live2')"
+"$PUSHCTL" send -q other ignored
+"$PUSHCTL" send -q news live3
+wait $fpid
+check "tail -f exits 0 after --count" test $? -eq 0
+check "tail -f received the three messages in order" bash -c "[ \"\$(cut -f4 '$tmp/follow' | tr '\n' ' ')\" = 'live1 live2 live3 ' ]"
+check "tail -f unregistered on exit" bash -c "[ \$(sqlite3 '$PUSHCGI_DB' 'select count(*) from subscriptions') -eq 0 ]"
+
+# SIGTERM ends a follower cleanly and unregisters it.
+"$PUSHCTL" tail -f news >/dev/null 2>&1 &
+fpid=$!
+sleep 0.5
+kill -TERM $fpid
+wait $fpid
+check "tail -f ends cleanly on SIGTERM" test $? -eq 0
+check "SIGTERM'd follower unregistered" bash -c "[ \$(sqlite3 '$PUSHCGI_DB' 'select count(*) from subscriptions') -eq 0 ]"
+
+# every: a command's output published periodically.
+check "every publishes a command's output" status_is 0 every --count 2 1 clock -- echo tick
+check "every published twice" bash -c "[ \$('$PUSHCTL' tail clock | grep -c tick) -eq 2 ]"
+check "every with a failing command is refused" status_is 1 every --count 1 1 clock -- /nonexistent/cmd
+check "every needs --" status_is 100 every 1 clock echo tick
+
+check "prune --keep 1 news" status_is 0 prune --keep 1 news
+check "prune left one message" bash -c "'$PUSHCTL' stat news | grep -qx 'retained: 1'"
+check "tail --since 0 after prune reports the gap" bash -c "'$PUSHCTL' tail --since 0 news | head -1 | grep -qP '^gap\t'"
+check "rm removes a channel" status_is 0 rm news
+check "rm of an unknown channel is refused (1)" status_is 1 rm news
+"$PUSHCTL" send -q news again
+check "ids are never reused after rm" bash -c "[ \$('$PUSHCTL' tail -n 1 news | cut -f1) -gt 9 ]"
+check "bad --db directory is a system error (111)" status_is 111 --db /nonexistent/dir/x.db send a b
+[ $fails -eq 0 ]
