@@ -1,0 +1,713 @@
+/*
+ * http: the request and the response, over CGI descriptors or a FastCGI
+ * request.  See http.h for the contracts.
+ *
+ * Every write is flushed by the caller at message boundaries, never held:
+ * a push response is useless if a buffer sits on the last event.  A write
+ * error is remembered in the output and ends the response: the client is
+ * gone and nothing more can reach it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http.h"
+
+#define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
+#define HTTP_RETRY_AFTER "5"      /* seconds a 503 asks the client to wait */
+
+extern char **environ;
+
+static int http_hexval(int);
+static int http_decode(const char *, size_t, char *, size_t, size_t *);
+static void http_sanitize(char *, size_t, const char *);
+static const char *http_reason(int);
+static int http_write_fd(struct http_out *, const char *, size_t);
+static int http_is_tchar(int);
+static void http_poll_init(struct http_req *);
+
+void
+http_init_cgi(struct http_req *r, const char *prog)
+{
+	memset(r, 0, sizeof(*r));
+	r->fcgi = NULL;
+	r->envp = environ;
+	r->in_fd = 0;
+	r->err_fd = 2;
+	r->prog = prog;
+	r->out.fd = 1;
+	r->out.fs = NULL;
+	http_poll_init(r);
+}
+
+void
+http_init_fcgi(struct http_req *r, FCGX_Request *fr, const char *prog)
+{
+	memset(r, 0, sizeof(*r));
+	r->fcgi = fr;
+	r->envp = fr->envp;
+	r->in_fd = -1;
+	r->err_fd = 2;
+	r->prog = prog;
+	r->out.fd = -1;
+	r->out.fs = fr->out;
+	http_poll_init(r);
+}
+
+void
+http_release(struct http_req *r)
+{
+	http_out_free(&r->out);
+}
+
+/*
+ * Decide once what tells us the web server dropped the request.  FastCGI:
+ * the connection; no server multiplexes, so anything readable after the
+ * request (EOF, an abort) means the client left.  CGI: stdout, watched
+ * for POLLERR/POLLHUP only, which poll(2) always reports: a pipe reports
+ * POLLERR once the server closes its end, a Unix socket (mod_cgid) POLLHUP
+ * once it is closed.  Its POLLRDHUP is no sign: mod_cgid shuts down its
+ * sending side after the request body.
+ */
+static void
+http_poll_init(struct http_req *r)
+{
+	r->poll_fd = -1;
+	r->poll_events = 0;
+	if (r->fcgi != NULL) {
+		r->poll_fd = r->fcgi->ipcFd;
+		r->poll_events = POLLIN | POLLRDHUP;
+		return;
+	}
+	r->poll_fd = r->out.fd;
+}
+
+const char *
+http_env(const struct http_req *r, const char *name)
+{
+	if (r->fcgi != NULL)
+		return FCGX_GetParam(name, r->envp);
+	return getenv(name);
+}
+
+int
+http_header_in(const struct http_req *r, const char *var, const char **value)
+{
+	const char *v = http_env(r, var);
+
+	*value = v;
+	if (v != NULL && strnlen(v, HTTP_HEADER_MAX + 1) > HTTP_HEADER_MAX)
+		return -1;
+	return 0;
+}
+
+const char *
+http_method(const struct http_req *r)
+{
+	const char *m = http_env(r, "REQUEST_METHOD");
+
+	return m != NULL && *m != '\0' ? m : "GET";
+}
+
+static int
+http_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decode s[0..n) into out (room for outmax bytes plus NUL).
+ * Returns 0, -1 on a bad escape or a decoded NUL, -2 if too long.
+ */
+static int
+http_decode(const char *s, size_t n, char *out, size_t outmax, size_t *outlen)
+{
+	size_t i, o = 0;
+	int hi, lo, c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '+')
+			c = ' ';
+		else if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			hi = http_hexval((unsigned char)s[i + 1]);
+			lo = http_hexval((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c == 0)
+			return -1;
+		if (o == outmax)
+			return -2;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return 0;
+}
+
+/* Copy s for a log line or a reason: printable ASCII only, quotes and
+ * backslashes replaced, truncated to fit. */
+static void
+http_sanitize(char *dst, size_t dstlen, const char *s)
+{
+	size_t i;
+
+	if (dstlen == 0)
+		return;
+	for (i = 0; s[i] != '\0' && i + 1 < dstlen; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		dst[i] = (c < 0x20 || c > 0x7e || c == '"' || c == '\\') ?
+		    '?' : (char)c;
+	}
+	dst[i] = '\0';
+}
+
+int
+http_parse_query(const char *qs, const char *const *allowed,
+    struct http_params *p, char *why, size_t whylen)
+{
+	char name[HTTP_NAME_MAX + 1], shown[HTTP_NAME_MAX + 1];
+	const char *seg, *end, *eq;
+	size_t qlen, used = 0, nlen, vlen;
+	int i, rc;
+
+	p->n = 0;
+	if (qs == NULL)
+		return 0;
+	qlen = strnlen(qs, HTTP_QUERY_MAX + 1);
+	if (qlen > HTTP_QUERY_MAX) {
+		snprintf(why, whylen, "query string longer than %d bytes",
+		    HTTP_QUERY_MAX);
+		return -1;
+	}
+	for (seg = qs; seg < qs + qlen; seg = end + 1) {
+		end = memchr(seg, '&', (size_t)(qs + qlen - seg));
+		if (end == NULL)
+			end = qs + qlen;
+		if (end == seg)
+			continue;
+		eq = memchr(seg, '=', (size_t)(end - seg));
+		if (eq == NULL)
+			eq = end;
+		rc = http_decode(seg, (size_t)(eq - seg), name, HTTP_NAME_MAX,
+		    &nlen);
+		if (rc == -2) {
+			snprintf(why, whylen, "parameter name longer than %d "
+			    "bytes", HTTP_NAME_MAX);
+			return -1;
+		}
+		if (rc != 0) {
+			snprintf(why, whylen, "bad %%-escape in a parameter "
+			    "name");
+			return -1;
+		}
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], name) == 0)
+				break;
+		if (allowed[i] == NULL) {
+			http_sanitize(shown, sizeof(shown), name);
+			snprintf(why, whylen, "unknown parameter \"%s\"",
+			    shown);
+			return -1;
+		}
+		if (http_param(p, name) != NULL) {
+			snprintf(why, whylen, "parameter \"%s\" given twice",
+			    allowed[i]);
+			return -1;
+		}
+		if (p->n == HTTP_PARAMS_MAX) {
+			snprintf(why, whylen, "more than %d parameters",
+			    HTTP_PARAMS_MAX);
+			return -1;
+		}
+		/* Decoding never grows a value, so buf always has room. */
+		rc = http_decode(eq == end ? eq : eq + 1,
+		    (size_t)(end - (eq == end ? eq : eq + 1)), p->buf + used,
+		    HTTP_VALUE_MAX, &vlen);
+		if (rc == -2) {
+			snprintf(why, whylen, "parameter \"%s\" longer than "
+			    "%d bytes", allowed[i], HTTP_VALUE_MAX);
+			return -1;
+		}
+		if (rc != 0) {
+			snprintf(why, whylen, "bad %%-escape or NUL in "
+			    "parameter \"%s\"", allowed[i]);
+			return -1;
+		}
+		p->p[p->n].name = allowed[i];
+		p->p[p->n].value = p->buf + used;
+		p->n++;
+		used += vlen + 1;
+	}
+	return 0;
+}
+
+const char *
+http_param(const struct http_params *p, const char *name)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->p[i].name, name) == 0)
+			return p->p[i].value;
+	return NULL;
+}
+
+int
+http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
+{
+	const char *cl;
+	char *buf = NULL, sink[512];
+	size_t got = 0, want = 0, cap;
+	ssize_t n;
+	int c;
+
+	if (data != NULL)
+		*data = NULL;
+	if (len != NULL)
+		*len = 0;
+	if (r->body_done)
+		return 0;
+	r->body_done = 1;
+	cap = data != NULL ? max : HTTP_DISCARD_MAX;
+	if (data != NULL && (buf = malloc(cap + 1)) == NULL)
+		return http_fail(r, 500, 101, "out of memory for the body");
+	if (r->fcgi != NULL) {
+		/* Read to the end of FCGI_STDIN: the record stream then
+		 * goes quiet, so a readable socket later means a hang-up. */
+		for (;;) {
+			c = FCGX_GetStr(buf != NULL ? buf + got : sink,
+			    buf != NULL ? (int)(cap + 1 - got > INT_MAX ?
+			    INT_MAX : cap + 1 - got) : (int)sizeof(sink),
+			    r->fcgi->in);
+			if (c <= 0)
+				break;
+			got += (size_t)c;
+			if (got > cap) {
+				free(buf);
+				return http_fail(r, 413, 102, "request body "
+				    "larger than %zu bytes", cap);
+			}
+			if (buf != NULL && got == cap + 1)
+				break;
+		}
+		if (FCGX_GetError(r->fcgi->in) != 0) {
+			free(buf);
+			return http_fail(r, 400, 103, "reading the request "
+			    "body failed");
+		}
+	} else {
+		cl = http_env(r, "CONTENT_LENGTH");
+		if (cl != NULL && *cl != '\0') {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(cl, &end, 10);
+			if (*end != '\0' || errno != 0 || cl[0] == '-') {
+				free(buf);
+				return http_fail(r, 400, 104,
+				    "bad Content-Length");
+			}
+			if (v > cap) {
+				free(buf);
+				return http_fail(r, 413, 105, "request body "
+				    "larger than %zu bytes", cap);
+			}
+			want = (size_t)v;
+		}
+		while (got < want) {
+			n = read(r->in_fd, buf != NULL ? buf + got : sink,
+			    buf != NULL ? want - got : (want - got <
+			    sizeof(sink) ? want - got : sizeof(sink)));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				free(buf);
+				return http_fail(r, 400, 106, "request body "
+				    "shorter than Content-Length");
+			}
+			got += (size_t)n;
+		}
+	}
+	if (buf != NULL) {
+		buf[got] = '\0';
+		*data = buf;
+	}
+	if (len != NULL)
+		*len = got;
+	return 0;
+}
+
+/* RFC 7230 tchar, for header names. */
+static int
+http_is_tchar(int c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int
+http_header(struct http_req *r, const char *name, const char *value)
+{
+	size_t i, nl, vl;
+
+	nl = strlen(name);
+	vl = strlen(value);
+	if (nl == 0)
+		return -1;
+	for (i = 0; i < nl; i++)
+		if (!http_is_tchar((unsigned char)name[i]))
+			return -1;
+	for (i = 0; i < vl; i++)
+		if ((unsigned char)value[i] < 0x20 ||
+		    (unsigned char)value[i] > 0x7e)
+			return -1;
+	if (r->hdrlen + nl + vl + 4 >= sizeof(r->hdrs))
+		return -1;
+	r->hdrlen += (size_t)snprintf(r->hdrs + r->hdrlen,
+	    sizeof(r->hdrs) - r->hdrlen, "%s: %s\r\n", name, value);
+	return 0;
+}
+
+void
+http_cors(struct http_req *r, const struct conf *c)
+{
+	const char *origin = http_env(r, "HTTP_ORIGIN");
+	int i;
+
+	if (origin == NULL || *origin == '\0' ||
+	    strlen(origin) > CONF_ORIGIN_MAX)
+		return;
+	for (i = 0; i < c->norigins; i++) {
+		if (strcmp(c->origins[i], "*") == 0) {
+			http_header(r, "Access-Control-Allow-Origin", "*");
+			return;
+		}
+		if (strcmp(c->origins[i], origin) == 0) {
+			http_header(r, "Access-Control-Allow-Origin", origin);
+			http_header(r, "Vary", "Origin");
+			return;
+		}
+	}
+}
+
+static const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+int
+http_start(struct http_req *r, int status, const char *type)
+{
+	struct http_out *o = &r->out;
+
+	if (r->started)
+		return o->failed ? -1 : 0;
+	r->started = 1;
+	http_printf(o, "Status: %d %s\r\n", status, http_reason(status));
+	if (type != NULL)
+		http_printf(o, "Content-Type: %s\r\n", type);
+	http_puts(o, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+	http_put(o, r->hdrs, r->hdrlen);
+	http_puts(o, "\r\n");
+	return http_flush(o);
+}
+
+/* write(2) all of p, retrying short writes and interrupted calls. */
+static int
+http_write_fd(struct http_out *o, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(o->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			o->failed = 1;
+			o->err = w < 0 ? errno : EPIPE;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+http_put(struct http_out *o, const void *p, size_t n)
+{
+	const char *s = p;
+	size_t chunk;
+	char *nb;
+
+	if (o->failed)
+		return -1;
+	if (n == 0)
+		return 0;
+	if (o->mem) {
+		if (o->used + n > o->cap) {
+			size_t ncap = o->cap ? o->cap : 256;
+
+			while (ncap < o->used + n)
+				ncap *= 2;
+			if ((nb = realloc(o->buf, ncap)) == NULL) {
+				o->failed = 1;
+				o->err = ENOMEM;
+				return -1;
+			}
+			o->buf = nb;
+			o->cap = ncap;
+		}
+		memcpy(o->buf + o->used, s, n);
+		o->used += n;
+		return 0;
+	}
+	if (o->fs != NULL) {
+		while (n > 0) {
+			chunk = n > HTTP_FCGX_CHUNK ? HTTP_FCGX_CHUNK : n;
+			if (FCGX_PutStr(s, (int)chunk, o->fs) != (int)chunk) {
+				o->failed = 1;
+				o->err = FCGX_GetError(o->fs);
+				return -1;
+			}
+			s += chunk;
+			n -= chunk;
+		}
+		return 0;
+	}
+	if (o->buf == NULL) {
+		if ((o->buf = malloc(HTTP_OUTBUF)) == NULL) {
+			o->failed = 1;
+			o->err = ENOMEM;
+			return -1;
+		}
+		o->cap = HTTP_OUTBUF;
+	}
+	if (o->used + n > o->cap) {
+		if (o->used > 0 && http_write_fd(o, o->buf, o->used) != 0)
+			return -1;
+		o->used = 0;
+		if (n >= o->cap)
+			return http_write_fd(o, s, n);
+	}
+	memcpy(o->buf + o->used, s, n);
+	o->used += n;
+	return 0;
+}
+
+int
+http_puts(struct http_out *o, const char *s)
+{
+	return http_put(o, s, strlen(s));
+}
+
+int
+http_printf(struct http_out *o, const char *fmt, ...)
+{
+	char small[512], *big;
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < sizeof(small))
+		return http_put(o, small, (size_t)n);
+	if ((big = malloc((size_t)n + 1)) == NULL)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	rc = http_put(o, big, (size_t)n);
+	free(big);
+	return rc;
+}
+
+int
+http_flush(struct http_out *o)
+{
+	if (o->failed)
+		return -1;
+	if (o->mem)
+		return 0;
+	if (o->fs != NULL) {
+		if (FCGX_FFlush(o->fs) != 0 || FCGX_GetError(o->fs) != 0) {
+			o->failed = 1;
+			o->err = FCGX_GetError(o->fs);
+			return -1;
+		}
+		return 0;
+	}
+	if (o->used > 0 && http_write_fd(o, o->buf, o->used) != 0)
+		return -1;
+	o->used = 0;
+	return 0;
+}
+
+void
+http_out_mem(struct http_out *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = -1;
+	o->mem = 1;
+}
+
+void
+http_out_free(struct http_out *o)
+{
+	free(o->buf);
+	o->buf = NULL;
+	o->used = o->cap = 0;
+}
+
+int
+http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	if (r->fail_status != 0)
+		return -1;
+	r->fail_status = status;
+	r->fail_site = site;
+	va_start(ap, fmt);
+	vsnprintf(r->fail_msg, sizeof(r->fail_msg), fmt, ap);
+	va_end(ap);
+	for (p = r->fail_msg; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return -1;
+}
+
+void
+http_answer_failure(struct http_req *r)
+{
+	char query[160], method[16];
+	const char *q;
+
+	if (r->fail_status == 0)
+		return;
+	q = http_env(r, "QUERY_STRING");
+	http_sanitize(query, sizeof(query), q != NULL ? q : "");
+	http_sanitize(method, sizeof(method), http_method(r));
+	http_log(r, "E%d %d %s (%s ?%s)", r->fail_site, r->fail_status,
+	    r->fail_msg, method, query);
+	if (r->started)
+		return;
+	if (r->fail_status == 503)
+		http_header(r, "Retry-After", HTTP_RETRY_AFTER);
+	if (http_start(r, r->fail_status, "text/plain; charset=utf-8") == 0) {
+		http_puts(&r->out, r->fail_msg);
+		http_puts(&r->out, "\n");
+		http_flush(&r->out);
+	}
+}
+
+void
+http_log(struct http_req *r, const char *fmt, ...)
+{
+	char line[HTTP_LOG_MAX];
+	va_list ap;
+	int n, k;
+	char *p;
+
+	n = snprintf(line, sizeof(line), "%s[%ld]: ", r->prog,
+	    (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	for (p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	k = (int)strlen(line);
+	line[k++] = '\n';
+	/* A live FastCGI request logs through the server (FCGI_STDERR
+	 * lands in its error log); otherwise our own stderr does. */
+	if (r->fcgi != NULL && !r->out.failed && r->fcgi->err != NULL) {
+		if (FCGX_PutStr(line, k, r->fcgi->err) == k &&
+		    FCGX_FFlush(r->fcgi->err) == 0)
+			return;
+	}
+	while (write(r->err_fd, line, (size_t)k) < 0 && errno == EINTR)
+		;
+}
+
+int
+http_poll_setup(struct http_req *r, struct pollfd *pfd)
+{
+	if (r->poll_fd < 0)
+		return 0;
+	pfd->fd = r->poll_fd;
+	pfd->events = r->poll_events;
+	pfd->revents = 0;
+	return 1;
+}
+
+int
+http_poll_gone(struct http_req *r, const struct pollfd *pfd)
+{
+	char c;
+	ssize_t n;
+
+	if (pfd->revents & (POLLERR | POLLHUP | POLLNVAL | POLLRDHUP))
+		return 1;
+	if (pfd->revents & POLLIN) {
+		/* FastCGI: the request's records were all read, and no
+		 * server multiplexes, so anything now is an end: EOF when
+		 * the server closed, or an abort record. */
+		n = recv(pfd->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		(void)r;
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,178 @@
+/*
+ * http: one request as a CGI or FastCGI responder sees it, and the response
+ * written back over either a CGI stdout descriptor or a FastCGI stream.
+ *
+ * Request side: the environment (CGI variables, FastCGI params), the query
+ * string parsed by allow-list with hard caps, the body with a cap.
+ * Response side: a status and headers, then bytes; http_flush() pushes
+ * everything written so far to the web server at once.  A failed write
+ * (client gone, server closed the pipe or socket) is sticky: every later
+ * call returns -1 at once.
+ *
+ * Failures are recorded with http_fail() and answered in one place,
+ * http_answer_failure(): a status with a one-line reason for the client
+ * and one line in the server's error log naming the failure site number.
+ *
+ * Memory output (http_out_mem) writes into a growing buffer instead: the
+ * framing tests use it to compare exact bytes.
+ */
+#ifndef PUSHCGI_HTTP_H
+#define PUSHCGI_HTTP_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <poll.h>
+
+#include <fcgiapp.h>
+
+#include "conf.h"
+
+#define HTTP_QUERY_MAX     8192 /* bytes of QUERY_STRING looked at */
+#define HTTP_PARAMS_MAX    16   /* parameters in one query string */
+#define HTTP_NAME_MAX      32   /* bytes in a parameter name */
+#define HTTP_VALUE_MAX     4400 /* bytes in a decoded value: fits a full
+                                   channel list (32 names of 128 bytes) */
+#define HTTP_HEADER_MAX    1024 /* bytes of a request header we read */
+#define HTTP_REASON_MAX    200  /* bytes in a failure reason */
+#define HTTP_RESP_HDRS_MAX 1024 /* bytes of extra response header lines */
+#define HTTP_OUTBUF        8192 /* CGI output buffer */
+#define HTTP_DISCARD_MAX   65536 /* body bytes a bodiless request may send */
+#define HTTP_LOG_MAX       512  /* bytes in one error-log line */
+
+/* Where response bytes go. */
+struct http_out {
+	int fd;              /* CGI: write(2) here */
+	FCGX_Stream *fs;     /* FastCGI: this stream */
+	char *buf;           /* CGI buffer, or the memory output */
+	size_t used, cap;
+	int mem;             /* 1: memory output, grows without limit */
+	int failed;          /* a write failed: sticky */
+	int err;             /* errno of that failure */
+};
+
+struct http_param {
+	const char *name;    /* one of the allow-list's strings */
+	char *value;         /* decoded, NUL-terminated, in http_params.buf */
+};
+
+/* The parsed query string.  ~8.5 KiB: keep it off small thread stacks. */
+struct http_params {
+	int n;
+	struct http_param p[HTTP_PARAMS_MAX];
+	char buf[HTTP_QUERY_MAX + HTTP_PARAMS_MAX];
+};
+
+struct http_req {
+	FCGX_Request *fcgi;  /* NULL in CGI mode */
+	char **envp;         /* the request's environment */
+	int in_fd;           /* CGI: the body (0); FastCGI: -1 */
+	int err_fd;          /* CGI: the error log (2) */
+	const char *prog;    /* program name for log lines */
+	struct http_out out;
+	int poll_fd;         /* descriptor watched for a hang-up, -1 none */
+	short poll_events;   /* what to ask poll(2) for on it */
+	int started;         /* status and headers have been written */
+	int body_done;       /* the request body has been consumed */
+	size_t hdrlen;
+	char hdrs[HTTP_RESP_HDRS_MAX]; /* extra header lines, CRLF-ended */
+	int fail_status;     /* 0 = no failure recorded */
+	int fail_site;
+	char fail_msg[HTTP_REASON_MAX];
+};
+
+/* Set up r for a CGI request on stdin/stdout/stderr and environ, or for
+ * an accepted FastCGI request (fr not NULL).  Allocates nothing. */
+void http_init_cgi(struct http_req *r, const char *prog);
+void http_init_fcgi(struct http_req *r, FCGX_Request *fr, const char *prog);
+/* Free what the request allocated (the CGI output buffer). */
+void http_release(struct http_req *r);
+
+/* A request variable (QUERY_STRING, HTTP_ACCEPT, ...), or NULL.  The
+ * string belongs to the request. */
+const char *http_env(const struct http_req *r, const char *name);
+/* A request header's variable (HTTP_ACCEPT, HTTP_LAST_EVENT_ID, ...):
+ * 0 with *value set (NULL if absent), or -1 if it is longer than
+ * HTTP_HEADER_MAX bytes. */
+int http_header_in(const struct http_req *r, const char *var,
+    const char **value);
+/* REQUEST_METHOD, "GET" when missing. */
+const char *http_method(const struct http_req *r);
+
+/*
+ * Parse query string qs into p, accepting only names in allowed (a
+ * NULL-terminated list).  '+' is a space, %XX is decoded, a value may not
+ * decode to NUL.  Returns 0, or -1 with a one-line reason in why: unknown
+ * or duplicate name, more than HTTP_PARAMS_MAX, name or value too long,
+ * bad escape, query longer than HTTP_QUERY_MAX.
+ */
+int http_parse_query(const char *qs, const char *const *allowed,
+    struct http_params *p, char *why, size_t whylen);
+/* The value of name in p, or NULL if absent. */
+const char *http_param(const struct http_params *p, const char *name);
+
+/*
+ * Read the request body, at most max bytes, into a malloc'd buffer (*data,
+ * NUL-terminated for convenience, caller frees) of *len bytes.  With data
+ * NULL the body is read and thrown away (up to HTTP_DISCARD_MAX).  Returns
+ * 0, or -1 after http_fail() (413 too large, 400 short body, 500).
+ * Must be called before waiting on a FastCGI connection: unread request
+ * records would look like a hang-up.
+ */
+int http_read_body(struct http_req *r, size_t max, char **data,
+    size_t *len);
+
+/* Add a response header line before http_start.  name and value must be
+ * printable ASCII without CR/LF.  Returns 0 or -1 (refused, too long). */
+int http_header(struct http_req *r, const char *name, const char *value);
+/* Add Access-Control-Allow-Origin when the request's Origin is one of
+ * c->origins ("*" allows any). */
+void http_cors(struct http_req *r, const struct conf *c);
+
+/* Write the status line, Content-Type, Cache-Control: no-cache,
+ * X-Accel-Buffering: no, the extra headers and the blank line, and flush.
+ * type NULL sends no Content-Type.  Returns 0 or -1 (write failed). */
+int http_start(struct http_req *r, int status, const char *type);
+
+/* Response bytes.  Buffered until http_flush, which sends at once.
+ * All return 0 or -1 once any write has failed. */
+int http_put(struct http_out *o, const void *p, size_t n);
+int http_puts(struct http_out *o, const char *s);
+int http_printf(struct http_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int http_flush(struct http_out *o);
+
+/* Memory output for tests: bytes accumulate in o->buf[0..o->used). */
+void http_out_mem(struct http_out *o);
+void http_out_free(struct http_out *o);
+
+/*
+ * Record a failure: status (4xx/5xx), a distinct site number and a
+ * one-line reason (no CR/LF; truncated to HTTP_REASON_MAX).  The first
+ * failure recorded wins.  Returns -1 so callers can `return http_fail()`.
+ */
+int http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/*
+ * The one place a recorded failure becomes an answer: if nothing was sent
+ * yet, the status with the reason as a text/plain body (503 also gets
+ * Retry-After); always one error-log line "PROG: E<site> <status> <reason>
+ * (<method> <query>)".  Does nothing if no failure was recorded.
+ */
+void http_answer_failure(struct http_req *r);
+/* One line to the server's error log (FastCGI stderr stream or fd 2);
+ * control characters are replaced, the line is capped. */
+void http_log(struct http_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Client-gone detection while idle.  http_poll_setup fills pfd with the
+ * descriptor to watch (the FastCGI connection, or CGI stdout) and returns
+ * 1, or 0 if there is nothing to watch.  After poll(2), http_poll_gone
+ * says 1 if the revents mean the web server dropped the request.
+ */
+int http_poll_setup(struct http_req *r, struct pollfd *pfd);
+int http_poll_gone(struct http_req *r, const struct pollfd *pfd);
+
+#endif

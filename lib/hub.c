@@ -1,0 +1,860 @@
+/*
+ * hub: one bell thread per process, a ring of recent messages, one eventfd
+ * per subscription.  The model and its invariant (the ring is complete
+ * above base) are described in hub.h.
+ *
+ * Locks: h->mu guards the ring, base, cursor, the subscription list and
+ * every subscription's pos; h->dbmu guards the shared connection.  Never
+ * hold mu while calling SQLite or a delivery callback, and never take mu
+ * while holding dbmu (dbmu may be held across slow SQLite calls).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "hub.h"
+
+#define HUB_RETRY_MS 1000 /* pause after a failed read in the hub thread */
+
+/* hub_take_cb's refusals: batch full, out of memory. */
+enum { HUB_TAKE_FULL = 1, HUB_TAKE_NOMEM = 2 };
+
+struct hub_sub {
+	struct hub *hub;
+	struct hub_sub *prev, *next;
+	int efd;
+	int n;
+	const char **chans;       /* n names, in the same allocation */
+	int64_t pos;              /* under hub->mu */
+	int64_t gap_told;         /* highest gap reported */
+	int64_t stream;           /* streams row, 0 = none */
+	char err[HUB_ERR_MAX];
+};
+
+struct hub {
+	struct conf conf;
+	struct bell *bell;
+	struct mlog *log;         /* the hub thread's connection */
+	struct mlog *shared;      /* hub_db(), under dbmu */
+	pthread_mutex_t mu;
+	pthread_mutex_t dbmu;
+	pthread_cond_t cond;
+	pthread_t thread;
+	int started;
+	int stopping;             /* under mu */
+	volatile sig_atomic_t sigstop;
+	int active;               /* the ring follows the log */
+	struct hub_msg *ring[HUB_RING_MSGS];
+	int head, count;          /* oldest at ring[head] */
+	long bytes;
+	int64_t base, cursor;
+	struct hub_sub *subs;
+	int nsubs;
+	struct hub_msg **fresh;   /* the hub thread's read batch */
+	int nfresh;
+};
+
+/* A batch of copies read from the log. */
+struct hub_take {
+	struct hub_msg **msgs;
+	int n, max;
+	long bytes;
+	int capped;               /* apply HUB_DB_BYTES */
+};
+
+static void *hub_main(void *);
+static int hub_fill(struct hub *);
+static int hub_take_cb(void *, const struct mlog_msg *);
+static int64_t hub_check(void *);
+static void hub_append(struct hub *, struct hub_msg *);
+static int hub_wants(const struct hub_sub *, const struct hub_msg *);
+static void hub_wake(struct hub_sub *);
+static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *);
+static void hub_sub_setpos(struct hub_sub *, int64_t);
+static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+hub_log(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "pushcgi hub[%ld]: ", (long)getpid());
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	while (write(2, line, (size_t)n) < 0 && errno == EINTR)
+		;
+}
+
+struct hub_msg *
+hub_msg_copy(const struct mlog_msg *m)
+{
+	size_t cl = strlen(m->channel) + 1, tl = strlen(m->type) + 1;
+	size_t el = m->event != NULL ? strlen(m->event) + 1 : 0;
+	struct hub_msg *hm;
+	char *p;
+
+	if ((hm = malloc(sizeof(*hm) + m->len + 1 + cl + tl + el)) == NULL)
+		return NULL;
+	p = (char *)(hm + 1);
+	memcpy(p, m->data, m->len);
+	p[m->len] = '\0';
+	hm->m.data = p;
+	hm->m.len = m->len;
+	p += m->len + 1;
+	memcpy(p, m->channel, cl);
+	hm->m.channel = p;
+	p += cl;
+	memcpy(p, m->type, tl);
+	hm->m.type = p;
+	p += tl;
+	if (el > 0) {
+		memcpy(p, m->event, el);
+		hm->m.event = p;
+	} else
+		hm->m.event = NULL;
+	hm->m.id = m->id;
+	hm->m.time_ms = m->time_ms;
+	hm->refs = 1;
+	return hm;
+}
+
+void
+hub_msg_hold(struct hub_msg *m)
+{
+	__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+}
+
+void
+hub_msg_drop(struct hub_msg *m)
+{
+	if (m != NULL && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(m);
+}
+
+int
+hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
+{
+	struct hub *h;
+	int rc;
+
+	*out = NULL;
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return HUB_ERR;
+	}
+	h->conf = *c;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_init(&h->dbmu, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if ((h->fresh = calloc(MLOG_READ_MAX, sizeof(*h->fresh))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (mlog_open(&h->shared, c, MLOG_CREATE, err, errlen) != MLOG_OK ||
+	    mlog_open(&h->log, c, 0, err, errlen) != MLOG_OK)
+		goto fail;
+	if (bell_open(&h->bell, c->db, c->check_ms) != 0) {
+		snprintf(err, errlen, "%s-bell: %s", c->db, strerror(errno));
+		goto fail;
+	}
+	if ((rc = pthread_create(&h->thread, NULL, hub_main, h)) != 0) {
+		snprintf(err, errlen, "hub thread: %s", strerror(rc));
+		goto fail;
+	}
+	h->started = 1;
+	*out = h;
+	return HUB_OK;
+fail:
+	hub_close(h);
+	return HUB_ERR;
+}
+
+void
+hub_stop(struct hub *h)
+{
+	struct hub_sub *s;
+
+	pthread_mutex_lock(&h->mu);
+	h->stopping = 1;
+	for (s = h->subs; s != NULL; s = s->next)
+		hub_wake(s);
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	if (h->bell != NULL)
+		bell_interrupt(h->bell);
+}
+
+void
+hub_interrupt(struct hub *h)
+{
+	h->sigstop = 1;
+	if (h->bell != NULL)
+		bell_interrupt(h->bell);
+}
+
+int
+hub_stopping(struct hub *h)
+{
+	int st;
+
+	if (h->sigstop)
+		return 1;
+	pthread_mutex_lock(&h->mu);
+	st = h->stopping;
+	pthread_mutex_unlock(&h->mu);
+	return st;
+}
+
+void
+hub_close(struct hub *h)
+{
+	if (h == NULL)
+		return;
+	if (h->started) {
+		hub_stop(h);
+		pthread_join(h->thread, NULL);
+	}
+	while (h->count > 0) {
+		hub_msg_drop(h->ring[h->head]);
+		h->head = (h->head + 1) % HUB_RING_MSGS;
+		h->count--;
+	}
+	free(h->fresh);
+	mlog_close(h->log);
+	mlog_close(h->shared);
+	if (h->bell != NULL)
+		bell_close(h->bell);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->dbmu);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+struct mlog *
+hub_db(struct hub *h)
+{
+	pthread_mutex_lock(&h->dbmu);
+	return h->shared;
+}
+
+void
+hub_db_done(struct hub *h)
+{
+	pthread_mutex_unlock(&h->dbmu);
+}
+
+struct bell *
+hub_bell(struct hub *h)
+{
+	return h->bell;
+}
+
+int
+hub_publish(struct hub *h, const char *channel, const char *type,
+    const char *event, const void *data, size_t len, int64_t *id,
+    char *err, size_t errlen)
+{
+	int64_t nid = 0;
+	int rc;
+
+	pthread_mutex_lock(&h->dbmu);
+	rc = mlog_append(h->shared, channel, type, event, data, len, &nid);
+	if (rc != MLOG_OK)
+		snprintf(err, errlen, "%s", mlog_errmsg(h->shared));
+	pthread_mutex_unlock(&h->dbmu);
+	if (rc == MLOG_OK) {
+		bell_ring(h->bell, nid);
+		if (id != NULL)
+			*id = nid;
+	}
+	return rc;
+}
+
+/* The gatekeeper's look for plain SQL inserts: cheap when nothing moved.
+ * Runs in the hub thread, the only user of h->log. */
+static int64_t
+hub_check(void *arg)
+{
+	struct hub *h = arg;
+	int64_t last;
+
+	if (!mlog_changed(h->log))
+		return bell_last(h->bell);
+	return mlog_last_id(h->log, &last) == MLOG_OK ? last : -1;
+}
+
+static void *
+hub_main(void *arg)
+{
+	struct hub *h = arg;
+	struct hub_sub *s;
+	int64_t seen, last;
+	int w, advanced, stale = 0;
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping && !h->sigstop) {
+		if (h->nsubs == 0) {
+			/* Nobody to serve: leave the bell to others. */
+			h->active = 0;
+			pthread_cond_wait(&h->cond, &h->mu);
+			continue;
+		}
+		if (!h->active) {
+			/* Start following from the log's end: older
+			 * messages are read by whoever needs them. */
+			pthread_mutex_unlock(&h->mu);
+			if (mlog_last_id(h->log, &last) != MLOG_OK) {
+				hub_log("E301 reading the last id: %s",
+				    mlog_errmsg(h->log));
+				poll(NULL, 0, HUB_RETRY_MS);
+				pthread_mutex_lock(&h->mu);
+				continue;
+			}
+			pthread_mutex_lock(&h->mu);
+			while (h->count > 0) {
+				hub_msg_drop(h->ring[h->head]);
+				h->head = (h->head + 1) % HUB_RING_MSGS;
+				h->count--;
+			}
+			h->bytes = 0;
+			h->base = h->cursor = last;
+			h->active = 1;
+			/* Whoever is behind the new base reads the log. */
+			for (s = h->subs; s != NULL; s = s->next)
+				if (s->pos < h->base)
+					hub_wake(s);
+		}
+		pthread_mutex_unlock(&h->mu);
+		advanced = hub_fill(h);
+		pthread_mutex_lock(&h->mu);
+		seen = h->cursor;
+		if (h->stopping || h->sigstop || h->nsubs == 0)
+			continue;
+		pthread_mutex_unlock(&h->mu);
+		if (bell_last(h->bell) > seen && !advanced && stale++ > 0) {
+			/* The bell stays ahead of the log (a log replaced
+			 * under an old bell file): do not spin. */
+			poll(NULL, 0, h->conf.check_ms);
+		} else if (advanced)
+			stale = 0;
+		w = bell_wait(h->bell, seen, HUB_WAIT_MS, hub_check, h);
+		if (w == BELL_ERROR) {
+			hub_log("E302 waiting on the bell: %s",
+			    strerror(errno));
+			poll(NULL, 0, HUB_RETRY_MS);
+		}
+		pthread_mutex_lock(&h->mu);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Copy one message into a batch; with a byte cap, refuse (stop the read)
+ * once the batch is full, but always take the first. */
+static int
+hub_take_cb(void *arg, const struct mlog_msg *m)
+{
+	struct hub_take *t = arg;
+	struct hub_msg *hm;
+
+	if (t->n == t->max)
+		return HUB_TAKE_FULL;
+	if (t->capped && t->n > 0 && t->bytes + (long)m->len > HUB_DB_BYTES)
+		return HUB_TAKE_FULL;
+	if ((hm = hub_msg_copy(m)) == NULL)
+		return HUB_TAKE_NOMEM;
+	t->msgs[t->n++] = hm;
+	t->bytes += (long)m->len;
+	return 0;
+}
+
+/* Add one message to the ring (taking over its reference), evicting the
+ * oldest over the caps.  Under mu. */
+static void
+hub_append(struct hub *h, struct hub_msg *m)
+{
+	struct hub_msg *old;
+
+	while (h->count > 0 && (h->count == HUB_RING_MSGS ||
+	    h->bytes + (long)m->m.len > HUB_RING_BYTES)) {
+		old = h->ring[h->head];
+		if (old->m.id > h->base)
+			h->base = old->m.id;
+		h->bytes -= (long)old->m.len;
+		hub_msg_drop(old);
+		h->head = (h->head + 1) % HUB_RING_MSGS;
+		h->count--;
+	}
+	h->ring[(h->head + h->count) % HUB_RING_MSGS] = m;
+	h->count++;
+	h->bytes += (long)m->m.len;
+}
+
+/* Does s want m: one of its channels, after its cursor?  Under mu. */
+static int
+hub_wants(const struct hub_sub *s, const struct hub_msg *m)
+{
+	int i;
+
+	if (m->m.id <= s->pos)
+		return 0;
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->chans[i], m->m.channel) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+hub_wake(struct hub_sub *s)
+{
+	uint64_t one = 1;
+
+	/* A full counter (never in practice) is as good as a wake-up. */
+	if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		hub_log("E303 eventfd: %s", strerror(errno));
+}
+
+/*
+ * Read everything after the cursor into the ring, once for the process,
+ * and wake the subscriptions that care.  Hub thread only.  Returns 1 if
+ * the cursor moved.
+ */
+static int
+hub_fill(struct hub *h)
+{
+	struct hub_take t;
+	struct hub_sub *s;
+	int64_t after, last, gap, end;
+	int i, rc;
+
+	if (mlog_last_id(h->log, &end) != MLOG_OK) {
+		hub_log("E304 reading the last id: %s", mlog_errmsg(h->log));
+		poll(NULL, 0, HUB_RETRY_MS);
+		return 0;
+	}
+	pthread_mutex_lock(&h->mu);
+	after = h->cursor;
+	pthread_mutex_unlock(&h->mu);
+	if (end <= after)
+		return 0;
+	for (;;) {
+		memset(&t, 0, sizeof(t));
+		t.msgs = h->fresh;
+		t.max = MLOG_READ_MAX;
+		t.capped = 1;
+		gap = 0;
+		last = after;
+		rc = mlog_read(h->log, NULL, 0, after, MLOG_READ_MAX,
+		    hub_take_cb, &t, &gap, &last);
+		if (rc < 0 || rc == HUB_TAKE_NOMEM) {
+			hub_log("E305 reading new messages: %s",
+			    mlog_errmsg(h->log));
+			for (i = 0; i < t.n; i++)
+				hub_msg_drop(t.msgs[i]);
+			poll(NULL, 0, HUB_RETRY_MS);
+			return 0;
+		}
+		pthread_mutex_lock(&h->mu);
+		if (gap > h->base)
+			h->base = gap;
+		/* The ring takes one reference; ours keeps the batch alive
+		 * for the wake-ups below even if the ring drops some. */
+		for (i = 0; i < t.n; i++) {
+			hub_msg_hold(t.msgs[i]);
+			hub_append(h, t.msgs[i]);
+		}
+		if (t.n > 0 && t.msgs[t.n - 1]->m.id > h->cursor)
+			h->cursor = t.msgs[t.n - 1]->m.id;
+		for (s = h->subs; s != NULL; s = s->next) {
+			int want = s->pos < h->base;
+
+			for (i = 0; !want && i < t.n; i++)
+				want = hub_wants(s, t.msgs[i]);
+			if (want)
+				hub_wake(s);
+		}
+		for (i = 0; i < t.n; i++)
+			hub_msg_drop(t.msgs[i]);
+		if (rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX) {
+			/* Everything up to end is in. */
+			if (end > h->cursor)
+				h->cursor = end;
+			pthread_mutex_unlock(&h->mu);
+			return 1;
+		}
+		after = h->cursor;
+		pthread_mutex_unlock(&h->mu);
+	}
+}
+
+int
+hub_subscribe(struct hub *h, struct hub_sub **out,
+    const char *const *channels, int n, int64_t after, int flags,
+    int64_t *stream, char *err, size_t errlen)
+{
+	struct hub_sub *s;
+	struct mlog_stat st;
+	struct mlog *db;
+	size_t len;
+	char *p;
+	int i, rc = HUB_OK;
+
+	*out = NULL;
+	if (stream != NULL)
+		*stream = 0;
+	if (n < 1 || n > VALID_CHANNELS_MAX) {
+		snprintf(err, errlen, "bad channel count");
+		return HUB_ERR;
+	}
+	len = sizeof(*s) + (size_t)n * sizeof(char *);
+	for (i = 0; i < n; i++)
+		len += strlen(channels[i]) + 1;
+	if ((s = calloc(1, len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return HUB_ERR;
+	}
+	s->hub = h;
+	s->n = n;
+	s->chans = (const char **)(s + 1);
+	p = (char *)(s->chans + n);
+	for (i = 0; i < n; i++) {
+		size_t l = strlen(channels[i]) + 1;
+
+		memcpy(p, channels[i], l);
+		s->chans[i] = p;
+		p += l;
+	}
+	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		free(s);
+		return HUB_ERR;
+	}
+
+	db = hub_db(h);
+	if (h->conf.max_channel_subscribers > 0) {
+		for (i = 0; i < n && rc == HUB_OK; i++) {
+			int r = mlog_stat(db, s->chans[i], &st);
+
+			if (r == MLOG_OK &&
+			    st.subscribers >= h->conf.max_channel_subscribers) {
+				snprintf(err, errlen, "channel %s has %d "
+				    "subscribers already", s->chans[i],
+				    h->conf.max_channel_subscribers);
+				rc = HUB_EFULL;
+			} else if (r != MLOG_OK && r != MLOG_ENOENT) {
+				snprintf(err, errlen, "%s", mlog_errmsg(db));
+				rc = HUB_ERR;
+			}
+		}
+	}
+	if (rc == HUB_OK && after < 0 && mlog_last_id(db, &after) != MLOG_OK) {
+		snprintf(err, errlen, "%s", mlog_errmsg(db));
+		rc = HUB_ERR;
+	}
+	if (rc == HUB_OK && (flags & HUB_REGISTER) &&
+	    mlog_stream_open(db, s->chans, n, getpid(), NULL, &s->stream) !=
+	    MLOG_OK) {
+		snprintf(err, errlen, "%s", mlog_errmsg(db));
+		rc = HUB_ERR;
+	}
+	hub_db_done(h);
+	if (rc == HUB_OK) {
+		pthread_mutex_lock(&h->mu);
+		if (h->stopping || h->sigstop) {
+			snprintf(err, errlen, "shutting down");
+			rc = HUB_ESTOP;
+		} else {
+			s->pos = after;
+			s->next = h->subs;
+			if (h->subs != NULL)
+				h->subs->prev = s;
+			h->subs = s;
+			h->nsubs++;
+			pthread_cond_signal(&h->cond);
+		}
+		pthread_mutex_unlock(&h->mu);
+	}
+	if (rc != HUB_OK) {
+		if (s->stream != 0) {
+			db = hub_db(h);
+			mlog_stream_close(db, s->stream);
+			hub_db_done(h);
+		}
+		close(s->efd);
+		free(s);
+		return rc;
+	}
+	if (stream != NULL)
+		*stream = s->stream;
+	*out = s;
+	return HUB_OK;
+}
+
+void
+hub_unsubscribe(struct hub_sub *s)
+{
+	struct hub *h;
+	struct mlog *db;
+
+	if (s == NULL)
+		return;
+	h = s->hub;
+	pthread_mutex_lock(&h->mu);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		h->subs = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	h->nsubs--;
+	pthread_mutex_unlock(&h->mu);
+	if (s->stream != 0) {
+		db = hub_db(h);
+		if (mlog_stream_close(db, s->stream) != MLOG_OK)
+			hub_log("E306 removing stream %lld: %s",
+			    (long long)s->stream, mlog_errmsg(db));
+		hub_db_done(h);
+	}
+	close(s->efd);
+	free(s);
+}
+
+int
+hub_sub_fd(const struct hub_sub *s)
+{
+	return s->efd;
+}
+
+int64_t
+hub_sub_cursor(struct hub_sub *s)
+{
+	int64_t pos;
+
+	pthread_mutex_lock(&s->hub->mu);
+	pos = s->pos;
+	pthread_mutex_unlock(&s->hub->mu);
+	return pos;
+}
+
+const char *
+hub_sub_error(const struct hub_sub *s)
+{
+	return s->err;
+}
+
+/* Move the cursor forward (never back). */
+static void
+hub_sub_setpos(struct hub_sub *s, int64_t pos)
+{
+	pthread_mutex_lock(&s->hub->mu);
+	if (pos > s->pos)
+		s->pos = pos;
+	pthread_mutex_unlock(&s->hub->mu);
+}
+
+/* Hand a batch to cb; on refusal, the cursor stands before the refused
+ * message and the rest is dropped.  Returns 0 or cb's value. */
+static int
+hub_deliver(struct hub_sub *s, struct hub_msg **msgs, int n, hub_cb cb,
+    void *arg)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < n; i++) {
+		if (rc == 0) {
+			rc = cb(arg, msgs[i], 0);
+			if (rc == 0)
+				hub_sub_setpos(s, msgs[i]->m.id);
+		}
+		hub_msg_drop(msgs[i]);
+	}
+	return rc;
+}
+
+/*
+ * One catch-up read from the log, over the shared connection: copies of at
+ * most HUB_DB_BATCH messages or HUB_DB_BYTES, then delivered without the
+ * lock: gap report first, then messages.  *more says the read was cut
+ * short and there may be more.  (A connection per subscriber would cost
+ * memory and descriptors; SQLite even keeps a closed connection's
+ * descriptor open while the process holds locks on the file.)
+ */
+static int
+hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
+{
+	struct hub_msg **msgs;
+	struct hub_take t;
+	struct mlog *db;
+	int64_t end, gap = 0, last, pos;
+	int rc, i, cut;
+
+	if ((msgs = calloc(HUB_DB_BATCH, sizeof(*msgs))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return HUB_ERR;
+	}
+	pos = hub_sub_cursor(s);
+	memset(&t, 0, sizeof(t));
+	t.msgs = msgs;
+	t.max = HUB_DB_BATCH;
+	t.capped = 1;
+	db = hub_db(s->hub);
+	rc = mlog_last_id(db, &end);
+	if (rc == MLOG_OK)
+		rc = mlog_read(db, s->chans, s->n, pos, HUB_DB_BATCH,
+		    hub_take_cb, &t, &gap, &last);
+	if (rc < 0)
+		snprintf(s->err, sizeof(s->err), "%s", mlog_errmsg(db));
+	hub_db_done(s->hub);
+	if (rc < 0 || rc == HUB_TAKE_NOMEM) {
+		if (rc == HUB_TAKE_NOMEM)
+			snprintf(s->err, sizeof(s->err), "out of memory");
+		for (i = 0; i < t.n; i++)
+			hub_msg_drop(msgs[i]);
+		free(msgs);
+		return HUB_ERR;
+	}
+	cut = rc > 0 || t.n == HUB_DB_BATCH;
+	*more = cut;
+	if (gap > s->gap_told) {
+		if ((rc = cb(arg, NULL, gap)) != 0) {
+			for (i = 0; i < t.n; i++)
+				hub_msg_drop(msgs[i]);
+			free(msgs);
+			return rc;
+		}
+		s->gap_told = gap;
+	}
+	rc = hub_deliver(s, msgs, t.n, cb, arg);
+	free(msgs);
+	if (rc != 0)
+		return rc;
+	if (!cut)
+		hub_sub_setpos(s, end);
+	return HUB_OK;
+}
+
+int
+hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
+{
+	struct hub *h = s->hub;
+	struct hub_msg *batch[HUB_BATCH];
+	uint64_t junk;
+	int64_t newpos;
+	int k, nb, complete, rc, more;
+
+	/* Clear first: a wake-up after this point is kept. */
+	if (read(s->efd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+		return HUB_ERR;
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		if (h->stopping || h->sigstop) {
+			pthread_mutex_unlock(&h->mu);
+			return HUB_OK;
+		}
+		if (!h->active || s->pos < h->base) {
+			pthread_mutex_unlock(&h->mu);
+			if ((rc = hub_sub_catchup(s, cb, arg, &more)) != HUB_OK)
+				return rc;
+			if (more)
+				continue;
+			/* At the log's end.  If the hub thread is not
+			 * following yet, it wakes us when it starts (if we
+			 * are then behind it) or when something new comes. */
+			pthread_mutex_lock(&h->mu);
+			rc = !h->active;
+			pthread_mutex_unlock(&h->mu);
+			if (rc)
+				return HUB_OK;
+			continue;
+		}
+		/* Newest first back to our cursor, then forward. */
+		for (k = h->count; k > 0; k--)
+			if (h->ring[(h->head + k - 1) % HUB_RING_MSGS]->m.id <=
+			    s->pos)
+				break;
+		nb = 0;
+		complete = 1;
+		for (; k < h->count; k++) {
+			struct hub_msg *m = h->ring[(h->head + k) %
+			    HUB_RING_MSGS];
+
+			if (!hub_wants(s, m))
+				continue;
+			if (nb == HUB_BATCH) {
+				complete = 0;
+				break;
+			}
+			hub_msg_hold(m);
+			batch[nb++] = m;
+		}
+		newpos = complete ? h->cursor : batch[nb - 1]->m.id;
+		pthread_mutex_unlock(&h->mu);
+		if ((rc = hub_deliver(s, batch, nb, cb, arg)) != 0)
+			return rc;
+		hub_sub_setpos(s, newpos);
+		if (complete)
+			return HUB_OK;
+	}
+}
+
+int
+hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg)
+{
+	struct hub_msg **msgs;
+	struct hub_take t;
+	struct mlog *db;
+	int64_t end;
+	int rc, i, first;
+
+	if (count <= 0)
+		return HUB_OK;
+	if (count > HUB_DB_BATCH)
+		count = HUB_DB_BATCH;
+	if ((msgs = calloc((size_t)count, sizeof(*msgs))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return HUB_ERR;
+	}
+	memset(&t, 0, sizeof(t));
+	t.msgs = msgs;
+	t.max = count;
+	db = hub_db(s->hub);
+	rc = mlog_last_id(db, &end);
+	if (rc == MLOG_OK)
+		rc = mlog_latest(db, s->chans, s->n, count, hub_take_cb, &t);
+	if (rc < 0)
+		snprintf(s->err, sizeof(s->err), "%s", mlog_errmsg(db));
+	hub_db_done(s->hub);
+	if (rc < 0 || rc == HUB_TAKE_NOMEM) {
+		if (rc == HUB_TAKE_NOMEM)
+			snprintf(s->err, sizeof(s->err), "out of memory");
+		for (i = 0; i < t.n; i++)
+			hub_msg_drop(msgs[i]);
+		free(msgs);
+		return HUB_ERR;
+	}
+	/* Over the byte cap, the oldest give way. */
+	for (first = 0; first < t.n - 1 && t.bytes > HUB_DB_BYTES; first++) {
+		t.bytes -= (long)msgs[first]->m.len;
+		hub_msg_drop(msgs[first]);
+	}
+	rc = hub_deliver(s, msgs + first, t.n - first, cb, arg);
+	free(msgs);
+	if (rc != 0)
+		return rc;
+	hub_sub_setpos(s, end);
+	return HUB_OK;
+}

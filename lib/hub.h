@@ -1,0 +1,148 @@
+/*
+ * hub: in-process fan-out of new messages to the request threads.
+ *
+ * One hub per process.  Its thread is the process's only bell waiter
+ * (POSIX locks are per process, see bell.h): when the log's last id moves
+ * it reads the new messages once, over its own connection, into a ring of
+ * recent messages, and wakes the subscriptions that care through their
+ * own eventfd.  A subscription's thread polls that descriptor together
+ * with its client connection and a heartbeat timeout, then calls
+ * hub_sub_next(), which hands it every message after its cursor: from the
+ * ring when the ring still covers the cursor, else read from the log over
+ * the shared connection, a capped batch per lock (a subscriber holds no
+ * SQLite connection of its own: thousands of them would cost memory and
+ * descriptors).  No message is ever skipped: what retention removed
+ * before a subscriber saw it is reported as a gap.
+ *
+ * The ring is complete above hub "base": every message with an id in
+ * (base, cursor] is in it.  Evicting a message, or a gap seen by the hub
+ * thread, raises base; a subscriber whose cursor is below base reads the
+ * log itself, which also tells it exactly which gap concerns its channels.
+ *
+ * A second, shared connection (hub_db / hub_db_done, under a mutex) serves
+ * short operations of any thread: the streams table (subscriber counts),
+ * the last id, publishing.
+ *
+ * Lifetime: hub_open starts the thread; hub_stop makes every subscription
+ * wake up and see hub_stopping(); hub_close (after the last unsubscribe)
+ * joins the thread and frees everything.  The hub thread waits on a
+ * condition variable, not on the bell, while no subscription exists.
+ */
+#ifndef PUSHCGI_HUB_H
+#define PUSHCGI_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bell.h"
+#include "conf.h"
+#include "mlog.h"
+
+#define HUB_RING_MSGS    1024        /* messages kept in the ring */
+#define HUB_RING_BYTES   (8L << 20)  /* bytes of data kept in the ring */
+#define HUB_BATCH        64          /* messages handed over per lock */
+#define HUB_DB_BATCH     256         /* messages per catch-up read */
+#define HUB_DB_BYTES     (4L << 20)  /* bytes copied per read, catch-up or
+                                        the hub thread's (at least one
+                                        message is always taken) */
+#define HUB_WAIT_MS      1000        /* bell wait bound: lets an idle hub
+                                        leave the bell within a second */
+#define HUB_ERR_MAX      160
+
+enum {
+	HUB_OK = 0,
+	HUB_ERR = -1,      /* database or system failure: see hub_sub_error */
+	HUB_EFULL = -2,    /* max_channel_subscribers reached */
+	HUB_ESTOP = -3     /* the hub is stopping */
+};
+
+#define HUB_REGISTER 1     /* hub_subscribe: add a row to the streams table */
+
+/*
+ * A message held by reference: m's pointers point into this allocation,
+ * which lives until the last hub_msg_drop().  Ring messages and messages
+ * read for catch-up look the same.
+ */
+struct hub_msg {
+	struct mlog_msg m;
+	int refs;
+};
+
+/*
+ * Called by hub_sub_next/hub_sub_latest outside any lock, once per
+ * message (gap 0), or with m NULL and gap > 0 when messages up to gap on
+ * these channels were pruned before this subscriber saw them.  m is held
+ * for the call; hub_msg_hold() keeps it longer.  Return 0 to go on,
+ * non-zero to stop (that value is returned).
+ */
+typedef int (*hub_cb)(void *arg, struct hub_msg *m, int64_t gap);
+
+struct hub;
+struct hub_sub;
+
+/* Open the log (created if missing), its bell, the shared connection, and
+ * start the hub thread.  Call bell_init_signals() first.  Returns HUB_OK
+ * or HUB_ERR with a one-line reason in err. */
+int hub_open(struct hub **out, const struct conf *c, char *err,
+    size_t errlen);
+/* Wake every subscription for the end (they see hub_stopping()). */
+void hub_stop(struct hub *h);
+/* Async-signal-safe: make the hub thread leave a bell wait now. */
+void hub_interrupt(struct hub *h);
+int hub_stopping(struct hub *h);
+/* Join the thread, free the ring, close the connections and the bell.
+ * Every subscription must have been closed. */
+void hub_close(struct hub *h);
+
+/* The shared connection, locked until hub_db_done().  Keep it short. */
+struct mlog *hub_db(struct hub *h);
+void hub_db_done(struct hub *h);
+struct bell *hub_bell(struct hub *h);
+
+/* Append one message over the shared connection and ring the bell.
+ * Returns an MLOG_* code; the reason then is in err. */
+int hub_publish(struct hub *h, const char *channel, const char *type,
+    const char *event, const void *data, size_t len, int64_t *id,
+    char *err, size_t errlen);
+
+/*
+ * Subscribe to channels[0..n-1] (valid, distinct names; copied).  The
+ * cursor starts after `after`, or at the log's current end if after < 0.
+ * With HUB_REGISTER a streams row is added (and removed again by
+ * hub_unsubscribe) and its id stored in *stream.  Returns HUB_OK,
+ * HUB_EFULL, HUB_ESTOP or HUB_ERR (reason in err).
+ */
+int hub_subscribe(struct hub *h, struct hub_sub **out,
+    const char *const *channels, int n, int64_t after, int flags,
+    int64_t *stream, char *err, size_t errlen);
+/* Remove the subscription (and its streams row), close its descriptors. */
+void hub_unsubscribe(struct hub_sub *s);
+
+/* The eventfd to poll for POLLIN: something for this subscriber, or the
+ * end.  hub_sub_next() clears it. */
+int hub_sub_fd(const struct hub_sub *s);
+/* The id up to which this subscriber has seen its channels. */
+int64_t hub_sub_cursor(struct hub_sub *s);
+const char *hub_sub_error(const struct hub_sub *s);
+
+/*
+ * Deliver the newest `count` messages on the subscription's channels
+ * (oldest first) and move the cursor past them.  For "start with the last
+ * N": call right after hub_subscribe.  Returns HUB_OK, HUB_ERR or cb's
+ * non-zero value.
+ */
+int hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg);
+/*
+ * Deliver everything after the cursor, in id order, with gap reports,
+ * moving the cursor.  Returns HUB_OK when caught up, HUB_ERR, or cb's
+ * non-zero value: cb refused that message, and the cursor stands just
+ * before it, so the next call offers it again.
+ */
+int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
+
+/* A copy of m as a held message (refs 1), or NULL when out of memory. */
+struct hub_msg *hub_msg_copy(const struct mlog_msg *m);
+void hub_msg_hold(struct hub_msg *m);
+void hub_msg_drop(struct hub_msg *m);
+
+#endif

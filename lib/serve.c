@@ -1,0 +1,454 @@
+/*
+ * serve: CGI-or-FastCGI detection, the FastCGI accept loop and request
+ * threads, signals, and the idle wait of streaming handlers.  See serve.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "bell.h"
+#include "serve.h"
+
+#define SERVE_ACCEPT_PAUSE_MS 100 /* after an unexpected accept failure */
+#define SERVE_LISTEN_FD 0         /* FastCGI: the listening socket is fd 0 */
+
+/* One accepted FastCGI request and its thread's state. */
+struct serve_req {
+	FCGX_Request fr;
+	struct http_req http;
+};
+
+static volatile sig_atomic_t serve_stop;
+static int serve_stopfd = -1;
+static struct hub *volatile serve_sighub;
+
+static struct serve serve_ctx;
+static serve_handler serve_fn;
+static int serve_setup_site;          /* non-zero: every request is a 500 */
+static char serve_setup_err[SERVE_ERR_MAX];
+
+static pthread_mutex_t serve_accept_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t serve_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t serve_live_cv = PTHREAD_COND_INITIALIZER;
+static int serve_live;
+
+static void serve_poke(void);
+static void serve_on_signal(int);
+static void serve_block(sigset_t *);
+static void serve_run(struct http_req *);
+static int serve_cgi(void);
+static int serve_fcgi(void);
+static void *serve_acceptor(void *);
+static void *serve_request(void *);
+static void serve_reject(struct serve_req *, int, const char *);
+static void serve_finish(struct serve_req *);
+
+long long
+serve_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+serve_stopping(void)
+{
+	return serve_stop != 0;
+}
+
+/* Make the stop descriptor readable (async-signal-safe).  A full
+ * counter is readable too, so a failed write loses nothing. */
+static void
+serve_poke(void)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (serve_stopfd >= 0) {
+		n = write(serve_stopfd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+/* SIGTERM/SIGINT/SIGHUP: only async-signal-safe calls. */
+static void
+serve_on_signal(int sig)
+{
+	int saved = errno;
+	struct hub *h = serve_sighub;
+
+	(void)sig;
+	serve_stop = 1;
+	serve_poke();
+	if (h != NULL)
+		hub_interrupt(h);
+	errno = saved;
+}
+
+/* Block the stop signals (threads created now inherit the mask). */
+static void
+serve_block(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+int
+serve_main(const char *prog, serve_handler handler, int flags)
+{
+	struct sigaction sa;
+	sigset_t old;
+	char err[SERVE_ERR_MAX];
+	int cgi, rc, live;
+
+	/* FCGX_IsCGI initialises libfcgi, which installs its own SIGTERM
+	 * handler (a flag nobody would look at): ours come after. */
+	cgi = FCGX_IsCGI();
+	serve_ctx.prog = prog;
+	serve_ctx.fcgi = !cgi;
+	serve_fn = handler;
+	signal(SIGPIPE, SIG_IGN);
+	serve_stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = serve_on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	if (serve_stopfd < 0) {
+		serve_setup_site = 400;
+		snprintf(serve_setup_err, sizeof(serve_setup_err),
+		    "eventfd: %s", strerror(errno));
+	} else if (conf_load(&serve_ctx.conf, err, sizeof(err)) != 0) {
+		serve_setup_site = 401;
+		snprintf(serve_setup_err, sizeof(serve_setup_err), "%s", err);
+	} else if (bell_init_signals() != 0) {
+		serve_setup_site = 402;
+		snprintf(serve_setup_err, sizeof(serve_setup_err),
+		    "signals: %s", strerror(errno));
+	} else if (flags & SERVE_HUB) {
+		serve_block(&old);
+		rc = hub_open(&serve_ctx.hub, &serve_ctx.conf, err,
+		    sizeof(err));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != HUB_OK) {
+			serve_setup_site = 403;
+			snprintf(serve_setup_err, sizeof(serve_setup_err),
+			    "%s", err);
+		} else
+			serve_sighub = serve_ctx.hub;
+	}
+
+	rc = cgi ? serve_cgi() : serve_fcgi();
+
+	/* Requests stuck past SERVE_STOP_MS still use the hub and the stop
+	 * descriptor: then the process ends around them. */
+	pthread_mutex_lock(&serve_live_mu);
+	live = serve_live;
+	pthread_mutex_unlock(&serve_live_mu);
+	if (live == 0) {
+		int fd = serve_stopfd;
+
+		serve_sighub = NULL;
+		hub_close(serve_ctx.hub);
+		serve_ctx.hub = NULL;
+		serve_stopfd = -1;
+		if (fd >= 0)
+			close(fd);
+	}
+	return rc;
+}
+
+/* Handle one request and answer a recorded failure. */
+static void
+serve_run(struct http_req *r)
+{
+	if (serve_setup_site != 0)
+		http_fail(r, 500, serve_setup_site, "%s", serve_setup_err);
+	else
+		serve_fn(&serve_ctx, r);
+	http_answer_failure(r);
+	http_flush(&r->out);
+}
+
+static int
+serve_cgi(void)
+{
+	struct http_req r;
+
+	http_init_cgi(&r, serve_ctx.prog);
+	serve_run(&r);
+	http_release(&r);
+	return 0;
+}
+
+static int
+serve_fcgi(void)
+{
+	pthread_t *acc;
+	struct pollfd pfd;
+	struct timespec until;
+	sigset_t old;
+	int i, n, fl, started = 0;
+
+	if (serve_setup_site != 0)
+		fprintf(stderr, "%s[%ld]: E%d %s\n", serve_ctx.prog,
+		    (long)getpid(), serve_setup_site, serve_setup_err);
+	if (FCGX_Init() != 0) {
+		fprintf(stderr, "%s: E407 FCGX_Init failed\n", serve_ctx.prog);
+		return 111;
+	}
+	/* Acceptors poll the socket with the stop descriptor; accept must
+	 * then never block (another process may take the connection). */
+	if ((fl = fcntl(SERVE_LISTEN_FD, F_GETFL)) < 0 ||
+	    fcntl(SERVE_LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0) {
+		fprintf(stderr, "%s: E408 listening socket: %s\n",
+		    serve_ctx.prog, strerror(errno));
+		return 111;
+	}
+	n = serve_ctx.conf.threads > 0 ? serve_ctx.conf.threads : 1;
+	if ((acc = calloc((size_t)n, sizeof(*acc))) == NULL)
+		return 111;
+	serve_block(&old);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&acc[i], NULL, serve_acceptor, NULL) == 0)
+			started++;
+		else
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started == 0) {
+		fprintf(stderr, "%s: E409 no acceptor thread\n",
+		    serve_ctx.prog);
+		free(acc);
+		return 111;
+	}
+
+	/* The main thread takes the signals and waits for the stop. */
+	while (!serve_stop) {
+		pfd.fd = serve_stopfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, -1) > 0 && (pfd.revents & POLLIN))
+			break;
+	}
+	serve_stop = 1;
+	if (serve_ctx.hub != NULL)
+		hub_stop(serve_ctx.hub);
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SERVE_STOP_MS / 1000;
+	until.tv_nsec += (long)(SERVE_STOP_MS % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&serve_live_mu);
+	while (serve_live > 0)
+		if (pthread_cond_timedwait(&serve_live_cv, &serve_live_mu,
+		    &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&serve_live_mu);
+	for (i = 0; i < started; i++)
+		pthread_join(acc[i], NULL);
+	free(acc);
+	if (serve_live > 0)
+		fprintf(stderr, "%s[%ld]: E410 %d requests still running at "
+		    "exit\n", serve_ctx.prog, (long)getpid(), serve_live);
+	return 0;
+}
+
+/*
+ * End a FastCGI request and free it.  FCGX_Finish_r keeps the connection
+ * open when the server asked to keep it (FCGI_KEEP_CONN), for the next
+ * FCGX_Accept_r on the same request; each of ours is used once, so close
+ * it (FCGX_Free does nothing more when it is closed already).
+ */
+static void
+serve_finish(struct serve_req *sr)
+{
+	FCGX_Finish_r(&sr->fr);
+	FCGX_Free(&sr->fr, 1);
+	http_release(&sr->http);
+	free(sr);
+}
+
+/* Answer an accepted request at once (no thread) and free it. */
+static void
+serve_reject(struct serve_req *sr, int site, const char *why)
+{
+	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
+	http_fail(&sr->http, 503, site, "%s", why);
+	http_answer_failure(&sr->http);
+	serve_finish(sr);
+}
+
+static void *
+serve_acceptor(void *arg)
+{
+	struct pollfd pfd[2];
+	struct serve_req *sr;
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc, full;
+
+	(void)arg;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, SERVE_STACK);
+	while (!serve_stop) {
+		pfd[0].fd = SERVE_LISTEN_FD;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = serve_stopfd;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "%s: E411 poll: %s\n", serve_ctx.prog,
+			    strerror(errno));
+			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
+			continue;
+		}
+		if (serve_stop || (pfd[1].revents & POLLIN))
+			break;
+		if (pfd[0].revents & POLLNVAL) {
+			fprintf(stderr, "%s: E412 no listening socket\n",
+			    serve_ctx.prog);
+			break;
+		}
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		if ((sr = calloc(1, sizeof(*sr))) == NULL) {
+			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
+			continue;
+		}
+		FCGX_InitRequest(&sr->fr, SERVE_LISTEN_FD,
+		    FCGI_FAIL_ACCEPT_ON_INTR);
+		pthread_mutex_lock(&serve_accept_mu);
+		rc = FCGX_Accept_r(&sr->fr);
+		pthread_mutex_unlock(&serve_accept_mu);
+		if (rc < 0) {
+			/* Another acceptor (or process) was first. */
+			FCGX_Free(&sr->fr, 1);
+			free(sr);
+			if (rc != -EAGAIN && rc != -EWOULDBLOCK &&
+			    rc != -EINTR) {
+				fprintf(stderr, "%s: E406 accept: %s\n",
+				    serve_ctx.prog, rc < 0 && rc > -4096 ?
+				    strerror(-rc) : "protocol error");
+				poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
+			}
+			continue;
+		}
+		pthread_mutex_lock(&serve_live_mu);
+		full = serve_live >= serve_ctx.conf.max_subscribers ||
+		    serve_stop;
+		if (!full)
+			serve_live++;
+		pthread_mutex_unlock(&serve_live_mu);
+		if (full) {
+			serve_reject(sr, 404, serve_stop ? "shutting down" :
+			    "too many requests in this process "
+			    "(max_subscribers)");
+			continue;
+		}
+		if ((rc = pthread_create(&t, &attr, serve_request, sr)) != 0) {
+			pthread_mutex_lock(&serve_live_mu);
+			serve_live--;
+			pthread_cond_broadcast(&serve_live_cv);
+			pthread_mutex_unlock(&serve_live_mu);
+			serve_reject(sr, 405, "cannot start a request thread");
+		}
+	}
+	pthread_attr_destroy(&attr);
+	/* Let the main thread see the stop if we leave on our own. */
+	if (!serve_stop) {
+		serve_stop = 1;
+		serve_poke();
+	}
+	return NULL;
+}
+
+static void *
+serve_request(void *arg)
+{
+	struct serve_req *sr = arg;
+
+	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
+	serve_run(&sr->http);
+	serve_finish(sr);
+	pthread_mutex_lock(&serve_live_mu);
+	serve_live--;
+	pthread_cond_broadcast(&serve_live_cv);
+	pthread_mutex_unlock(&serve_live_mu);
+	return NULL;
+}
+
+int
+serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
+{
+	struct pollfd pfd[3];
+	long long deadline, left;
+	int n, iw, ic, rc;
+
+	(void)s;
+	if (!r->body_done && http_read_body(r, 0, NULL, NULL) != 0)
+		return SERVE_GONE;
+	deadline = timeout_ms >= 0 ? serve_now_ms() + timeout_ms : -1;
+	for (;;) {
+		if (serve_stop)
+			return SERVE_STOP;
+		n = 0;
+		iw = ic = -1;
+		pfd[n].fd = serve_stopfd;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+		if (wakefd >= 0) {
+			iw = n;
+			pfd[n].fd = wakefd;
+			pfd[n].events = POLLIN;
+			pfd[n++].revents = 0;
+		}
+		if (http_poll_setup(r, &pfd[n]))
+			ic = n++;
+		left = -1;
+		if (deadline >= 0) {
+			left = deadline - serve_now_ms();
+			if (left < 0)
+				left = 0;
+		}
+		rc = poll(pfd, (nfds_t)n, (int)left);
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			return SERVE_GONE;
+		}
+		if (serve_stop || (pfd[0].revents & POLLIN))
+			return SERVE_STOP;
+		if (ic >= 0 && http_poll_gone(r, &pfd[ic]))
+			return SERVE_GONE;
+		if (iw >= 0 && (pfd[iw].revents & POLLIN))
+			return SERVE_WAKE;
+		if (rc == 0 || (deadline >= 0 && serve_now_ms() >= deadline))
+			return SERVE_TIMEOUT;
+	}
+}

@@ -1,0 +1,84 @@
+/*
+ * serve: run a responder as plain CGI or as a threaded FastCGI server,
+ * whichever way the web server started it (FCGX_IsCGI decides; nothing is
+ * configured).
+ *
+ *	static int handle(struct serve *s, struct http_req *r) { ... }
+ *	int main(void)
+ *	{ return serve_main("push-stream", handle, SERVE_HUB); }
+ *
+ * CGI: the config is loaded, the hub (with SERVE_HUB) started, and the one
+ * request on stdin/stdout handled in the main thread.
+ * FastCGI: conf.threads acceptor threads take connections in turn
+ * (FCGX_Accept_r under a mutex, the listening socket non-blocking and
+ * polled together with the stop descriptor) and give each request its own
+ * detached thread with a SERVE_STACK-byte stack.  Above conf.max_subscribers
+ * live requests, or when a thread cannot be made, the answer is a 503 with
+ * Retry-After.
+ *
+ * The handler records a failure with http_fail() and returns -1; serve
+ * answers it (http_answer_failure: the one place failures become a status
+ * and an error-log line).  It must not call exit().
+ *
+ * Signals: SIGPIPE is ignored (a write error says the client left).
+ * SIGTERM, SIGINT and SIGHUP set the stop flag, make the stop descriptor
+ * readable and interrupt the hub's bell wait; every serve_wait() returns
+ * SERVE_STOP at once, handlers end their responses cleanly, and the
+ * process exits once the last request is done (or after SERVE_STOP_MS).
+ * Request and hub threads block these signals, so the signal handler
+ * always runs in the main thread.
+ */
+#ifndef PUSHCGI_SERVE_H
+#define PUSHCGI_SERVE_H
+
+#include "conf.h"
+#include "http.h"
+#include "hub.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SERVE_STACK    (512 * 1024) /* sanitizers need much more stack */
+#else
+#define SERVE_STACK    (128 * 1024) /* request thread stack (virtual) */
+#endif
+#define SERVE_STOP_MS  1000  /* how long requests get to end at a stop */
+#define SERVE_ERR_MAX  256
+
+#define SERVE_HUB 1          /* start a hub: the handler subscribes */
+
+enum {
+	SERVE_WAKE = 1,      /* the wake descriptor is readable */
+	SERVE_TIMEOUT = 2,   /* timeout_ms passed */
+	SERVE_GONE = 3,      /* the client (or the web server) left */
+	SERVE_STOP = 4       /* the process is stopping */
+};
+
+/* What a handler gets besides its request. */
+struct serve {
+	const char *prog;
+	struct conf conf;
+	struct hub *hub;     /* NULL without SERVE_HUB */
+	int fcgi;            /* 1 when running as a FastCGI server */
+};
+
+typedef int (*serve_handler)(struct serve *s, struct http_req *r);
+
+/* Run the responder; returns the process exit status for main (0, or
+ * 111 when a FastCGI server cannot start). */
+int serve_main(const char *prog, serve_handler handler, int flags);
+
+/*
+ * Sleep until wakefd (may be -1) is readable, the client leaves, the
+ * process stops or timeout_ms passes (-1: no limit).  The request body is
+ * consumed first if it was not (see http_read_body).  Returns SERVE_STOP,
+ * SERVE_GONE, SERVE_WAKE or SERVE_TIMEOUT, in that order of precedence.
+ */
+int serve_wait(struct serve *s, struct http_req *r, int wakefd,
+    int timeout_ms);
+
+/* 1 once a stop was asked for. */
+int serve_stopping(void);
+
+/* Milliseconds on a monotonic clock, for deadlines. */
+long long serve_now_ms(void);
+
+#endif

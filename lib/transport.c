@@ -1,0 +1,633 @@
+/*
+ * transport: framing of push responses and the stream request's
+ * parameters.  The byte layouts are documented in transport.h; the unit
+ * tests hold them to the byte.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "transport.h"
+
+#define TRANSPORT_B64_CHUNK 3072  /* input bytes per base64 output chunk */
+
+enum { MIXED_NONE, MIXED_OPEN, MIXED_PENDING, MIXED_DONE };
+
+const char *const transport_params[] = {
+	"channel", "format", "since", "last_event_id", "last", "heartbeat",
+	"callback", "_", NULL
+};
+
+static int transport_cursor(const char *, int64_t *);
+static int transport_small(const char *, int, int, int *);
+static int transport_q_zero(const char *, size_t);
+static int transport_sse_text(const struct mlog_msg *);
+static int transport_mixed_head(struct http_out *, const struct mlog_msg *);
+static int transport_mixed_ahead(struct transport *, struct http_out *,
+    const char *);
+static int transport_script_open(const struct transport *,
+    struct http_out *);
+
+/* A cursor: 1-19 decimal digits, at most INT64_MAX.  0 or -1. */
+static int
+transport_cursor(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > TRANSPORT_ID_DIGITS)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* A small decimal in [min, max].  0 or -1. */
+static int
+transport_small(const char *s, int min, int max, int *out)
+{
+	int64_t v;
+
+	if (strlen(s) > 9 || transport_cursor(s, &v) != 0 || v < min ||
+	    v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* 1 if the parameters of a media range, params[0..n), set q to zero. */
+static int
+transport_q_zero(const char *params, size_t n)
+{
+	const char *p = params, *end = params + n, *v;
+
+	while (p != NULL && p < end) {
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (end - p >= 2 && (*p == 'q' || *p == 'Q') && p[1] == '=') {
+			v = p + 2;
+			if (v == end || *v != '0')
+				return 0;
+			v++;
+			if (v < end && *v == '.')
+				while (++v < end && *v == '0')
+					;
+			while (v < end && (*v == ' ' || *v == '\t'))
+				v++;
+			return v == end || *v == ';';
+		}
+		p = memchr(p, ';', (size_t)(end - p));
+	}
+	return 0;
+}
+
+enum transport_kind
+transport_negotiate(const char *accept)
+{
+	const char *p, *end, *semi;
+	size_t n;
+
+	if (accept == NULL)
+		return TRANSPORT_MIXED;
+	for (p = accept; *p != '\0'; p = *end != '\0' ? end + 1 : end) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		semi = memchr(p, ';', (size_t)(end - p));
+		n = (size_t)((semi != NULL ? semi : end) - p);
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == strlen("text/event-stream") &&
+		    strncasecmp(p, "text/event-stream", n) == 0 &&
+		    (semi == NULL || !transport_q_zero(semi,
+		    (size_t)(end - semi))))
+			return TRANSPORT_SSE;
+	}
+	return TRANSPORT_MIXED;
+}
+
+int
+transport_parse(struct transport_req *q, const struct http_params *p,
+    const char *accept, const char *last_event_id, const struct conf *c,
+    char *why, size_t whylen)
+{
+	const char *v, *since, *leid;
+	int hbmax;
+
+	memset(q, 0, sizeof(*q));
+	q->since = -1;
+	q->last = -1;
+	q->heartbeat = c->heartbeat;
+	snprintf(q->callback, sizeof(q->callback), "%s", TRANSPORT_CALLBACK);
+
+	if ((v = http_param(p, "channel")) == NULL || *v == '\0') {
+		snprintf(why, whylen, "channel= is required");
+		return 201;
+	}
+	q->nchan = valid_channel_list(v, q->chan, VALID_CHANNELS_MAX);
+	if (q->nchan < 1) {
+		snprintf(why, whylen, "channel= must be 1-%d comma-separated "
+		    "names of 1-%d of A-Z a-z 0-9 . _ - (not starting with "
+		    "'.')", VALID_CHANNELS_MAX, VALID_CHANNEL_MAX);
+		return 202;
+	}
+
+	if ((v = http_param(p, "format")) != NULL) {
+		if (strcmp(v, "mixed") == 0)
+			q->kind = TRANSPORT_MIXED;
+		else if (strcmp(v, "sse") == 0)
+			q->kind = TRANSPORT_SSE;
+		else if (strcmp(v, "script") == 0)
+			q->kind = TRANSPORT_SCRIPT;
+		else if (strcmp(v, "raw") == 0)
+			q->kind = TRANSPORT_RAW;
+		else {
+			snprintf(why, whylen, "format= must be mixed, sse, "
+			    "script or raw");
+			return 203;
+		}
+	} else
+		q->kind = transport_negotiate(accept);
+	if (q->kind == TRANSPORT_RAW && accept != NULL &&
+	    strstr(accept, "application/octet-stream") != NULL)
+		q->octet = 1;
+
+	since = http_param(p, "since");
+	leid = http_param(p, "last_event_id");
+	if (since != NULL && leid != NULL) {
+		snprintf(why, whylen, "since= and last_event_id= exclude "
+		    "each other");
+		return 204;
+	}
+	if (leid != NULL)
+		since = leid;
+	if (since != NULL && transport_cursor(since, &q->since) != 0) {
+		snprintf(why, whylen, "since= must be a message id (0-%"
+		    PRId64 ")", INT64_MAX);
+		return 205;
+	}
+	if ((v = http_param(p, "last")) != NULL) {
+		if (since != NULL) {
+			snprintf(why, whylen, "last= and since= exclude each "
+			    "other");
+			return 206;
+		}
+		if (transport_small(v, 0, TRANSPORT_LAST_MAX, &q->last) != 0) {
+			snprintf(why, whylen, "last= must be 0-%d",
+			    TRANSPORT_LAST_MAX);
+			return 207;
+		}
+	}
+	if (last_event_id != NULL) {
+		/* A browser resuming: its cursor beats the URL's. */
+		if (transport_cursor(last_event_id, &q->since) != 0) {
+			snprintf(why, whylen, "Last-Event-ID must be a message "
+			    "id");
+			return 208;
+		}
+		q->last = -1;
+	}
+	if (q->kind == TRANSPORT_MIXED && q->since < 0 && q->last < 0)
+		q->last = 1;
+
+	if ((v = http_param(p, "heartbeat")) != NULL) {
+		hbmax = c->heartbeat > TRANSPORT_HEARTBEAT_MIN ?
+		    c->heartbeat : TRANSPORT_HEARTBEAT_MIN;
+		if (transport_small(v, TRANSPORT_HEARTBEAT_MIN, hbmax,
+		    &q->heartbeat) != 0) {
+			snprintf(why, whylen, "heartbeat= must be %d-%d "
+			    "seconds", TRANSPORT_HEARTBEAT_MIN, hbmax);
+			return 209;
+		}
+	}
+	if ((v = http_param(p, "callback")) != NULL) {
+		if (!valid_callback(v)) {
+			snprintf(why, whylen, "callback= must be a JavaScript "
+			    "name (identifiers joined by '.', at most %d "
+			    "bytes)", VALID_CALLBACK_MAX);
+			return 210;
+		}
+		snprintf(q->callback, sizeof(q->callback), "%s", v);
+	}
+	return 0;
+}
+
+void
+transport_init(struct transport *t, const struct transport_req *q,
+    const char *boundary)
+{
+	unsigned char rnd[12];
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	t->kind = q->kind;
+	t->octet = q->octet;
+	snprintf(t->callback, sizeof(t->callback), "%s", q->callback);
+	if (boundary != NULL) {
+		snprintf(t->boundary, sizeof(t->boundary), "%s", boundary);
+		return;
+	}
+	/* Random per stream, so that no published data can forge one. */
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		for (i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)((uint64_t)ts.tv_nsec >>
+			    (i % 8 * 8)) ^ (unsigned char)(uintptr_t)t;
+	}
+	memcpy(t->boundary, "pushcgi", 7);
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(t->boundary + 7 + 2 * i, 3, "%02x", rnd[i]);
+}
+
+const char *
+transport_type(const struct transport *t, char *buf, size_t len)
+{
+	switch (t->kind) {
+	case TRANSPORT_MIXED:
+		snprintf(buf, len, "multipart/x-mixed-replace;boundary=%s",
+		    t->boundary);
+		break;
+	case TRANSPORT_SSE:
+		snprintf(buf, len, "text/event-stream");
+		break;
+	case TRANSPORT_SCRIPT:
+		snprintf(buf, len, "text/html; charset=utf-8");
+		break;
+	case TRANSPORT_RAW:
+		snprintf(buf, len, "%s", t->octet ? "application/octet-stream" :
+		    "text/plain; charset=utf-8");
+		break;
+	}
+	return buf;
+}
+
+/* Open a <script> calling the page's callback. */
+static int
+transport_script_open(const struct transport *t, struct http_out *o)
+{
+	http_puts(o, "<script>parent.");
+	http_puts(o, t->callback);
+	return http_puts(o, "(");
+}
+
+int
+transport_begin(struct transport *t, struct http_out *o, int64_t stream)
+{
+	char pad[TRANSPORT_PADDING];
+
+	memset(pad, ' ', sizeof(pad));
+	switch (t->kind) {
+	case TRANSPORT_MIXED:
+		/* Part 1's header block stays open until the first message:
+		 * Chromium takes only one line break before the first
+		 * boundary, so heartbeats go into this block instead. */
+		t->state = MIXED_OPEN;
+		http_puts(o, "--");
+		http_puts(o, t->boundary);
+		return http_puts(o, "\r\n");
+	case TRANSPORT_SSE:
+		http_printf(o, "retry: %d\n:", TRANSPORT_RETRY_MS);
+		http_put(o, pad, sizeof(pad));
+		return http_printf(o, "\nevent: stream\ndata: %" PRId64 "\n\n",
+		    stream);
+	case TRANSPORT_SCRIPT:
+		http_puts(o, "<!DOCTYPE html>\n<html><head>"
+		    "<meta charset=\"utf-8\"><title>push</title></head>"
+		    "<body>\n<!--");
+		http_put(o, pad, sizeof(pad));
+		http_puts(o, "-->\n");
+		transport_script_open(t, o);
+		return http_printf(o, "{\"stream\":%" PRId64 "})</script>\n",
+		    stream);
+	case TRANSPORT_RAW:
+		/* Something at once: a server may hold the headers until
+		 * the first body byte (nginx's postpone_output). */
+		return http_puts(o, "\n");
+	}
+	return 0;
+}
+
+/* SSE carries data as lines of UTF-8: CR would become a line break. */
+static int
+transport_sse_text(const struct mlog_msg *m)
+{
+	return memchr(m->data, '\r', m->len) == NULL &&
+	    transport_utf8_valid(m->data, m->len);
+}
+
+/* mixed: a complete part header for m, written from the open state. */
+static int
+transport_mixed_head(struct http_out *o, const struct mlog_msg *m)
+{
+	return http_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+	    m->type, m->len);
+}
+
+/* mixed: end the current part and announce the next one as type. */
+static int
+transport_mixed_ahead(struct transport *t, struct http_out *o,
+    const char *type)
+{
+	http_printf(o, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", t->boundary,
+	    type);
+	if (type != t->guess)
+		snprintf(t->guess, sizeof(t->guess), "%s", type);
+	t->state = MIXED_PENDING;
+	return o->failed ? -1 : 0;
+}
+
+int
+transport_message(struct transport *t, struct http_out *o,
+    const struct mlog_msg *m, const struct mlog_msg *prev)
+{
+	const char *ev;
+
+	switch (t->kind) {
+	case TRANSPORT_MIXED:
+		if (t->state == MIXED_PENDING &&
+		    strcmp(t->guess, m->type) != 0) {
+			/* The announced part gets the previous message
+			 * again, so that its Content-Type stays true. */
+			if (prev != NULL)
+				http_put(o, prev->data, prev->len);
+			http_printf(o, "\r\n--%s\r\n", t->boundary);
+			t->state = MIXED_OPEN;
+		}
+		if (t->state == MIXED_OPEN)
+			transport_mixed_head(o, m);
+		http_put(o, m->data, m->len);
+		return transport_mixed_ahead(t, o, m->type);
+	case TRANSPORT_SSE:
+		http_printf(o, "id: %" PRId64 "\n", m->id);
+		ev = m->event != NULL ? m->event : NULL;
+		if (transport_sse_text(m)) {
+			const char *p = m->data, *end = p + m->len, *nl;
+
+			if (ev != NULL)
+				http_printf(o, "event: %s\n", ev);
+			for (;;) {
+				nl = memchr(p, '\n', (size_t)(end - p));
+				http_puts(o, "data: ");
+				http_put(o, p, (size_t)((nl ? nl : end) - p));
+				http_puts(o, "\n");
+				if (nl == NULL)
+					break;
+				p = nl + 1;
+			}
+		} else {
+			http_printf(o, "event: %s;base64\ndata: ",
+			    ev != NULL ? ev : "message");
+			transport_base64(o, m->data, m->len);
+			http_puts(o, "\n");
+		}
+		return http_puts(o, "\n");
+	case TRANSPORT_SCRIPT:
+		transport_script_open(t, o);
+		transport_json_message(o, m);
+		return http_puts(o, ")</script>\n");
+	case TRANSPORT_RAW:
+		http_put(o, m->data, m->len);
+		return http_puts(o, "\n");
+	}
+	return 0;
+}
+
+int
+transport_gap(struct transport *t, struct http_out *o, int64_t gap,
+    const struct mlog_msg *prev)
+{
+	char num[32];
+	int n;
+
+	switch (t->kind) {
+	case TRANSPORT_MIXED:
+		if (t->state == MIXED_PENDING) {
+			if (prev != NULL)
+				http_put(o, prev->data, prev->len);
+			http_printf(o, "\r\n--%s\r\n", t->boundary);
+		}
+		n = snprintf(num, sizeof(num), "%" PRId64, gap);
+		http_printf(o, "Content-Type: text/plain; charset=utf-8\r\n"
+		    "X-Push-Gap: %s\r\nContent-Length: %d\r\n\r\n"
+		    "%s\r\n--%s\r\n", num, n, num, t->boundary);
+		t->state = MIXED_OPEN;
+		return o->failed ? -1 : 0;
+	case TRANSPORT_SSE:
+		return http_printf(o, "event: gap\ndata: %" PRId64 "\n\n", gap);
+	case TRANSPORT_SCRIPT:
+		transport_script_open(t, o);
+		return http_printf(o, "{\"gap\":%" PRId64 "})</script>\n", gap);
+	case TRANSPORT_RAW:
+		return http_printf(o, "#pushcgi-gap %" PRId64 "\n", gap);
+	}
+	return 0;
+}
+
+int
+transport_heartbeat(struct transport *t, struct http_out *o,
+    const struct mlog_msg *prev, int part)
+{
+	int first = part != TRANSPORT_BEAT_REST;
+	int rest = part != TRANSPORT_BEAT_FIRST;
+
+	switch (t->kind) {
+	case TRANSPORT_MIXED:
+		if (t->state == MIXED_PENDING && prev != NULL) {
+			/* The same frame again: nothing changes on screen. */
+			if (first)
+				http_put(o, prev->data, prev->len);
+			if (rest)
+				transport_mixed_ahead(t, o, t->guess);
+			return o->failed ? -1 : 0;
+		}
+		if (first)
+			http_puts(o, "X-Heartbeat: 1");
+		if (rest)
+			http_puts(o, "\r\n");
+		return o->failed ? -1 : 0;
+	case TRANSPORT_SSE:
+		return http_puts(o, first ? (rest ? ":\n" : ":") : "\n");
+	case TRANSPORT_SCRIPT:
+		return http_puts(o, first ? (rest ? " \n" : " ") : "\n");
+	case TRANSPORT_RAW:
+		return http_puts(o, first && rest ? "\n\n" : "\n");
+	}
+	return 0;
+}
+
+int
+transport_end(struct transport *t, struct http_out *o,
+    const struct mlog_msg *prev)
+{
+	if (t->kind != TRANSPORT_MIXED || t->state == MIXED_DONE)
+		return o->failed ? -1 : 0;
+	if (t->state == MIXED_PENDING && prev != NULL)
+		http_put(o, prev->data, prev->len);
+	else
+		http_puts(o, "\r\n");
+	t->state = MIXED_DONE;
+	return http_printf(o, "\r\n--%s--\r\n", t->boundary);
+}
+
+int
+transport_utf8_valid(const void *p, size_t n)
+{
+	const unsigned char *s = p, *end = s + n;
+	unsigned c;
+	int k;
+
+	while (s < end) {
+		c = *s;
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			k = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3;
+		else
+			return 0;
+		if (end - s <= k)
+			return 0;
+		/* No overlongs, no surrogates, nothing above U+10FFFF. */
+		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+		    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+			return 0;
+		for (int i = 1; i <= k; i++)
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+		s += k + 1;
+	}
+	return 1;
+}
+
+int
+transport_base64(struct http_out *o, const void *p, size_t n)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *s = p;
+	char out[TRANSPORT_B64_CHUNK / 3 * 4];
+	size_t i, k = 0;
+	unsigned v;
+
+	for (i = 0; i + 3 <= n; i += 3) {
+		v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+		out[k++] = tab[v >> 18];
+		out[k++] = tab[(v >> 12) & 63];
+		out[k++] = tab[(v >> 6) & 63];
+		out[k++] = tab[v & 63];
+		if (k == sizeof(out)) {
+			if (http_put(o, out, k) != 0)
+				return -1;
+			k = 0;
+		}
+	}
+	if (n - i == 1) {
+		v = (unsigned)s[i] << 16;
+		out[k++] = tab[v >> 18];
+		out[k++] = tab[(v >> 12) & 63];
+		out[k++] = '=';
+		out[k++] = '=';
+	} else if (n - i == 2) {
+		v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8;
+		out[k++] = tab[v >> 18];
+		out[k++] = tab[(v >> 12) & 63];
+		out[k++] = tab[(v >> 6) & 63];
+		out[k++] = '=';
+	}
+	return http_put(o, out, k);
+}
+
+int
+transport_json_string(struct http_out *o, const void *p, size_t n)
+{
+	const unsigned char *s = p, *run = p, *end = s + n;
+	char esc[8];
+
+	http_puts(o, "\"");
+	for (; s < end; s++) {
+		const char *rep = NULL;
+
+		switch (*s) {
+		case '"': rep = "\\\""; break;
+		case '\\': rep = "\\\\"; break;
+		case '\n': rep = "\\n"; break;
+		case '\r': rep = "\\r"; break;
+		case '\t': rep = "\\t"; break;
+		case '<': rep = "\\u003c"; break;
+		case '>': rep = "\\u003e"; break;
+		case '&': rep = "\\u0026"; break;
+		case '\'': rep = "\\u0027"; break;
+		case 0xe2:
+			/* U+2028 and U+2029 end a line in JavaScript. */
+			if (end - s >= 3 && s[1] == 0x80 &&
+			    (s[2] == 0xa8 || s[2] == 0xa9)) {
+				http_put(o, run, (size_t)(s - run));
+				http_puts(o, s[2] == 0xa8 ? "\\u2028" :
+				    "\\u2029");
+				s += 2;
+				run = s + 1;
+			}
+			continue;
+		default:
+			if (*s < 0x20 || *s == 0x7f) {
+				snprintf(esc, sizeof(esc), "\\u%04x", *s);
+				rep = esc;
+			}
+		}
+		if (rep != NULL) {
+			http_put(o, run, (size_t)(s - run));
+			http_puts(o, rep);
+			run = s + 1;
+		}
+	}
+	http_put(o, run, (size_t)(s - run));
+	return http_puts(o, "\"");
+}
+
+int
+transport_json_message(struct http_out *o, const struct mlog_msg *m)
+{
+	int text = transport_utf8_valid(m->data, m->len);
+
+	http_printf(o, "{\"id\":%" PRId64 ",\"channel\":", m->id);
+	transport_json_string(o, m->channel, strlen(m->channel));
+	http_printf(o, ",\"time\":%" PRId64 ",\"type\":", m->time_ms);
+	transport_json_string(o, m->type, strlen(m->type));
+	http_puts(o, ",\"event\":");
+	if (m->event != NULL)
+		transport_json_string(o, m->event, strlen(m->event));
+	else
+		http_puts(o, "null");
+	http_puts(o, ",\"data\":");
+	if (text)
+		transport_json_string(o, m->data, m->len);
+	else {
+		http_puts(o, "\"");
+		transport_base64(o, m->data, m->len);
+		http_puts(o, "\",\"encoding\":\"base64\"");
+	}
+	return http_puts(o, "}");
+}

@@ -1,0 +1,175 @@
+/*
+ * transport: how messages are framed on a push response, and what a stream
+ * request may ask for.
+ *
+ * Four framings (format=, else the Accept header: text/event-stream means
+ * sse; anything else means mixed):
+ *
+ * mixed   multipart/x-mixed-replace;boundary=B (no space: some servers cut
+ *         the header at one).  B is random per stream.  Chromium shows a
+ *         part only when the header block of the FOLLOWING part is
+ *         complete, so right after each message's data we send the
+ *         boundary and the next part's header block, guessing that the
+ *         next message has the same Content-Type:
+ *
+ *           --B CRLF Content-Type: T CRLF Content-Length: N CRLF CRLF
+ *           <data 1> CRLF --B CRLF Content-Type: T CRLF CRLF
+ *           <data 2> CRLF --B CRLF Content-Type: T CRLF CRLF ...
+ *
+ *         When a message's type differs from the guess, the announced
+ *         part is first filled with the previous message again (so every
+ *         part's Content-Type is true), then the new part follows with its
+ *         own Content-Type and Content-Length.  Parts whose header block
+ *         was sent ahead carry no Content-Length: read up to the boundary.
+ *         Before the first message the header block of part 1 is left open
+ *         and heartbeats add an "X-Heartbeat: 1" line to it; afterwards a
+ *         heartbeat re-sends the latest message (an image stays as it is):
+ *         its data, then the boundary and header block.
+ *         A gap is a text/plain part with an "X-Push-Gap: ID" header and
+ *         the decimal ID as body.  The end closes with --B--.
+ *
+ * sse     text/event-stream.  First "retry:", a padding comment and an
+ *         event "stream" whose data is the stream id.  Each message:
+ *         "id: N", "event: E" (if it has one), one "data: " line per line
+ *         of data, blank line.  Data that is not UTF-8 or holds a CR (which
+ *         SSE would turn into a line break) is sent base64-encoded in one
+ *         data line, and the event type gets the suffix ";base64"
+ *         ("message;base64" when the message has no event name); ';' never
+ *         occurs in an event name, so the marker is unambiguous.  A gap is
+ *         "event: gap" with the ID as data (no id: line, so Last-Event-ID
+ *         keeps naming the last message).  Heartbeat: a ":" comment line
+ *         (the ":" and the newline written apart, see transport_heartbeat).
+ *
+ * script  text/html for an iframe: a head, TRANSPORT_PADDING bytes of
+ *         comment (browsers that wait for a first chunk), then per message
+ *         <script>parent.CB({...})</script> with the JSON of
+ *         transport_json_message.  The JSON escapes < > & ' U+2028 U+2029
+ *         as \uXXXX, so no message can end the script or break the
+ *         parser.  First call: {"stream":ID}; a gap: {"gap":ID}.
+ *         Heartbeat: a space, then a newline (whitespace between scripts).
+ *
+ * raw     text/plain; charset=utf-8 (application/octet-stream when the
+ *         Accept header names it): first an empty line (so that the
+ *         headers leave servers that wait for body bytes), then each
+ *         message's bytes followed by "\n".  A gap is the line
+ *         "#pushcgi-gap ID".  Heartbeat: two empty lines, one per write,
+ *         so line readers should skip empty lines (an empty message looks
+ *         the same).
+ *
+ * Nothing here flushes: the caller flushes after each message.  Every
+ * function returns 0, or -1 once the output has failed.
+ */
+#ifndef PUSHCGI_TRANSPORT_H
+#define PUSHCGI_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "http.h"
+#include "mlog.h"
+#include "valid.h"
+
+#define TRANSPORT_BOUNDARY_MAX  40   /* bytes in a multipart boundary */
+#define TRANSPORT_PADDING       2048 /* bytes of initial padding */
+#define TRANSPORT_RETRY_MS      2000 /* SSE reconnect delay we advise */
+#define TRANSPORT_LAST_MAX      100  /* largest last=N */
+#define TRANSPORT_HEARTBEAT_MIN 1    /* smallest heartbeat= (seconds) */
+#define TRANSPORT_CALLBACK      "push" /* script callback by default */
+#define TRANSPORT_ID_DIGITS     19   /* digits in a cursor (int64) */
+#define TRANSPORT_PROBE_MS      200  /* between a heartbeat's two parts */
+
+enum { TRANSPORT_BEAT_ALL, TRANSPORT_BEAT_FIRST, TRANSPORT_BEAT_REST };
+
+enum transport_kind {
+	TRANSPORT_MIXED,
+	TRANSPORT_SSE,
+	TRANSPORT_SCRIPT,
+	TRANSPORT_RAW
+};
+
+/* What a stream request asks for, from its query string and headers. */
+struct transport_req {
+	enum transport_kind kind;
+	int nchan;
+	char chan[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
+	int64_t since;      /* deliver ids > since; -1 = not given */
+	int last;           /* start with the newest N; -1 = not given */
+	int heartbeat;      /* seconds between heartbeats */
+	int octet;          /* raw as application/octet-stream */
+	char callback[VALID_CALLBACK_MAX + 1];
+};
+
+/* The parameters a stream request may carry (NULL-terminated), for
+ * http_parse_query: channel format since last_event_id last heartbeat
+ * callback and "_" (a cache buster, ignored). */
+extern const char *const transport_params[];
+
+/*
+ * Fill q from parsed parameters p, the Accept and Last-Event-ID headers
+ * (either may be NULL) and the config (heartbeat cap).  Last-Event-ID wins
+ * over since=/last_event_id=, which win over last=; a mixed stream with no
+ * cursor starts with the newest message (last=1).  Returns 0, or a failure
+ * site number (> 0) with a one-line reason in why: the request is a 400.
+ */
+int transport_parse(struct transport_req *q, const struct http_params *p,
+    const char *accept, const char *last_event_id, const struct conf *c,
+    char *why, size_t whylen);
+
+/* The framing asked for by an Accept header: TRANSPORT_SSE if it names
+ * text/event-stream (with q > 0), else TRANSPORT_MIXED. */
+enum transport_kind transport_negotiate(const char *accept);
+
+/* Framing state of one response. */
+struct transport {
+	enum transport_kind kind;
+	int octet;
+	char boundary[TRANSPORT_BOUNDARY_MAX + 1];
+	char callback[VALID_CALLBACK_MAX + 1];
+	int state;          /* mixed: where the part sequence stands */
+	char guess[VALID_TYPE_MAX + 1]; /* mixed: type announced ahead */
+};
+
+/* Set up t for q.  boundary NULL picks a random one (tests pass theirs). */
+void transport_init(struct transport *t, const struct transport_req *q,
+    const char *boundary);
+/* The response's Content-Type, written into buf. */
+const char *transport_type(const struct transport *t, char *buf,
+    size_t len);
+
+/* After the HTTP headers: preamble, padding, the stream id. */
+int transport_begin(struct transport *t, struct http_out *o,
+    int64_t stream);
+/* One message.  prev: the message sent before it (NULL if none); mixed
+ * re-sends it in the cases described above. */
+int transport_message(struct transport *t, struct http_out *o,
+    const struct mlog_msg *m, const struct mlog_msg *prev);
+/* Messages up to id gap on these channels were pruned unseen. */
+int transport_gap(struct transport *t, struct http_out *o, int64_t gap,
+    const struct mlog_msg *prev);
+/*
+ * Something that keeps the connection alive and shows nothing.  It comes
+ * in two parts, to be flushed TRANSPORT_PROBE_MS apart: a web server that
+ * only notices a gone client when it writes (Apache) needs two writes,
+ * because the first one after the client's FIN still succeeds.  part:
+ * TRANSPORT_BEAT_FIRST, TRANSPORT_BEAT_REST, or TRANSPORT_BEAT_ALL for
+ * both at once.  Nothing else may be written between the two parts
+ * except by finishing with TRANSPORT_BEAT_REST first.
+ */
+int transport_heartbeat(struct transport *t, struct http_out *o,
+    const struct mlog_msg *prev, int part);
+/* The stream ends cleanly (shutdown). */
+int transport_end(struct transport *t, struct http_out *o,
+    const struct mlog_msg *prev);
+
+/* Building blocks, shared with the long-poll responder. */
+int transport_utf8_valid(const void *p, size_t n);
+int transport_base64(struct http_out *o, const void *p, size_t n);
+/* A JSON string (with its quotes) of valid UTF-8 p[0..n), escaped so it
+ * is also safe inside <script>. */
+int transport_json_string(struct http_out *o, const void *p, size_t n);
+/* {"id":..,"channel":..,"time":..,"type":..,"event":..|null,"data":..}
+ * with "encoding":"base64" added when data is not UTF-8. */
+int transport_json_message(struct http_out *o, const struct mlog_msg *m);
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * push-stream: the stream responder.  One long response per client,
+ * carrying every message published on its channels, as it is published.
+ *
+ * Runs as plain CGI or as a threaded FastCGI server, whichever way the
+ * web server starts it.  Request:
+ *
+ *   GET /cgi-bin/push-stream?channel=a,b,c[&format=mixed|sse|script|raw]
+ *       [&since=ID | &last_event_id=ID | &last=N][&heartbeat=S]
+ *       [&callback=NAME][&_=anything]
+ *
+ *   channel=   1-32 channel names, comma-separated (required)
+ *   format=    framing; without it, an Accept header naming
+ *              text/event-stream gets sse, anything else mixed
+ *   since=ID   start after message ID (last_event_id= is the same; the
+ *              Last-Event-ID header, sent by a reconnecting EventSource,
+ *              takes precedence over both)
+ *   last=N     start with the newest N messages (0-100); mixed starts
+ *              with last=1 by default so that an image shows at once;
+ *              the others start with what is published from now on
+ *   heartbeat= seconds between heartbeats, 1 up to the configured value
+ *   callback=  script format: the function called in the parent page
+ *              (default "push")
+ *   _=         ignored (cache busters)
+ *
+ * Any other parameter, a repeated one or one over its cap is a 400 with a
+ * one-line reason; the framings, heartbeats and gap markers are described
+ * in lib/transport.h.  Every response carries Cache-Control: no-cache,
+ * X-Accel-Buffering: no and X-Push-Stream: the stream's id (also sent as
+ * the first event where the framing allows), under which the stream is
+ * listed in the log's streams table while it lasts.
+ *
+ * A client that leaves is noticed while idle (the FastCGI connection or the
+ * CGI pipe closes) and at the latest by the next heartbeat's failed write;
+ * its thread, descriptors and streams row are then released.  SIGTERM ends
+ * every stream cleanly (mixed closes its multipart body) and the process
+ * exits.  Channels under a configured private_channel prefix are refused
+ * (403): subscriber tokens are not checked by this responder.
+ *
+ * Failure sites (the number in the error-log line): 1xx request reading,
+ * 2xx parameters, 4xx process set-up, 5xx this file.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "hub.h"
+#include "serve.h"
+#include "transport.h"
+
+#define STREAM_PROG "push-stream"
+
+/* What the request asked for: ~13 KiB, on the heap (request threads have
+ * small stacks) and freed once the subscription exists. */
+struct stream_ask {
+	struct http_params params;
+	struct transport_req q;
+};
+
+/* One stream's state while it lasts: kept small, there may be
+ * thousands. */
+struct stream {
+	struct transport t;
+	struct http_req *r;
+	struct hub_msg *prev;      /* mixed: the latest message sent */
+	long long next_beat;       /* monotonic ms of the next heartbeat */
+	long long probe_at;        /* a heartbeat's second part is due, 0 */
+	int beat_ms;
+	int last;                  /* start with the newest N */
+};
+
+static int stream_handle(struct serve *, struct http_req *);
+static int stream_request(struct stream_ask *, struct serve *,
+    struct http_req *);
+static int stream_deliver(void *, struct hub_msg *, int64_t);
+static int stream_private(const struct conf *, const struct transport_req *);
+static void stream_beat_rest(struct stream *);
+
+int
+main(void)
+{
+	return serve_main(STREAM_PROG, stream_handle, SERVE_HUB);
+}
+
+/* 1 if a requested channel is under a private prefix. */
+static int
+stream_private(const struct conf *c, const struct transport_req *q)
+{
+	int i, j;
+
+	for (i = 0; i < q->nchan; i++)
+		for (j = 0; j < c->nprivate; j++)
+			if (strncmp(q->chan[i], c->private_prefix[j],
+			    strlen(c->private_prefix[j])) == 0)
+				return 1;
+	return 0;
+}
+
+/* Parse and check the request into a.  0, or -1 after http_fail. */
+static int
+stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
+{
+	const char *m = http_method(r), *accept, *leid;
+	char why[HTTP_REASON_MAX];
+	int site;
+
+	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
+		http_header(r, "Allow", "GET, HEAD");
+		return http_fail(r, 405, 501, "only GET and HEAD");
+	}
+	if (http_parse_query(http_env(r, "QUERY_STRING"), transport_params,
+	    &a->params, why, sizeof(why)) != 0)
+		return http_fail(r, 400, 502, "%s", why);
+	if (http_header_in(r, "HTTP_ACCEPT", &accept) != 0 ||
+	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
+		return http_fail(r, 400, 509, "Accept or Last-Event-ID longer "
+		    "than %d bytes", HTTP_HEADER_MAX);
+	site = transport_parse(&a->q, &a->params, accept, leid, &s->conf,
+	    why, sizeof(why));
+	if (site != 0)
+		return http_fail(r, 400, site, "%s", why);
+	if (stream_private(&s->conf, &a->q))
+		return http_fail(r, 403, 503, "private channel: subscriber "
+		    "tokens are not accepted here");
+	return http_read_body(r, 0, NULL, NULL);
+}
+
+/* Finish a heartbeat whose first part was sent. */
+static void
+stream_beat_rest(struct stream *st)
+{
+	if (st->probe_at == 0)
+		return;
+	transport_heartbeat(&st->t, &st->r->out,
+	    st->prev != NULL ? &st->prev->m : NULL, TRANSPORT_BEAT_REST);
+	st->probe_at = 0;
+}
+
+/* The hub's delivery callback: one message or a gap, flushed at once.
+ * Non-zero (refuse, stop) when the client can no longer be written. */
+static int
+stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
+{
+	struct stream *st = arg;
+	const struct mlog_msg *prev = st->prev != NULL ? &st->prev->m : NULL;
+	struct http_out *o = &st->r->out;
+
+	stream_beat_rest(st);
+	if (m == NULL)
+		transport_gap(&st->t, o, gap, prev);
+	else {
+		transport_message(&st->t, o, &m->m, prev);
+		if (st->t.kind == TRANSPORT_MIXED) {
+			/* mixed re-sends it as heartbeat and filler. */
+			hub_msg_hold(m);
+			hub_msg_drop(st->prev);
+			st->prev = m;
+		}
+	}
+	if (http_flush(o) != 0)
+		return 1;
+	st->next_beat = serve_now_ms() + st->beat_ms;
+	return 0;
+}
+
+static int
+stream_handle(struct serve *s, struct http_req *r)
+{
+	const char *chans[VALID_CHANNELS_MAX];
+	char err[HUB_ERR_MAX], type[128], num[24];
+	struct stream_ask *a;
+	struct stream *st;
+	struct hub_sub *sub = NULL;
+	int64_t stream = 0;
+	long long now, due;
+	int i, rc, w, ended = 0;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (a = calloc(1, sizeof(*a))) == NULL) {
+		free(st);
+		return http_fail(r, 503, 504, "out of memory");
+	}
+	st->r = r;
+	if (stream_request(a, s, r) != 0) {
+		free(a);
+		goto out;
+	}
+	for (i = 0; i < a->q.nchan; i++)
+		chans[i] = a->q.chan[i];
+	rc = hub_subscribe(s->hub, &sub, chans, a->q.nchan, a->q.since,
+	    HUB_REGISTER, &stream, err, sizeof(err));
+	transport_init(&st->t, &a->q, NULL);
+	st->beat_ms = a->q.heartbeat * 1000;
+	st->last = a->q.last;
+	free(a);
+	if (rc != HUB_OK) {
+		if (rc == HUB_EFULL)
+			http_fail(r, 503, 505, "%s", err);
+		else if (rc == HUB_ESTOP)
+			http_fail(r, 503, 506, "%s", err);
+		else
+			http_fail(r, 500, 507, "%s", err);
+		goto out;
+	}
+
+	snprintf(num, sizeof(num), "%lld", (long long)stream);
+	http_header(r, "X-Push-Stream", num);
+	if (st->t.kind == TRANSPORT_SSE || st->t.kind == TRANSPORT_RAW)
+		http_header(r, "X-Content-Type-Options", "nosniff");
+	http_cors(r, &s->conf);
+	if (http_start(r, 200, transport_type(&st->t, type, sizeof(type))) != 0)
+		goto out;
+	if (strcmp(http_method(r), "HEAD") == 0)
+		goto out;
+	transport_begin(&st->t, &r->out, stream);
+	if (http_flush(&r->out) != 0)
+		goto out;
+	st->next_beat = serve_now_ms() + st->beat_ms;
+
+	rc = HUB_OK;
+	if (st->last > 0)
+		rc = hub_sub_latest(sub, st->last, stream_deliver, st);
+	for (;;) {
+		if (rc == HUB_OK)
+			rc = hub_sub_next(sub, stream_deliver, st);
+		if (rc == HUB_ERR) {
+			http_fail(r, 500, 508, "reading messages: %s",
+			    hub_sub_error(sub));
+			break;
+		}
+		if (rc != HUB_OK)
+			break;          /* the client cannot be written */
+		if (hub_stopping(s->hub) || serve_stopping()) {
+			ended = 1;
+			break;
+		}
+		now = serve_now_ms();
+		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
+		w = serve_wait(s, r, hub_sub_fd(sub),
+		    due > now ? (int)(due - now) : 0);
+		if (w == SERVE_STOP) {
+			ended = 1;
+			break;
+		}
+		if (w == SERVE_GONE)
+			break;
+		if (w != SERVE_TIMEOUT || serve_now_ms() < due)
+			continue;
+		/* A heartbeat goes out in two writes, TRANSPORT_PROBE_MS
+		 * apart (transport.h says why). */
+		if (st->probe_at != 0)
+			stream_beat_rest(st);
+		else {
+			transport_heartbeat(&st->t, &r->out,
+			    st->prev != NULL ? &st->prev->m : NULL,
+			    TRANSPORT_BEAT_FIRST);
+			st->probe_at = serve_now_ms() + TRANSPORT_PROBE_MS;
+			st->next_beat = serve_now_ms() + st->beat_ms;
+		}
+		if (http_flush(&r->out) != 0)
+			break;
+	}
+	if (ended) {
+		stream_beat_rest(st);
+		transport_end(&st->t, &r->out,
+		    st->prev != NULL ? &st->prev->m : NULL);
+		http_flush(&r->out);
+	}
+out:
+	hub_unsubscribe(sub);
+	hub_msg_drop(st->prev);
+	free(st);
+	return r->fail_status != 0 ? -1 : 0;
+}

@@ -1,0 +1,587 @@
+/*
+ * Unit tests of lib/transport.c (framing, to the byte; escaping) and of
+ * the query-string parser in lib/http.c (allow-list, caps, decoding).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "transport.h"
+
+#define B "BOUNDARY"
+
+static struct conf cfg;
+static struct http_params params;
+static char why[HTTP_REASON_MAX];
+
+static void
+setup(void)
+{
+	conf_defaults(&cfg);
+	cfg.heartbeat = 20;
+	memset(&params, 0, sizeof(params));
+	why[0] = '\0';
+}
+
+/* The memory output as a string (no NULs in these tests). */
+static const char *
+out_str(struct http_out *o)
+{
+	http_put(o, "", 1);
+	o->used--;
+	return o->buf;
+}
+
+static struct mlog_msg
+msg(int64_t id, const char *channel, const char *type, const char *event,
+    const char *data, size_t len)
+{
+	struct mlog_msg m;
+
+	m.id = id;
+	m.channel = channel;
+	m.time_ms = 1700000000000LL + id;
+	m.type = type;
+	m.event = event;
+	m.data = data;
+	m.len = len;
+	return m;
+}
+
+/* Parse qs with the stream's allow-list, then transport_parse. */
+static int
+parse(const char *qs, const char *accept, const char *leid,
+    struct transport_req *q)
+{
+	if (http_parse_query(qs, transport_params, &params, why,
+	    sizeof(why)) != 0)
+		return -1;
+	return transport_parse(q, &params, accept, leid, &cfg, why,
+	    sizeof(why));
+}
+
+static void
+init(struct transport *t, enum transport_kind kind, struct http_out *o)
+{
+	struct transport_req q;
+
+	memset(&q, 0, sizeof(q));
+	q.kind = kind;
+	snprintf(q.callback, sizeof(q.callback), "%s", "cb");
+	transport_init(t, &q, B);
+	http_out_mem(o);
+}
+
+START_TEST(query_basic)
+{
+	static const char *const allowed[] = { "a", "b", "c", NULL };
+
+	ck_assert_int_eq(http_parse_query("a=1&b=x+y%20z%2Bw&c", allowed,
+	    &params, why, sizeof(why)), 0);
+	ck_assert_int_eq(params.n, 3);
+	ck_assert_str_eq(http_param(&params, "a"), "1");
+	ck_assert_str_eq(http_param(&params, "b"), "x y z+w");
+	ck_assert_str_eq(http_param(&params, "c"), "");
+	ck_assert_ptr_null(http_param(&params, "d"));
+	/* Empty pieces are skipped; an empty query is fine. */
+	ck_assert_int_eq(http_parse_query("&&a=%41%62&", allowed, &params,
+	    why, sizeof(why)), 0);
+	ck_assert_int_eq(params.n, 1);
+	ck_assert_str_eq(http_param(&params, "a"), "Ab");
+	ck_assert_int_eq(http_parse_query("", allowed, &params, why,
+	    sizeof(why)), 0);
+	ck_assert_int_eq(params.n, 0);
+	ck_assert_int_eq(http_parse_query(NULL, allowed, &params, why,
+	    sizeof(why)), 0);
+	/* Escaped names are decoded before the allow-list. */
+	ck_assert_int_eq(http_parse_query("%61=1", allowed, &params, why,
+	    sizeof(why)), 0);
+	ck_assert_str_eq(http_param(&params, "a"), "1");
+}
+END_TEST
+
+START_TEST(query_refused)
+{
+	static const char *const allowed[] = { "a", "b", NULL };
+	static const char *const many[] = { "p0", "p1", "p2", "p3", "p4",
+	    "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13", "p14",
+	    "p15", "p16", "p17", NULL };
+	char *big;
+	size_t i;
+	int n;
+
+	ck_assert_int_eq(http_parse_query("a=1&evil=2", allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_str_eq(why, "unknown parameter \"evil\"");
+	ck_assert_int_eq(http_parse_query("a=1&a=2", allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_str_eq(why, "parameter \"a\" given twice");
+	/* An unknown name is shown sanitised. */
+	ck_assert_int_eq(http_parse_query("x%0A%22y=1", allowed, &params,
+	    why, sizeof(why)), -1);
+	ck_assert_str_eq(why, "unknown parameter \"x??y\"");
+	ck_assert_int_eq(http_parse_query("a=%zz", allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_int_eq(http_parse_query("a=%4", allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_int_eq(http_parse_query("a=%", allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_int_eq(http_parse_query("a=x%00y", allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "NUL"));
+
+	/* More than HTTP_PARAMS_MAX parameters. */
+	big = malloc(HTTP_QUERY_MAX + 64);
+	ck_assert_ptr_nonnull(big);
+	big[0] = '\0';
+	for (n = 0; n <= HTTP_PARAMS_MAX; n++)
+		snprintf(big + strlen(big), 16, "%sp%d=1", n ? "&" : "", n);
+	ck_assert_int_eq(http_parse_query(big, many, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "more than"));
+	*strrchr(big, '&') = '\0';
+	ck_assert_int_eq(http_parse_query(big, many, &params, why,
+	    sizeof(why)), 0);
+	ck_assert_int_eq(params.n, HTTP_PARAMS_MAX);
+
+	/* A value at the cap passes, one byte more does not. */
+	strcpy(big, "a=");
+	for (i = 0; i < HTTP_VALUE_MAX; i++)
+		big[2 + i] = 'v';
+	big[2 + HTTP_VALUE_MAX] = '\0';
+	ck_assert_int_eq(http_parse_query(big, allowed, &params, why,
+	    sizeof(why)), 0);
+	ck_assert_uint_eq(strlen(http_param(&params, "a")), HTTP_VALUE_MAX);
+	strcat(big, "v");
+	ck_assert_int_eq(http_parse_query(big, allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "longer than"));
+
+	/* The whole query string is capped. */
+	memset(big, 'a', HTTP_QUERY_MAX + 1);
+	big[HTTP_QUERY_MAX + 1] = '\0';
+	ck_assert_int_eq(http_parse_query(big, allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "query string longer"));
+
+	/* A name over HTTP_NAME_MAX. */
+	memset(big, 'n', HTTP_NAME_MAX + 1);
+	strcpy(big + HTTP_NAME_MAX + 1, "=1");
+	ck_assert_int_eq(http_parse_query(big, allowed, &params, why,
+	    sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "name longer"));
+	free(big);
+}
+END_TEST
+
+START_TEST(stream_params)
+{
+	struct transport_req q;
+
+	ck_assert_int_eq(parse("channel=news", NULL, NULL, &q), 0);
+	ck_assert_int_eq(q.kind, TRANSPORT_MIXED);
+	ck_assert_int_eq(q.nchan, 1);
+	ck_assert_str_eq(q.chan[0], "news");
+	ck_assert_int_eq(q.last, 1);          /* mixed: latest at once */
+	ck_assert(q.since == -1);
+	ck_assert_int_eq(q.heartbeat, 20);
+	ck_assert_str_eq(q.callback, TRANSPORT_CALLBACK);
+
+	ck_assert_int_eq(parse("channel=a,b,a,c&format=sse", NULL, NULL, &q),
+	    0);
+	ck_assert_int_eq(q.kind, TRANSPORT_SSE);
+	ck_assert_int_eq(q.nchan, 3);
+	ck_assert_int_eq(q.last, -1);
+
+	ck_assert_int_eq(parse("channel=a&format=raw&since=42&_=123", NULL,
+	    NULL, &q), 0);
+	ck_assert_int_eq(q.kind, TRANSPORT_RAW);
+	ck_assert(q.since == 42);
+	ck_assert_int_eq(q.last, -1);
+	ck_assert_int_eq(parse("channel=a&format=raw", "application/"
+	    "octet-stream", NULL, &q), 0);
+	ck_assert_int_eq(q.octet, 1);
+
+	ck_assert_int_eq(parse("channel=a&last_event_id=7&format=script&"
+	    "callback=app.on_msg", NULL, NULL, &q), 0);
+	ck_assert(q.since == 7);
+	ck_assert_int_eq(q.kind, TRANSPORT_SCRIPT);
+	ck_assert_str_eq(q.callback, "app.on_msg");
+
+	/* The Last-Event-ID header wins over the URL's cursor. */
+	ck_assert_int_eq(parse("channel=a&since=3", "text/event-stream", "9",
+	    &q), 0);
+	ck_assert(q.since == 9);
+	ck_assert_int_eq(q.kind, TRANSPORT_SSE);
+	ck_assert_int_eq(parse("channel=a&last=5&format=sse", NULL, "9", &q),
+	    0);
+	ck_assert(q.since == 9);
+	ck_assert_int_eq(q.last, -1);
+	ck_assert_int_eq(parse("channel=a&last=5", NULL, NULL, &q), 0);
+	ck_assert_int_eq(q.last, 5);
+	ck_assert_int_eq(parse("channel=a&since=9223372036854775807", NULL,
+	    NULL, &q), 0);
+	ck_assert(q.since == INT64_MAX);
+
+	ck_assert_int_eq(parse("channel=a&heartbeat=2", NULL, NULL, &q), 0);
+	ck_assert_int_eq(q.heartbeat, 2);
+}
+END_TEST
+
+START_TEST(stream_params_refused)
+{
+	struct transport_req q;
+
+	ck_assert_int_gt(parse("format=sse", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=.x", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a%20b", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a,,b", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&format=json", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&since=1&last=2", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&since=1&last_event_id=2", NULL,
+	    NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&since=-1", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&since=9223372036854775808", NULL,
+	    NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&since=1x", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&last=101", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&heartbeat=0", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&heartbeat=21", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a&callback=alert(1)", NULL, NULL, &q),
+	    0);
+	ck_assert_int_gt(parse("channel=a&callback=a..b", NULL, NULL, &q), 0);
+	ck_assert_int_gt(parse("channel=a", NULL, "x1", &q), 0);
+	ck_assert_int_gt(parse("channel=a", NULL, "", &q), 0);
+	/* Unknown parameters stop at the allow-list. */
+	ck_assert_int_eq(parse("channel=a&token=x", NULL, NULL, &q), -1);
+	ck_assert_str_eq(why, "unknown parameter \"token\"");
+}
+END_TEST
+
+START_TEST(negotiation)
+{
+	ck_assert_int_eq(transport_negotiate(NULL), TRANSPORT_MIXED);
+	ck_assert_int_eq(transport_negotiate("*/*"), TRANSPORT_MIXED);
+	ck_assert_int_eq(transport_negotiate("text/event-stream"),
+	    TRANSPORT_SSE);
+	ck_assert_int_eq(transport_negotiate("text/html, TEXT/Event-Stream ;"
+	    " q=0.5"), TRANSPORT_SSE);
+	ck_assert_int_eq(transport_negotiate("text/event-stream;q=0"),
+	    TRANSPORT_MIXED);
+	ck_assert_int_eq(transport_negotiate("text/event-stream; q=0.000, "
+	    "*/*"), TRANSPORT_MIXED);
+	ck_assert_int_eq(transport_negotiate("text/event-stream;q=0.01"),
+	    TRANSPORT_SSE);
+	ck_assert_int_eq(transport_negotiate("text/event-streams"),
+	    TRANSPORT_MIXED);
+	ck_assert_int_eq(transport_negotiate("image/avif,image/webp,*/*;"
+	    "q=0.8"), TRANSPORT_MIXED);
+}
+END_TEST
+
+START_TEST(frame_mixed)
+{
+	struct transport t;
+	struct http_out o;
+	struct mlog_msg m1 = msg(1, "cam", "image/png", NULL, "AB", 2);
+	struct mlog_msg m2 = msg(2, "cam", "image/png", NULL, "CD", 2);
+	struct mlog_msg m3 = msg(3, "cam", "text/plain", NULL, "hi", 2);
+	char type[128];
+
+	init(&t, TRANSPORT_MIXED, &o);
+	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
+	    "multipart/x-mixed-replace;boundary=" B);
+	ck_assert_int_eq(transport_begin(&t, &o, 5), 0);
+	ck_assert_int_eq(transport_heartbeat(&t, &o, NULL, TRANSPORT_BEAT_ALL),
+	    0);
+	ck_assert_int_eq(transport_message(&t, &o, &m1, NULL), 0);
+	ck_assert_int_eq(transport_message(&t, &o, &m2, &m1), 0);
+	ck_assert_int_eq(transport_heartbeat(&t, &o, &m2, TRANSPORT_BEAT_FIRST),
+	    0);
+	ck_assert_int_eq(transport_heartbeat(&t, &o, &m2, TRANSPORT_BEAT_REST),
+	    0);
+	ck_assert_int_eq(transport_message(&t, &o, &m3, &m2), 0);
+	ck_assert_int_eq(transport_gap(&t, &o, 77, &m3), 0);
+	ck_assert_int_eq(transport_end(&t, &o, &m3), 0);
+	ck_assert_str_eq(out_str(&o),
+	    "--" B "\r\n"
+	    "X-Heartbeat: 1\r\n"
+	    "Content-Type: image/png\r\nContent-Length: 2\r\n\r\n"
+	    "AB\r\n--" B "\r\nContent-Type: image/png\r\n\r\n"
+	    "CD\r\n--" B "\r\nContent-Type: image/png\r\n\r\n"
+	    "CD\r\n--" B "\r\nContent-Type: image/png\r\n\r\n"
+	    "CD\r\n--" B "\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n"
+	    "hi\r\n--" B "\r\nContent-Type: text/plain\r\n\r\n"
+	    "hi\r\n--" B "\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\nX-Push-Gap: 77\r\n"
+	    "Content-Length: 2\r\n\r\n77\r\n--" B "\r\n"
+	    "\r\n\r\n--" B "--\r\n");
+	http_out_free(&o);
+
+	/* Random boundaries: distinct, long enough, token characters. */
+	{
+		struct transport_req q;
+		struct transport a, b;
+
+		memset(&q, 0, sizeof(q));
+		transport_init(&a, &q, NULL);
+		transport_init(&b, &q, NULL);
+		ck_assert_str_ne(a.boundary, b.boundary);
+		ck_assert_uint_ge(strlen(a.boundary), 24);
+		ck_assert_uint_eq(strspn(a.boundary, "pushcgi0123456789abcdef"),
+		    strlen(a.boundary));
+	}
+}
+END_TEST
+
+START_TEST(frame_sse)
+{
+	struct transport t;
+	struct http_out o;
+	struct mlog_msg m1 = msg(10, "news", "text/plain", "tick", "a\nb\n", 4);
+	struct mlog_msg m2 = msg(11, "news", "text/plain", NULL, " lead", 5);
+	struct mlog_msg m3 = msg(12, "news", "application/octet-stream", NULL,
+	    "\x89PNG\r\n", 6);
+	struct mlog_msg m4 = msg(13, "news", "text/plain", "e", "", 0);
+	struct mlog_msg m5 = msg(14, "news", "text/plain", "bin", "\xff", 1);
+	const char *s;
+	char type[64];
+	size_t i;
+
+	init(&t, TRANSPORT_SSE, &o);
+	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
+	    "text/event-stream");
+	ck_assert_int_eq(transport_begin(&t, &o, 99), 0);
+	s = out_str(&o);
+	ck_assert_int_eq(strncmp(s, "retry: 2000\n:", 13), 0);
+	for (i = 0; i < TRANSPORT_PADDING; i++)
+		ck_assert_int_eq(s[13 + i], ' ');
+	ck_assert_str_eq(s + 13 + TRANSPORT_PADDING,
+	    "\nevent: stream\ndata: 99\n\n");
+	o.used = 0;
+	transport_message(&t, &o, &m1, NULL);
+	transport_message(&t, &o, &m2, NULL);
+	transport_message(&t, &o, &m3, NULL);
+	transport_message(&t, &o, &m4, NULL);
+	transport_message(&t, &o, &m5, NULL);
+	transport_gap(&t, &o, 8, NULL);
+	transport_heartbeat(&t, &o, NULL, TRANSPORT_BEAT_ALL);
+	ck_assert_int_eq(transport_end(&t, &o, NULL), 0);
+	ck_assert_str_eq(out_str(&o),
+	    "id: 10\nevent: tick\ndata: a\ndata: b\ndata: \n\n"
+	    "id: 11\ndata:  lead\n\n"
+	    "id: 12\nevent: message;base64\ndata: iVBORw0K\n\n"
+	    "id: 13\nevent: e\ndata: \n\n"
+	    "id: 14\nevent: bin;base64\ndata: /w==\n\n"
+	    "event: gap\ndata: 8\n\n"
+	    ":\n");
+	http_out_free(&o);
+}
+END_TEST
+
+START_TEST(frame_script)
+{
+	static const char evil[] = "</script><script>alert(\"x\")</script>"
+	    " & 'q' \\ \xe2\x80\xa8 \xe2\x80\xa9 \xc3\xa9 \x01 <!--";
+	struct transport t;
+	struct http_out o;
+	struct mlog_msg m1 = msg(3, "chat", "text/html", "say", evil,
+	    sizeof(evil) - 1);
+	struct mlog_msg m2 = msg(4, "cam", "image/png", NULL, "\x89PNG", 4);
+	const char *s, *body;
+	char type[64];
+
+	init(&t, TRANSPORT_SCRIPT, &o);
+	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
+	    "text/html; charset=utf-8");
+	transport_begin(&t, &o, 12);
+	s = out_str(&o);
+	ck_assert_ptr_nonnull(strstr(s, "<!DOCTYPE html>"));
+	ck_assert_uint_gt(strlen(s), TRANSPORT_PADDING);
+	ck_assert_ptr_nonnull(strstr(s, "-->\n<script>parent.cb("
+	    "{\"stream\":12})</script>\n"));
+	o.used = 0;
+	transport_message(&t, &o, &m1, NULL);
+	transport_message(&t, &o, &m2, NULL);
+	transport_gap(&t, &o, 2, NULL);
+	transport_heartbeat(&t, &o, NULL, TRANSPORT_BEAT_ALL);
+	s = out_str(&o);
+	ck_assert_str_eq(s,
+	    "<script>parent.cb({\"id\":3,\"channel\":\"chat\",\"time\":"
+	    "1700000000003,\"type\":\"text/html\",\"event\":\"say\",\"data\":"
+	    "\"\\u003c/script\\u003e\\u003cscript\\u003ealert(\\\"x\\\")"
+	    "\\u003c/script\\u003e \\u0026 \\u0027q\\u0027 \\\\ \\u2028 "
+	    "\\u2029 \xc3\xa9 \\u0001 \\u003c!--\"})</script>\n"
+	    "<script>parent.cb({\"id\":4,\"channel\":\"cam\",\"time\":"
+	    "1700000000004,\"type\":\"image/png\",\"event\":null,\"data\":"
+	    "\"iVBORw==\",\"encoding\":\"base64\"})</script>\n"
+	    "<script>parent.cb({\"gap\":2})</script>\n"
+	    " \n");
+	/* Nothing a message holds can end the script early. */
+	body = strchr(s, '(');
+	ck_assert_ptr_eq(strstr(body, "</script"), strstr(s, ")</script>") + 1);
+	ck_assert_ptr_null(strstr(s, "\xe2\x80\xa8"));
+	ck_assert_ptr_null(strstr(s, "\xe2\x80\xa9"));
+	ck_assert_ptr_null(strstr(s, "<!--"));
+	http_out_free(&o);
+}
+END_TEST
+
+START_TEST(frame_raw)
+{
+	struct transport t;
+	struct http_out o;
+	struct mlog_msg m1 = msg(1, "log", "text/plain", NULL, "line", 4);
+	struct mlog_msg m2 = msg(2, "log", "image/png", NULL, "\x00\x01\n", 3);
+	char type[64];
+
+	init(&t, TRANSPORT_RAW, &o);
+	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
+	    "text/plain; charset=utf-8");
+	t.octet = 1;
+	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
+	    "application/octet-stream");
+	transport_begin(&t, &o, 1);
+	ck_assert_uint_eq(o.used, 1);
+	o.used = 0;
+	transport_message(&t, &o, &m1, NULL);
+	transport_message(&t, &o, &m2, NULL);
+	transport_heartbeat(&t, &o, NULL, TRANSPORT_BEAT_ALL);
+	transport_gap(&t, &o, 9, NULL);
+	transport_end(&t, &o, NULL);
+	ck_assert_uint_eq(o.used, 4 + 1 + 3 + 1 + 2 + 15);
+	ck_assert_mem_eq(o.buf, "line\n\x00\x01\n\n\n\n#pushcgi-gap 9\n",
+	    o.used);
+	http_out_free(&o);
+}
+END_TEST
+
+/* A heartbeat written in two parts is the same bytes as one written
+ * whole, for every framing and state. */
+START_TEST(heartbeat_parts)
+{
+	struct mlog_msg m = msg(1, "c", "image/gif", NULL, "GIF89a", 6);
+	struct transport t1, t2;
+	struct http_out a, b;
+	int kind, sent;
+
+	for (kind = TRANSPORT_MIXED; kind <= TRANSPORT_RAW; kind++) {
+		for (sent = 0; sent <= 1; sent++) {
+			init(&t1, (enum transport_kind)kind, &a);
+			init(&t2, (enum transport_kind)kind, &b);
+			transport_begin(&t1, &a, 1);
+			transport_begin(&t2, &b, 1);
+			if (sent) {
+				transport_message(&t1, &a, &m, NULL);
+				transport_message(&t2, &b, &m, NULL);
+			}
+			transport_heartbeat(&t1, &a, &m, TRANSPORT_BEAT_ALL);
+			transport_heartbeat(&t2, &b, &m, TRANSPORT_BEAT_FIRST);
+			ck_assert_uint_lt(b.used, a.used);
+			transport_heartbeat(&t2, &b, &m, TRANSPORT_BEAT_REST);
+			ck_assert_uint_eq(a.used, b.used);
+			ck_assert_mem_eq(a.buf, b.buf, a.used);
+			http_out_free(&a);
+			http_out_free(&b);
+		}
+	}
+}
+END_TEST
+
+START_TEST(codecs)
+{
+	static const char *const plain[] = { "", "f", "fo", "foo", "foob",
+	    "fooba", "foobar" };
+	static const char *const coded[] = { "", "Zg==", "Zm8=", "Zm9v",
+	    "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
+	struct http_out o;
+	char *big;
+	size_t i;
+
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		http_out_mem(&o);
+		transport_base64(&o, plain[i], strlen(plain[i]));
+		ck_assert_str_eq(out_str(&o), coded[i]);
+		http_out_free(&o);
+	}
+	/* Across the internal chunk size. */
+	big = malloc(10000);
+	memset(big, 0xff, 10000);
+	http_out_mem(&o);
+	transport_base64(&o, big, 10000);
+	ck_assert_uint_eq(o.used, (10000 + 2) / 3 * 4);
+	ck_assert_int_eq(o.buf[0], '/');
+	ck_assert_int_eq(o.buf[o.used - 1], '=');
+	http_out_free(&o);
+	free(big);
+
+	ck_assert(transport_utf8_valid("", 0));
+	ck_assert(transport_utf8_valid("plain ascii\n", 12));
+	ck_assert(transport_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+	    9));
+	ck_assert(!transport_utf8_valid("\xc0\x80", 2));      /* overlong */
+	ck_assert(!transport_utf8_valid("\xe0\x80\x80", 3));  /* overlong */
+	ck_assert(!transport_utf8_valid("\xed\xa0\x80", 3));  /* surrogate */
+	ck_assert(!transport_utf8_valid("\xf4\x90\x80\x80", 4)); /* > 10FFFF */
+	ck_assert(!transport_utf8_valid("\xe2\x82", 2));      /* cut short */
+	ck_assert(!transport_utf8_valid("\x80", 1));
+	ck_assert(!transport_utf8_valid("\xff", 1));
+	ck_assert(!transport_utf8_valid("\xc3\x28", 2));
+}
+END_TEST
+
+START_TEST(out_mem)
+{
+	struct http_out o;
+	int i;
+
+	http_out_mem(&o);
+	for (i = 0; i < 1000; i++)
+		ck_assert_int_eq(http_printf(&o, "%04d", i), 0);
+	ck_assert_uint_eq(o.used, 4000);
+	ck_assert_int_eq(memcmp(o.buf + 3996, "0999", 4), 0);
+	ck_assert_int_eq(http_flush(&o), 0);
+	http_out_free(&o);
+}
+END_TEST
+
+static Suite *
+transport_suite(void)
+{
+	Suite *s = suite_create("transport");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, query_basic);
+	tcase_add_test(tc, query_refused);
+	tcase_add_test(tc, stream_params);
+	tcase_add_test(tc, stream_params_refused);
+	tcase_add_test(tc, negotiation);
+	tcase_add_test(tc, frame_mixed);
+	tcase_add_test(tc, frame_sse);
+	tcase_add_test(tc, frame_script);
+	tcase_add_test(tc, frame_raw);
+	tcase_add_test(tc, heartbeat_parts);
+	tcase_add_test(tc, codecs);
+	tcase_add_test(tc, out_mem);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(transport_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

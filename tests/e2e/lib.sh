@@ -1,0 +1,438 @@
+# lib.sh: start and stop real web servers with the shipped configurations
+# (conf/*) for the end-to-end tests.  Source it from bash:
+#
+#   . "$top_srcdir/tests/e2e/lib.sh"
+#   export PUSHCGI_DB=/some/dir/push.db      # required
+#   e2e_start nginx 18080 || exit 1          # or: e2e_start nginx (free port)
+#   curl "$(e2e_url push-stream)?channel=x"
+#   e2e_restart                              # same kind, same port
+#   e2e_stop                                 # also run by an EXIT trap
+#
+# Functions:
+#   e2e_kinds            the server kinds, one a line
+#   e2e_start KIND [PORT]
+#                        write KIND's config (conf/KIND.conf with its
+#                        placeholders filled) into a fresh temporary
+#                        folder, start the FastCGI servers it needs
+#                        (spawn-fcgi, one per responder) and the web
+#                        server on 127.0.0.1:PORT, and wait until it
+#                        answers.  On failure: prints why (with the end of
+#                        the server's error log), cleans up, returns 1.
+#   e2e_stop             stop the web server and every process it or we
+#                        started (web server first, then the FastCGI
+#                        servers, then any leftover of their sessions),
+#                        and remove the folder (kept with E2E_KEEP=1).
+#   e2e_restart          e2e_stop, then e2e_start with the same kind/port.
+#   e2e_url [PROG]       http://127.0.0.1:PORT/cgi-bin/PROG (no PROG: the
+#                        document root, http://127.0.0.1:PORT/)
+#   e2e_free_port [BASE] a port nobody listens on, from BASE (18080) up
+#   e2e_log              the web server's error log (diagnostics)
+#   e2e_procs            pids of every process of the running server:
+#                        its sessions (web server, its CGI children, the
+#                        FastCGI servers), one a line
+#   e2e_share_db         (root only) hand the log's folder and files to
+#                        the server user again, e.g. after re-creating the
+#                        log as root; e2e_start does it once
+#
+# Kinds (see each conf/KIND.conf for why every setting is there):
+#   apache-cgi           Apache 2.4, mod_cgid: a process per request
+#   apache-fcgid         Apache 2.4, mod_fcgid: it starts the responders
+#   apache-proxy-fcgi    Apache 2.4, mod_proxy_fcgi to spawn-fcgi'd ones
+#   lighttpd-cgi         lighttpd, mod_cgi
+#   lighttpd-fastcgi     lighttpd, mod_fastcgi: it starts the responders
+#   nginx                nginx, fastcgi_pass to spawn-fcgi'd responders
+#
+# Environment:
+#   PUSHCGI_DB           the message log handed to the responders
+#   PUSHCGI_CONF         their config file (optional; empty = default)
+#   CGIBIN               folder served at /cgi-bin/ (default
+#                        $top_builddir/cgi-bin)
+#   DOCROOT              folder served at / (default $top_srcdir/www)
+#   top_builddir, top_srcdir   as in make check (defaults: from this file)
+#   E2E_USER             when run as root: the user the servers run as
+#                        (default www-data, else nobody); Apache refuses
+#                        to serve as root, and the others are run the same
+#                        way so that every kind is tested as shipped
+#   E2E_KEEP=1           keep the temporary folder (configs, logs)
+#   E2E_START_WAIT       seconds to wait for a server (default 30)
+#
+# Servers get a clean environment (PATH only): whatever the responders see
+# comes from the configuration, never from the test's own environment.
+# Only one server at a time per shell; state is in E2E_* variables.
+
+E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_SRCDIR=$(cd "${top_srcdir:-$E2E_LIB_DIR/../..}" && pwd)
+E2E_BUILDDIR=$(cd "${top_builddir:-$E2E_SRCDIR}" && pwd)
+E2E_RESPONDERS="push-stream push-poll push-publish"
+E2E_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+E2E_KIND=
+E2E_PORT=
+E2E_DIR=
+E2E_SIDS=            # session ids of everything started (web + FastCGI)
+E2E_MASTER=          # the web server's main pid
+E2E_PIDFILE=         # where the web server writes it
+
+e2e_kinds() {
+	printf '%s\n' apache-cgi apache-fcgid apache-proxy-fcgi \
+	    lighttpd-cgi lighttpd-fastcgi nginx
+}
+
+# Print to stderr, prefixed.
+e2e_say() { echo "e2e: $*" >&2; }
+
+# A program from PATH or the sbin folders (not in a user's PATH).
+e2e_which() {
+	local d
+	command -v "$1" 2>/dev/null && return 0
+	for d in /usr/sbin /sbin /usr/local/sbin; do
+		[ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
+	done
+	return 1
+}
+
+# 0 if something accepts connections on 127.0.0.1:$1.
+e2e_port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+e2e_free_port() {
+	local p=${1:-18080}
+	while [ "$p" -lt 65000 ]; do
+		e2e_port_busy "$p" || { echo "$p"; return 0; }
+		p=$((p + 1))
+	done
+	return 1
+}
+
+e2e_url() {
+	if [ $# -gt 0 ] && [ -n "$1" ]; then
+		echo "http://127.0.0.1:$E2E_PORT/cgi-bin/$1"
+	else
+		echo "http://127.0.0.1:$E2E_PORT/"
+	fi
+}
+
+e2e_log() {
+	[ -n "$E2E_DIR" ] && cat "$E2E_DIR"/error.log 2>/dev/null
+}
+
+# The user and group the servers run as.  Root: E2E_USER (www-data, else
+# nobody); anyone else: themselves (the servers cannot switch anyway).
+e2e_identity() {
+	if [ "$(id -u)" -eq 0 ]; then
+		E2E_RUN_USER=${E2E_USER:-}
+		if [ -z "$E2E_RUN_USER" ]; then
+			if id -u www-data >/dev/null 2>&1; then
+				E2E_RUN_USER=www-data
+			else
+				E2E_RUN_USER=nobody
+			fi
+		fi
+	else
+		E2E_RUN_USER=$(id -un)
+	fi
+	E2E_RUN_GROUP=$(id -gn "$E2E_RUN_USER") || return 1
+}
+
+# Run a command as the server user (a check of what it may do).
+e2e_as_user() {
+	if [ "$(id -u)" -eq 0 ] && [ "$E2E_RUN_USER" != root ]; then
+		setpriv --reuid="$E2E_RUN_USER" --regid="$E2E_RUN_GROUP" \
+		    --clear-groups -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# As root: the server user must write the log and its folder (SQLite adds
+# -wal and -shm files, the wake-up module a -bell file).  Hand over the
+# folder and the files that exist; create the bell file now, because a
+# root publisher would create it readable only.  SQLite itself, running as
+# root, gives the -wal and -shm files it creates the log file's owner.
+e2e_share_db() {
+	local db=${PUSHCGI_DB:?PUSHCGI_DB is not set} d f
+	[ "$(id -u)" -eq 0 ] || return 0
+	[ -n "${E2E_RUN_USER:-}" ] || e2e_identity || return 1
+	d=$(dirname "$db")
+	mkdir -p "$d" || return 1
+	[ -e "$db-bell" ] || : >"$db-bell" || return 1
+	# Hand over the folder only when it is a private one of ours (a
+	# test's temporary folder), never a shared one such as /tmp.
+	if ! e2e_as_user test -w "$d" -a -x "$d" && [ ! -k "$d" ] &&
+	    [ "$(stat -c %u "$d")" = "$(id -u)" ] && [ "$d" != / ]; then
+		chown "$E2E_RUN_USER:$E2E_RUN_GROUP" "$d" || return 1
+	fi
+	for f in "$db" "$db-wal" "$db-shm" "$db-bell"; do
+		[ -e "$f" ] && { chown "$E2E_RUN_USER:$E2E_RUN_GROUP" "$f" ||
+		    return 1; }
+	done
+	if [ -n "${PUSHCGI_CONF:-}" ] && ! e2e_as_user test -r "$PUSHCGI_CONF"
+	then
+		e2e_say "$E2E_RUN_USER cannot read $PUSHCGI_CONF"
+		return 1
+	fi
+	if ! e2e_as_user test -w "$d" -a -x "$d"; then
+		e2e_say "$E2E_RUN_USER cannot write $d (a parent folder is" \
+		    "private?): the responders could not use $db"
+		return 1
+	fi
+}
+
+# Escape a value for the right side of a sed s||| command.
+e2e_sed_value() {
+	printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'
+}
+
+# Fill the placeholders of template $1 into file $2.  Lines that name a
+# responder missing from $CGIBIN are left out (a server that starts
+# programs itself refuses to start when one is missing).
+e2e_render() {
+	local tpl=$1 out=$2 moddir="" r drop=()
+	for r in $E2E_RESPONDERS; do
+		[ -x "$CGIBIN/$r" ] || drop+=(-e "/$r/d")
+	done
+	[ -d /usr/lib/apache2/modules ] && moddir=/usr/lib/apache2/modules
+	[ -z "$moddir" ] && [ -d /usr/lib64/httpd/modules ] &&
+	    moddir=/usr/lib64/httpd/modules
+	sed "${drop[@]}" \
+	    -e "s|@PORT@|$E2E_PORT|g" \
+	    -e "s|@CGIBIN@|$(e2e_sed_value "$CGIBIN")|g" \
+	    -e "s|@DOCROOT@|$(e2e_sed_value "$DOCROOT")|g" \
+	    -e "s|@RUNDIR@|$(e2e_sed_value "$E2E_DIR")|g" \
+	    -e "s|@DB@|$(e2e_sed_value "$PUSHCGI_DB")|g" \
+	    -e "s|@CONF@|$(e2e_sed_value "${PUSHCGI_CONF:-}")|g" \
+	    -e "s|@USER@|$(e2e_sed_value "$E2E_RUN_USER")|g" \
+	    -e "s|@GROUP@|$(e2e_sed_value "$E2E_RUN_GROUP")|g" \
+	    -e "s|@APACHE_MODDIR@|$(e2e_sed_value "$moddir")|g" \
+	    "$tpl" >"$out"
+}
+
+# Start one spawn-fcgi'd FastCGI server per responder in $CGIBIN, on
+# unix sockets in the run folder: the command the conf files document.
+e2e_spawn() {
+	local r pid as=()
+	if [ "$(id -u)" -eq 0 ]; then
+		as=(-u "$E2E_RUN_USER" -g "$E2E_RUN_GROUP"
+		    -U "$E2E_RUN_USER" -G "$E2E_RUN_GROUP")
+	fi
+	for r in $E2E_RESPONDERS; do
+		[ -x "$CGIBIN/$r" ] || continue
+		env -i PATH="$E2E_PATH" PUSHCGI_DB="$PUSHCGI_DB" \
+		    PUSHCGI_CONF="${PUSHCGI_CONF:-}" \
+		    "$E2E_SPAWN_FCGI" -s "$E2E_DIR/$r.sock" -M 0660 "${as[@]}" \
+		    -P "$E2E_DIR/$r.pid" -- "$CGIBIN/$r" \
+		    >>"$E2E_DIR/spawn.log" 2>&1 || {
+			e2e_say "spawn-fcgi $r failed:"
+			cat "$E2E_DIR/spawn.log" >&2
+			return 1
+		}
+		pid=$(cat "$E2E_DIR/$r.pid" 2>/dev/null)
+		[ -n "$pid" ] || { e2e_say "spawn-fcgi $r: no pid"; return 1; }
+		E2E_SIDS="$E2E_SIDS $(e2e_sid "$pid")"
+	done
+}
+
+# Session id of process $1 (field 6 of /proc/PID/stat, after the name).
+e2e_sid() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	set -- $s
+	echo "$4"
+}
+
+e2e_procs() {
+	local p s sid
+	[ -n "$E2E_SIDS" ] || return 0
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		s=${s##*) }
+		set -- $s
+		# Zombies are gone already; only their parent can reap them.
+		[ "$1" = Z ] && continue
+		for sid in $E2E_SIDS; do
+			[ "$4" = "$sid" ] && { echo "$p"; break; }
+		done
+	done
+}
+
+e2e_start() {
+	local kind=$1 port=${2:-} bin tpl i code
+	[ -z "$E2E_DIR" ] || { e2e_say "a server is running: e2e_stop first";
+	    return 1; }
+	if ! e2e_kinds | grep -qx -- "$kind"; then
+		e2e_say "unknown kind '$kind' (one of: $(e2e_kinds | tr '\n' ' '))"
+		return 1
+	fi
+	: "${PUSHCGI_DB:?PUSHCGI_DB must name the message log}"
+	CGIBIN=$(cd "${CGIBIN:-$E2E_BUILDDIR/cgi-bin}" && pwd) || return 1
+	DOCROOT=$(cd "${DOCROOT:-$E2E_SRCDIR/www}" && pwd) || return 1
+	tpl="$E2E_SRCDIR/conf/$kind.conf"
+	[ -f "$tpl" ] || { e2e_say "no $tpl"; return 1; }
+	case $kind in
+	apache-*) bin=$(e2e_which apache2 || e2e_which httpd) ;;
+	lighttpd-*) bin=$(e2e_which lighttpd) ;;
+	nginx) bin=$(e2e_which nginx) ;;
+	esac
+	[ -n "$bin" ] || { e2e_say "$kind: server program not installed";
+	    return 1; }
+	case $kind in
+	apache-proxy-fcgi|nginx)
+		E2E_SPAWN_FCGI=$(e2e_which spawn-fcgi) ||
+		    { e2e_say "spawn-fcgi is not installed"; return 1; } ;;
+	esac
+	[ -n "$port" ] || port=$(e2e_free_port) || return 1
+	if e2e_port_busy "$port"; then
+		e2e_say "port $port is in use"
+		return 1
+	fi
+	e2e_identity || return 1
+	E2E_KIND=$kind
+	E2E_PORT=$port
+	E2E_SIDS=
+	E2E_MASTER=
+	E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pushcgi-e2e.XXXXXX") || return 1
+	case $kind in
+	apache-*) E2E_PIDFILE=$E2E_DIR/httpd.pid ;;
+	lighttpd-*) E2E_PIDFILE=$E2E_DIR/lighttpd.pid ;;
+	nginx) E2E_PIDFILE=$E2E_DIR/nginx.pid ;;
+	esac
+	# Stop whatever was started, whatever happens to the caller, unless
+	# the caller has its own EXIT trap (which must call e2e_stop).
+	[ -n "$(trap -p EXIT)" ] || trap e2e_stop EXIT
+	[ -n "$(trap -p INT)" ] || trap 'exit 130' INT
+	[ -n "$(trap -p TERM)" ] || trap 'exit 143' TERM
+
+	if [ "$(id -u)" -eq 0 ]; then
+		# The servers write sockets, temp files and (lighttpd, when it
+		# restarts a FastCGI server) re-create sockets as that user.
+		chmod 0755 "$E2E_DIR" &&
+		    chown "$E2E_RUN_USER:$E2E_RUN_GROUP" "$E2E_DIR" &&
+		    e2e_share_db || { e2e_stop; return 1; }
+		for i in "$CGIBIN" "$DOCROOT"; do
+			e2e_as_user test -r "$i" -a -x "$i" && continue
+			e2e_say "$E2E_RUN_USER cannot read $i (a parent folder" \
+			    "is private?)"
+			e2e_stop
+			return 1
+		done
+	fi
+	e2e_render "$tpl" "$E2E_DIR/$kind.conf" || { e2e_stop; return 1; }
+	case $kind in
+	apache-proxy-fcgi|nginx)
+		e2e_spawn || { e2e_stop; return 1; } ;;
+	esac
+
+	# Each server detaches (daemon mode) and so leads a new session:
+	# every process it starts is found again through that session.
+	case $kind in
+	apache-*)
+		env -i PATH="$E2E_PATH" "$bin" -d "$E2E_DIR" \
+		    -f "$E2E_DIR/$kind.conf" -k start \
+		    >"$E2E_DIR/start.log" 2>&1 ;;
+	lighttpd-*)
+		env -i PATH="$E2E_PATH" "$bin" -f "$E2E_DIR/$kind.conf" \
+		    >"$E2E_DIR/start.log" 2>&1 ;;
+	nginx)
+		env -i PATH="$E2E_PATH" "$bin" -p "$E2E_DIR" \
+		    -c "$E2E_DIR/$kind.conf" -e "$E2E_DIR/error.log" \
+		    >"$E2E_DIR/start.log" 2>&1 ;;
+	esac
+	code=$?
+	for ((i = 0; i < ${E2E_START_WAIT:-30} * 10; i++)); do
+		[ "$code" -eq 0 ] || break
+		if [ -z "$E2E_MASTER" ]; then
+			E2E_MASTER=$(cat "$E2E_PIDFILE" 2>/dev/null)
+			[ -n "$E2E_MASTER" ] &&
+			    E2E_SIDS="$(e2e_sid "$E2E_MASTER") $E2E_SIDS"
+		fi
+		if [ -n "$E2E_MASTER" ] &&
+		    curl -s -o /dev/null --max-time 5 "$(e2e_url)"; then
+			return 0
+		fi
+		if [ -n "$E2E_MASTER" ] && ! e2e_alive "$E2E_MASTER"; then
+			break
+		fi
+		sleep 0.1
+	done
+	e2e_say "$kind did not start on port $port (exit $code)"
+	sed 's/^/e2e:   /' "$E2E_DIR/start.log" >&2
+	e2e_say "end of $E2E_DIR/error.log:"
+	tail -n 30 "$E2E_DIR/error.log" 2>/dev/null | sed 's/^/e2e:   /' >&2
+	e2e_stop
+	return 1
+}
+
+# 0 if process $1 exists and is not a zombie (a zombie has ended; its
+# parent, often init, reaps it when it gets round to it).
+e2e_alive() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	s=${s##*) }
+	[ "${s%% *}" != Z ]
+}
+
+# Signal the listed pids, wait up to $2 tenths of a second for all of
+# them, then SIGKILL the rest.  $1: signal; rest after $2: pids.
+e2e_end_pids() {
+	local sig=$1 wait=$2 p i left
+	shift 2
+	[ $# -gt 0 ] || return 0
+	kill "-$sig" "$@" 2>/dev/null
+	for ((i = 0; i < wait; i++)); do
+		left=0
+		for p in "$@"; do
+			e2e_alive "$p" && left=1
+		done
+		[ "$left" -eq 0 ] && return 0
+		sleep 0.1
+	done
+	kill -KILL "$@" 2>/dev/null
+	return 1
+}
+
+e2e_stop() {
+	local r pid left
+	[ -n "$E2E_DIR" ] || return 0
+	# The web server first: no new requests, its children are ended by
+	# it.  TERM is the fast stop of all three (a graceful one would wait
+	# for the streams, which do not end by themselves).
+	if [ -z "$E2E_MASTER" ]; then
+		E2E_MASTER=$(cat "$E2E_PIDFILE" 2>/dev/null)
+		[ -n "$E2E_MASTER" ] &&
+		    E2E_SIDS="$(e2e_sid "$E2E_MASTER") $E2E_SIDS"
+	fi
+	if [ -n "$E2E_MASTER" ] && ! e2e_end_pids TERM 150 "$E2E_MASTER"
+	then
+		e2e_say "$E2E_KIND ($E2E_MASTER) did not stop: killed"
+	fi
+	# The FastCGI servers we started with spawn-fcgi.
+	for r in $E2E_RESPONDERS; do
+		pid=$(cat "$E2E_DIR/$r.pid" 2>/dev/null) || continue
+		e2e_end_pids TERM 50 "$pid" ||
+		    e2e_say "$r ($pid) did not stop on SIGTERM: killed"
+	done
+	# Anything left in their sessions (CGI programs whose server died
+	# first, processes that ignored the signal) is ours too.
+	left=$(e2e_procs | tr '\n' ' ')
+	if [ -n "$left" ]; then
+		e2e_say "leftover processes after the stop: $left"
+		e2e_end_pids TERM 30 $left
+	fi
+	if [ "${E2E_KEEP:-0}" = 1 ]; then
+		e2e_say "kept $E2E_DIR"
+	else
+		rm -rf "$E2E_DIR"
+	fi
+	E2E_DIR=
+	E2E_SIDS=
+	E2E_MASTER=
+}
+
+e2e_restart() {
+	local kind=$E2E_KIND port=$E2E_PORT
+	[ -n "$kind" ] || { e2e_say "nothing to restart"; return 1; }
+	e2e_stop
+	e2e_start "$kind" "$port"
+}
