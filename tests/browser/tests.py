@@ -1,0 +1,469 @@
+"""The browser tests proper, driven by tests/browser/run.sh.
+
+run.sh starts a web server with the responders and these pages, then runs
+this program with:
+  BASE          the server's URL (http://127.0.0.1:PORT)
+  PUSHCTL       the pushctl to publish with (PUSHCGI_DB set for it)
+  CHROMIUM      the browser (default /usr/bin/chromium)
+  WORK          a scratch directory
+  HAVE_POLL     1 when push-poll is built, HAVE_PUBLISH likewise
+  ONLY          optional: a comma-separated subset of the test names
+                (img, order, script, chat, conn, gap, demo)
+It prints "ok - ..." / "not ok - ..." lines and "# ..." notes.  To stop
+or start the web server it prints "@stop" or "@start" and waits for
+run.sh to answer one line on its stdin.
+"""
+
+import base64
+import os
+import subprocess
+import sys
+import time
+
+# No __pycache__ in the source tree (it may be read-only, or shipped).
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cdp  # noqa: E402
+
+BASE = os.environ['BASE']
+PUSHCTL = os.environ['PUSHCTL']
+WORK = os.environ['WORK']
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+HAVE_POLL = os.environ.get('HAVE_POLL') == '1'
+HAVE_PUBLISH = os.environ.get('HAVE_PUBLISH') == '1'
+ONLY = [t for t in os.environ.get('ONLY', '').split(',') if t]
+
+WAIT = 30               # seconds any one expectation may take
+FRAME_WAIT = 10         # seconds a published frame may take to show
+NMSG = 200              # messages of the ordering test
+IMG_X, IMG_Y, IMG_W, IMG_H = 100, 80, 64, 48    # see pages/t-img.html
+
+failures = 0
+
+
+def out(line):
+    sys.stdout.write(line + '\n')
+    sys.stdout.flush()
+
+
+def ok(cond, what, why=''):
+    global failures
+    if cond:
+        out('ok - ' + what)
+    else:
+        failures += 1
+        out('not ok - ' + what + (' (' + why + ')' if why else ''))
+    return cond
+
+
+def note(text):
+    out('# ' + text)
+
+
+def server(cmd):
+    """Ask run.sh to stop or start the web server; wait for it."""
+    out('@' + cmd)
+    answer = sys.stdin.readline().strip()
+    if answer != 'done':
+        raise RuntimeError('server %s failed: %s' % (cmd, answer))
+
+
+def publish(channel, data, mtype=None, event=None):
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    args = [PUSHCTL, 'send']
+    if mtype:
+        args += ['-t', mtype]
+    if event:
+        args += ['-e', event]
+    subprocess.run(args + [channel, '-'], input=data, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def url(path):
+    return BASE + path
+
+
+def connected(page, expr='window.opens > 0'):
+    """Wait until the page's push connection is up: its open event for
+    the streams; for long-poll, whose first answer may come only with a
+    message, its first request sent."""
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        try:
+            up = page.eval('!!(%s)' % expr)
+        except cdp.CDPError:
+            up = False
+        if up or page.requests('/cgi-bin/push-poll'):
+            time.sleep(0.3)     # the request reaches the responder
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# --- (1) a mixed stream in an <img> ---------------------------------------
+
+def color_at(page, rgb):
+    """A fresh screenshot if the whole image rectangle is rgb in it, else
+    None."""
+    img = page.screenshot()
+    for y in range(IMG_Y, IMG_Y + IMG_H):
+        row = img[2][y]
+        if row[3 * IMG_X:3 * (IMG_X + IMG_W)] != bytes(rgb) * IMG_W:
+            return None
+    return img
+
+
+def test_img(b):
+    colors = [(220, 30, 30), (30, 160, 60), (40, 60, 200), (230, 200, 20)]
+    frames = [cdp.png_encode(IMG_W, IMG_H, c) for c in colors]
+    publish('bimg', frames[0], 'image/png')
+    page = b.new_page()
+    page.goto(url('/t-img.html?channel=bimg'))
+    page.wait('window.ready === true')
+    deadline = time.time() + FRAME_WAIT
+    shot = None
+    while shot is None and time.time() < deadline:
+        shot = color_at(page, colors[0])
+    ok(shot is not None, 'mixed: <img> shows the latest frame at once')
+    if shot is None:
+        page.close()
+        return
+    worst, shown, only_img = 0, 0, True
+    for rgb, frame in zip(colors[1:], frames[1:]):
+        before = shot
+        t0 = time.time()
+        publish('bimg', frame, 'image/png')
+        shot = None
+        while shot is None and time.time() < t0 + FRAME_WAIT:
+            shot = color_at(page, rgb)
+        if shot is None:
+            break
+        shown += 1
+        worst = max(worst, time.time() - t0)
+        box = cdp.png_diff(before, shot)
+        if box is None or box != (IMG_X, IMG_Y, IMG_X + IMG_W,
+                                  IMG_Y + IMG_H):
+            only_img = False
+            note('changed region %s, image at %s' % (
+                box, (IMG_X, IMG_Y, IMG_X + IMG_W, IMG_Y + IMG_H)))
+    ok(shown == len(frames) - 1,
+       'mixed: <img> shows each newly published frame (%d of %d)' %
+       (shown, len(frames) - 1), 'a frame did not show within %d s: one '
+       'frame behind?' % FRAME_WAIT)
+    if shown:
+        note('slowest frame appeared %.0f ms after its publish '
+             '(screenshot included)' % (worst * 1000))
+    ok(shown and only_img,
+       'mixed: screenshots before and after a publish differ exactly '
+       'where the image is')
+    page.close()
+
+
+# --- (2) every message exactly once and in order, across a restart --------
+
+NAMES = {'sse': 'EventSource', 'script': 'iframe script', 'poll': 'long-poll'}
+
+
+def got(page):
+    return page.eval('got.map(function (m) { return [m.id, m.data]; })')
+
+
+def test_order(b):
+    kinds = ['sse', 'script'] + (['poll'] if HAVE_POLL else [])
+    if not HAVE_POLL:
+        ok(False, 'long-poll page: 200 messages exactly once across a '
+           'restart', 'push-poll missing')
+    pages = {}
+    for k in kinds:
+        pages[k] = b.new_page()
+        # A short heartbeat: a script stream cut short is noticed only
+        # by its missing heartbeats.
+        pages[k].goto(url('/t-push.html?channels=border&heartbeat=2&'
+                          'transport=' + k))
+    for k, page in pages.items():
+        if not connected(page):
+            note(k + ' page did not connect')
+    half = NMSG // 2
+    for i in range(1, NMSG + 1):
+        if i == 2:
+            # Each page holds a cursor before the server goes away.
+            for page in pages.values():
+                page.wait('got.length > 0', WAIT)
+        if i == half + 1:
+            server('stop')
+        if i == half + NMSG // 5 + 1:
+            server('start')
+        publish('border', 'm%d' % i)
+    want = ['m%d' % i for i in range(1, NMSG + 1)]
+    for k, page in pages.items():
+        page.wait('got.length >= %d' % NMSG, WAIT * 2)
+        time.sleep(1)           # room for a late duplicate to show
+        g = got(page)
+        ids = [x[0] for x in g]
+        data = [x[1] for x in g]
+        reconnects = page.eval('opens')
+        exact = data == want and all(a < b for a, b in zip(ids, ids[1:]))
+        why = ''
+        if not exact:
+            missing = sorted(set(want) - set(data), key=lambda s: int(s[1:]))
+            why = '%d received, %d distinct, missing %s' % (
+                len(data), len(set(data)), missing[:10])
+        note('%s page: %d connections, %d errors seen' % (
+            k, reconnects, page.eval('errors')))
+        ok(exact and reconnects >= 2,
+           '%s page: %d messages exactly once and in order across a '
+           'server restart' % (NAMES[k], NMSG),
+           why or 'it never reconnected (%d opens)' % reconnects)
+        page.close()
+
+
+# --- (3) the iframe script transport ---------------------------------------
+
+EVIL = ('</script><script>parent.pwned=1;window.pwned=1</script>'
+        '"quotes" \'single\' \\ <!-- --> & \u2028 \u00e9\u6f22 end')
+BINARY = bytes([0, 1, 2, 200, 255, 13, 10, 0x80])
+
+
+def test_script(b):
+    bare = b.new_page()
+    bare.goto(url('/t-script.html?channel=bscript'))
+    lib = b.new_page()
+    lib.goto(url('/t-push.html?channels=bscript&transport=script'))
+    c1 = bare.wait('calls.length > 0 && calls[0].stream', WAIT)
+    c2 = lib.wait('opens > 0', WAIT)
+    ok(c1 and c2, 'script: the stream starts with {"stream": id}')
+    sent = ['plain one', EVIL, 'line\nbreak\r\nand tab\t.']
+    for s in sent:
+        publish('bscript', s)
+    publish('bscript', BINARY, 'application/octet-stream')
+    n = len(sent) + 1
+    bare.wait('calls.length >= %d' % (n + 1), WAIT)
+    lib.wait('got.length >= %d' % n, WAIT)
+    calls = bare.eval('calls.slice(1)')
+    msgs = lib.eval('got')
+    for name, seen in (('the page callback', calls), ('push.js', msgs)):
+        text = [m.get('data') for m in seen[:len(sent)]]
+        ok(text == sent, 'script: %s gets each message intact, '
+           '</script> and quotes included' % name,
+           'got %r' % text)
+        binary = seen[len(sent)] if len(seen) > len(sent) else {}
+        ok(binary.get('encoding') == 'base64' and base64.b64decode(
+            binary.get('data', '')) == BINARY,
+           'script: %s gets binary data as base64' % name)
+        ok(all(m.get('channel') == 'bscript' and isinstance(m.get('id'), int)
+               for m in seen), 'script: %s messages name channel and id'
+           % name)
+    pwned = [p.eval('!!(window.pwned || Array.prototype.some.call(frames, '
+                    'function (f) { return f.pwned; }))')
+             for p in (bare, lib)]
+    ok(not any(pwned), 'script: no message runs a script')
+    bare.close()
+    lib.close()
+
+
+# --- (4) chat between two pages --------------------------------------------
+
+def test_chat(b):
+    if not HAVE_PUBLISH:
+        ok(False, 'chat: two pages see each other\'s messages',
+           'push-publish missing')
+        return
+    t = 'poll' if HAVE_POLL else 'sse'
+    who = {'alice': 'sse', 'bob': t}
+    pages = {}
+    for name, k in who.items():
+        pages[name] = b.new_page()
+        pages[name].goto(url('/chat.html?token=demo&name=%s&transport=%s' %
+                             (name, k)))
+    for name, page in pages.items():
+        connected(page, 'document.getElementById("status").textContent'
+                  '.indexOf("connected") === 0')
+    for name, page in pages.items():
+        page.eval('document.getElementById("text").value = "hello from %s";'
+                  'document.getElementById("send").click(); 1' % name)
+    want = ['hello from alice', 'hello from bob']
+    expr = ('Array.prototype.map.call(document.querySelectorAll("#log li"),'
+            ' function (li) { return li.lastChild.textContent; })')
+    for name, page in pages.items():
+        page.wait('(%s).length >= 2' % expr, WAIT)
+        seen = page.eval(expr)
+        ok(sorted(seen) == want, 'chat: %s (%s) sees both messages once' %
+           (name, who[name]), 'saw %r, status %r' % (
+               seen, page.eval('document.getElementById("status")'
+                               '.textContent')))
+    for page in pages.values():
+        page.close()
+
+
+# --- (5) one connection for several channels -------------------------------
+
+def test_conn(b):
+    kinds = ['auto', 'sse'] + (['poll'] if HAVE_POLL else [])
+    for k in kinds:
+        chans = ['bc%s%d' % (k, i) for i in range(5)]
+        page = b.new_page()
+        page.goto(url('/t-push.html?channels=%s&add=%s&transport=%s' % (
+            ','.join(chans[:3]), chans[3], k)))
+        connected(page)
+        time.sleep(0.5)         # a second request would show by now
+        reqs = page.requests('/cgi-bin/push-')
+        first = len(reqs)
+        for c in chans[:4]:
+            publish(c, 'to ' + c)
+        page.wait('got.length >= 4', WAIT)
+        page.eval('p.subscribe("%s"); 1' % chans[4])
+        deadline = time.time() + WAIT
+        while (time.time() < deadline and
+               len(page.requests('/cgi-bin/push-')) == first):
+            time.sleep(0.05)
+        page.wait('opens > 1 || p.transport === "poll"', WAIT)
+        time.sleep(0.3)
+        publish(chans[4], 'to ' + chans[4])
+        publish(chans[0], 'again ' + chans[0])
+        page.wait('got.length >= 6', WAIT)
+        time.sleep(0.5)
+        seen = page.eval('got.map(function (m) { return m.data; })')
+        reqs = page.requests('/cgi-bin/push-')
+        want = ['to ' + c for c in chans] + ['again ' + chans[0]]
+        if k == 'poll':
+            # Long-poll makes a request per answer: each names all.
+            one = all(('channel=' + ','.join(chans[:4])) in u
+                      for u in reqs[:first]) and first >= 1
+        else:
+            one = first == 1 and len(reqs) == 2
+        ok(one and seen == want,
+           '%s: one connection carries all of a page\'s channels '
+           '(%d request(s) for 4 channels, one more after subscribe())' %
+           (page.eval('p.transport'), first),
+           'requests %r, messages %r' % (reqs, seen))
+        if k == 'auto':
+            names = page.eval('got.map(function (m) { return m.channel; })')
+            ok(names == chans + [chans[0]],
+               'auto: each message names its channel', repr(names))
+        page.close()
+
+
+# --- gaps: a cursor older than what is retained is told so -----------------
+
+def test_gap(b):
+    kinds = ['sse', 'script'] + (['poll'] if HAVE_POLL else [])
+    pages = {}
+    for k in kinds:
+        pages[k] = b.new_page()
+        pages[k].goto(url('/t-push.html?channels=bgap&heartbeat=2&'
+                          'transport=' + k))
+        connected(pages[k])
+    publish('bgap', 'g0')
+    for page in pages.values():
+        page.wait('got.length > 0', WAIT)
+    server('stop')
+    for i in range(1, 11):
+        publish('bgap', 'g%d' % i)
+    subprocess.run([PUSHCTL, 'prune', '--keep', '2', 'bgap'], check=True,
+                   stdout=subprocess.DEVNULL)
+    server('start')
+    for k, page in pages.items():
+        page.wait('got.length >= 3 && gaps.length > 0', WAIT)
+        data = page.eval('got.map(function (m) { return m.data; })')
+        gaps = page.eval('gaps')
+        ok(data == ['g0', 'g9', 'g10'] and len(gaps) == 1,
+           '%s page: messages pruned while it was away are reported as '
+           'one gap' % NAMES[k], 'messages %r, gaps %r' % (data, gaps))
+        page.close()
+
+
+# --- (6) the demo pages -----------------------------------------------------
+
+def test_demo(b):
+    page = b.new_page(800, 600)
+    page.goto(url('/index.html'))
+    page.wait('document.readyState === "complete"', WAIT)
+    st = page.eval('Promise.all(Array.prototype.map.call('
+                   'document.querySelectorAll("a[href$=\'.html\']"), '
+                   'function (a) { return fetch(a.href).then(function (r) {'
+                   ' return a.getAttribute("href") + " " + r.status; }); }))')
+    ok(st and len(st) >= 4 and all(s.endswith(' 200') for s in st),
+       'demo: index.html links every demo page', repr(st))
+
+    publish('ps', 'F S UID PID CMD\n4 S 0 1 init')
+    page.goto(url('/ps.html'))
+    ok(page.wait('document.getElementById("out").textContent.indexOf('
+                 '"1 init") > 0', WAIT),
+       'demo: ps.html shows the latest process list at once')
+    publish('ps', 'F S UID PID CMD\n4 S 0 2 kthreadd')
+    ok(page.wait('document.getElementById("out").textContent.indexOf('
+                 '"kthreadd") > 0', WAIT), 'demo: ps.html shows the next one')
+
+    page.goto(url('/ps.html?transport=script'))
+    ok(page.wait('document.getElementById("out").textContent.indexOf('
+                 '"kthreadd") > 0 && /script/.test('
+                 'document.getElementById("status").textContent)', WAIT),
+       'demo: ps.html over the script transport')
+
+    page.goto(url('/ticker.html'))
+    connected(page, '/connected/.test(document.getElementById("status")'
+              '.textContent)')
+    publish('ticker', 'ACME 12.34\nBETA 5')
+    ok(page.wait('document.getElementById("quotes").textContent.indexOf('
+                 '"ACME12.34") >= 0', WAIT), 'demo: ticker.html shows quotes')
+
+    graph = os.environ.get('PUSHGRAPH')
+    if graph and os.access(graph, os.X_OK):
+        subprocess.run([graph, '--count', '1'], check=True,
+                       stdout=subprocess.DEVNULL)
+    else:
+        publish('load', cdp.png_encode(240, 80, (0, 0, 0)), 'image/png')
+    page.goto(url('/image.html?stale=2000'))
+    ok(page.wait('document.getElementById("img").naturalWidth === 240',
+                 WAIT), 'demo: image.html shows the load graph')
+    # A server restart ends the stream without any event in the page:
+    # image.html reopens it when the picture stays the same too long.
+    r = page.eval('(function (r) { return [r.left, r.top, r.width, '
+                  'r.height]; })(document.getElementById("img")'
+                  '.getBoundingClientRect())')
+    cx, cy = int(r[0] + r[2] / 2), int(r[1] + r[3] / 2)
+
+    def shows(rgb):
+        deadline = time.time() + WAIT
+        while time.time() < deadline:
+            if cdp.png_pixel(page.screenshot(), cx, cy) == rgb:
+                return True
+            time.sleep(0.2)
+        return False
+    red, green = (200, 0, 0), (0, 150, 0)
+    publish('load', cdp.png_encode(240, 80, red), 'image/png')
+    before = shows(red)
+    server('stop')
+    server('start')
+    publish('load', cdp.png_encode(240, 80, green), 'image/png')
+    ok(before and shows(green),
+       'demo: image.html comes back after a server restart')
+    page.close()
+
+
+TESTS = [('img', test_img), ('order', test_order), ('script', test_script),
+         ('chat', test_chat), ('conn', test_conn), ('gap', test_gap),
+         ('demo', test_demo)]
+
+
+def main():
+    profile = os.path.join(WORK, 'profile')
+    os.makedirs(profile)
+    b = cdp.Browser(CHROMIUM, profile, os.path.join(WORK, 'chromium.log'))
+    try:
+        for name, fn in TESTS:
+            if ONLY and name not in ONLY:
+                continue
+            try:
+                fn(b)
+            except Exception as e:      # one broken test, not all
+                ok(False, name + ': ran to the end', '%s: %s' % (
+                    type(e).__name__, e))
+    finally:
+        b.close()
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

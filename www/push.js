@@ -1,0 +1,448 @@
+/*
+ * push.js: the browser side of pushcgi.  No dependencies, plain ES5.
+ *
+ * One Push object is one connection carrying all of its channels.
+ *
+ *   var p = new Push({channels: ['ps', 'news'], last: 1});
+ *   p.on('message', function (m) { show(m.channel, m.data); });
+ *   p.subscribe('chat');      // one reconnect, now with ps,news,chat
+ *   p.close();
+ *
+ * Options (only channels is required):
+ *   channels   array, or comma-separated string, of channel names
+ *   transport  'auto' (default), 'sse', 'script' or 'poll'.  auto takes
+ *              EventSource when the browser has it and the object has
+ *              one channel, else the iframe script stream: an SSE message
+ *              does not say which channel it came from (see 'message').
+ *   stream     URL of push-stream (default '/cgi-bin/push-stream')
+ *   poll       URL of push-poll   (default '/cgi-bin/push-poll')
+ *   since      start after this message id (default: with what is
+ *              published from now on)
+ *   last       start with the newest N retained messages (stream only)
+ *   heartbeat  seconds between the server's heartbeats (default: the
+ *              server's, assumed to be at most 20 s: the script transport
+ *              takes two missed heartbeats for a lost connection)
+ *   timeout    long-poll hold, seconds (default 25)
+ *   minDelay, maxDelay  reconnect backoff, ms (default 1000, 30000)
+ *   events     SSE event names to listen to from the start
+ *
+ * Events, p.on(name, fn) and p.off(name, fn):
+ *   'message'  fn(m) for every message, in id order, each exactly once
+ *              across reconnects and server restarts:
+ *              m = {id, channel, time, type, event, data}, and
+ *              m.encoding = 'base64' when data is binary (base64 text).
+ *              Over SSE, time and type are null, and channel is null
+ *              when the object has several channels.
+ *   'gap'      fn(id): messages up to id were pruned before this page
+ *              could see them (its cursor was too old)
+ *   'open'     fn({transport, stream}) connected; stream is the server's
+ *              stream id (null for long-poll)
+ *   'error'    fn({delay}) the connection was lost; the next attempt
+ *              comes in delay ms (exponential backoff with jitter), and
+ *              resumes after the last id seen
+ *   'close'    fn() after p.close()
+ *   any other name: messages published with that event name (they go
+ *              to 'message' too).  Over SSE, a message with an event name
+ *              arrives only if that name was given to on() or to
+ *              options.events: EventSource drops the others.
+ *
+ * Methods: on, off, subscribe(names), unsubscribe(names), close().
+ * Properties: channels, transport, cursor (last id seen), stream.
+ *
+ * Push.publish(url, channel, data, opts, done): POST one message.
+ *   opts: {token, event, type}; done(err, answer) with the server's JSON.
+ *
+ * The script transport needs the page and the server on one origin (the
+ * stream calls a function of this window).
+ */
+(function (global) {
+	'use strict';
+
+	var count = 0, STREAM = '/cgi-bin/push-stream', POLL = '/cgi-bin/push-poll';
+
+	function Push(opts) {
+		opts = opts || {};
+		this.opts = opts;
+		this.channels = [];
+		this.cursor = opts.since != null ? +opts.since : null;
+		this.stream = this.transport = this._conn = this._timer = null;
+		this._h = {};
+		this._n = ++count;
+		this._gen = this._tries = 0;
+		this._closed = false;
+		this._events = (opts.events || []).slice();
+		this.subscribe(opts.channels || []);
+	}
+
+	var P = Push.prototype;
+
+	function lifecycle(name) {
+		return /^(message|gap|open|error|close)$/.test(name);
+	}
+
+	function join(url, q) {
+		return url + (url.indexOf('?') < 0 ? '?' : '&') + q;
+	}
+
+	/* A request; done(status, parsed JSON answer or null, text). */
+	function xhr(method, url, headers, body, timeout, done) {
+		var x = new XMLHttpRequest(), k;
+
+		x.open(method, url);
+		for (k in headers)
+			x.setRequestHeader(k, headers[k]);
+		x.timeout = timeout || 0;
+		x.onreadystatechange = function () {
+			var r = null;
+
+			if (x.readyState !== 4)
+				return;
+			try {
+				r = JSON.parse(x.responseText);
+			} catch (e) {
+			}
+			done(x.status, r, x.responseText || '');
+		};
+		x.send(body);
+		return x;
+	}
+
+	P.on = function (name, fn) {
+		(this._h[name] = this._h[name] || []).push(fn);
+		if (!lifecycle(name) && this._events.indexOf(name) < 0) {
+			this._events.push(name);
+			if (this._conn && this._conn.listen)
+				this._conn.listen(name);
+		}
+		return this;
+	};
+
+	P.off = function (name, fn) {
+		var a = this._h[name] || [], i = a.indexOf(fn);
+
+		if (i >= 0)
+			a.splice(i, 1);
+		return this;
+	};
+
+	/* A handler that throws must not stop the connection's loop. */
+	P._emit = function (name, arg) {
+		var a = (this._h[name] || []).slice(), i;
+
+		for (i = 0; i < a.length; i++) {
+			try {
+				a[i].call(this, arg);
+			} catch (e) {
+				setTimeout(function () { throw e; }, 0);
+			}
+		}
+	};
+
+	P.subscribe = function (names) {
+		return this._change(names, true);
+	};
+
+	P.unsubscribe = function (names) {
+		return this._change(names, false);
+	};
+
+	/* Channel changes made in one turn of the event loop cost one
+	 * reconnect: the connection is (re)made on the next turn. */
+	P._change = function (names, add) {
+		var i, k, changed = false;
+
+		if (typeof names === 'string')
+			names = names.split(',');
+		for (i = 0; i < names.length; i++) {
+			k = this.channels.indexOf(names[i]);
+			if (add ? k < 0 && names[i] !== '' : k >= 0) {
+				if (add)
+					this.channels.push(names[i]);
+				else
+					this.channels.splice(k, 1);
+				changed = true;
+			}
+		}
+		if (changed && !this._closed)
+			this._schedule(0);
+		return this;
+	};
+
+	P._schedule = function (ms) {
+		var self = this;
+
+		clearTimeout(this._timer);
+		this._timer = setTimeout(function () { self._connect(); }, ms);
+	};
+
+	P._drop = function () {
+		this._gen++;
+		if (this._conn)
+			this._conn.close();
+		this._conn = null;
+	};
+
+	P._connect = function () {
+		var self = this, gen, t = this.opts.transport || 'auto';
+
+		this._drop();
+		if (this._closed || this.channels.length === 0)
+			return;
+		if (t === 'auto')
+			t = global.EventSource && this.channels.length === 1 ?
+			    'sse' : 'script';
+		this.transport = t;
+		gen = this._gen;
+		/* live(): this connection is still the current one. */
+		this._conn = transports[t](this, function () {
+			return self._gen === gen;
+		}, '__push' + this._n + '_' + gen);
+	};
+
+	/* A request's URL, with the cursor of now. */
+	P._url = function (poll, q) {
+		var o = this.opts;
+
+		q = 'channel=' + this.channels.map(encodeURIComponent).join(',') +
+		    q;
+		if (this.cursor != null)
+			q += '&since=' + this.cursor;
+		else if (o.last != null && !poll)
+			q += '&last=' + o.last;
+		if (o.heartbeat != null && !poll)
+			q += '&heartbeat=' + o.heartbeat;
+		return join(poll ? o.poll || POLL : o.stream || STREAM, q);
+	};
+
+	P._opened = function (stream) {
+		this._tries = 0;
+		this.stream = stream;
+		this._emit('open', {transport: this.transport, stream: stream});
+	};
+
+	/* The connection ended or failed: try again after a delay drawn from
+	 * [d/2, d), d doubling per failed attempt up to maxDelay. */
+	P._lost = function () {
+		var d = Math.min(this.opts.maxDelay || 30000,
+		    (this.opts.minDelay || 1000) * Math.pow(2, this._tries));
+
+		this._drop();
+		if (this._closed)
+			return;
+		this._tries = Math.min(this._tries + 1, 30);
+		d = Math.round(d / 2 + Math.random() * d / 2);
+		this._schedule(d);
+		this._emit('error', {delay: d});
+	};
+
+	/* Every transport hands its messages here: ids only grow, so one
+	 * cursor removes whatever a resumed connection sends again. */
+	P._deliver = function (m) {
+		if (this.cursor != null && m.id <= this.cursor)
+			return;
+		this.cursor = m.id;
+		this._emit('message', m);
+		if (m.event != null && !lifecycle(m.event))
+			this._emit(m.event, m);
+	};
+
+	P._gap = function (id) {
+		if (this.cursor != null && id <= this.cursor)
+			return;
+		this.cursor = id;
+		this._emit('gap', id);
+	};
+
+	P.close = function () {
+		if (this._closed)
+			return;
+		this._closed = true;
+		clearTimeout(this._timer);
+		this._drop();
+		this._emit('close');
+	};
+
+	var transports = {
+		sse: function (p, live) {
+			var es = new global.EventSource(p._url(0, '&format=sse')), i;
+
+			function message(e) {
+				var ev = e.type.replace(/;base64$/, ''), m = {
+					id: +e.lastEventId, time: null, type: null,
+					channel: p.channels.length === 1 ?
+					    p.channels[0] : null,
+					event: ev === 'message' ? null : ev,
+					data: e.data
+				};
+
+				if (ev !== e.type)
+					m.encoding = 'base64';
+				if (live())
+					p._deliver(m);
+			}
+			function listen(name) {
+				es.addEventListener(name, message);
+				es.addEventListener(name + ';base64', message);
+			}
+			listen('message');
+			for (i = 0; i < p._events.length; i++)
+				listen(p._events[i]);
+			/* The first event names the stream; an id on it (the
+			 * log's last id) is a cursor for a page that has none. */
+			es.addEventListener('stream', function (e) {
+				if (!live())
+					return;
+				if (p.cursor == null && e.lastEventId !== '')
+					p.cursor = +e.lastEventId;
+				p._opened(+e.data);
+			});
+			es.addEventListener('gap', function (e) {
+				if (live())
+					p._gap(+e.data);
+			});
+			/* EventSource would reconnect by itself, but without
+			 * backoff, and not at all after an HTTP error. */
+			es.onerror = function () {
+				if (live())
+					p._lost();
+			};
+			return {listen: listen, close: function () {
+				es.close();
+			}};
+		},
+
+		script: function (p, live, name) {
+			var f = null, doc = global.document, watch = null, quiet = 0;
+
+			global[name] = function (j) {
+				if (!live())
+					return;
+				if (j.stream != null) {
+					if (p.cursor == null && j.cursor != null)
+						p.cursor = j.cursor;
+					p._opened(j.stream);
+				} else if (j.gap != null)
+					p._gap(j.gap);
+				else
+					p._deliver(j);
+			};
+			/* The iframe's document loads when the stream ends, but
+			 * not when a chunked response is cut short (a web server
+			 * that stops): then only the missing heartbeats tell.
+			 * Whatever arrived (heartbeats are whitespace) is in its
+			 * body; emptying it also keeps a long stream small. */
+			function check() {
+				var b = null;
+
+				try {
+					b = f.contentDocument.body;
+				} catch (e) {
+				}
+				if (b && b.firstChild) {
+					quiet = 0;
+					while (b.firstChild)
+						b.removeChild(b.firstChild);
+				} else if (++quiet >= 2 && live())
+					p._lost();
+			}
+			/* Started after the page's load event: an iframe that
+			 * never finishes would hold that event back. */
+			function start() {
+				if (!live())
+					return;
+				f = doc.createElement('iframe');
+				f.style.display = 'none';
+				f.onload = f.onerror = function () {
+					if (live())
+						p._lost();
+				};
+				f.src = p._url(0, '&format=script&callback=' + name);
+				doc.body.appendChild(f);
+				watch = setInterval(check,
+				    (p.opts.heartbeat || 20) * 1000 + 2000);
+			}
+			if (doc.readyState === 'complete')
+				start();
+			else
+				global.addEventListener('load', start);
+			return {close: function () {
+				clearInterval(watch);
+				global[name] = function () {};
+				if (f && f.parentNode) {
+					f.onload = f.onerror = null;
+					f.src = 'about:blank';
+					f.parentNode.removeChild(f);
+				}
+			}};
+		},
+
+		poll: function (p, live) {
+			var x = null, t = p.opts.timeout || 25, empty = 0;
+
+			function answer(r, began, seen) {
+				var a = r.messages || [], i;
+
+				if (!seen)
+					p._opened(null);
+				if (r.gap != null)
+					p._gap(r.gap);
+				for (i = 0; i < a.length && live(); i++) {
+					if (a[i].gap != null)
+						p._gap(a[i].gap);
+					else
+						p._deliver(a[i]);
+				}
+				if (!live())
+					return;
+				if (r.cursor != null && (p.cursor == null ||
+				    r.cursor > p.cursor))
+					p.cursor = r.cursor;
+				/* Empty answers well before the timeout, again and
+				 * again, are a fault: back off, do not spin. */
+				empty = a.length === 0 && new Date() - began < 500 ?
+				    empty + 1 : 0;
+				if (empty > 2)
+					p._lost();
+				else
+					go(true);
+			}
+			function go(seen) {
+				var began = new Date();
+
+				x = xhr('GET', p._url(1, '&timeout=' + t +
+				    '&format=json&_=' + (+began)), {}, null,
+				    (t + 15) * 1000, function (status, r) {
+					if (!live())
+						return;
+					if (status === 200 && r)
+						answer(r, began, seen);
+					else
+						p._lost();
+				});
+			}
+			go(false);
+			return {close: function () {
+				x.abort();
+			}};
+		}
+	};
+
+	Push.publish = function (url, channel, data, opts, done) {
+		var q = 'channel=' + encodeURIComponent(channel), h;
+
+		opts = opts || {};
+		h = {'Content-Type': opts.type || 'text/plain; charset=utf-8'};
+		if (opts.event)
+			q += '&event=' + encodeURIComponent(opts.event);
+		if (opts.token)
+			h.Authorization = 'Bearer ' + opts.token;
+		xhr('POST', join(url, q), h, data, 0, function (status, r, text) {
+			if (done)
+				done(status >= 200 && status < 300 ? null :
+				    new Error('publish: HTTP ' + status + ' ' +
+				    text.slice(0, 200)), r);
+		});
+	};
+
+	global.Push = Push;
+}(typeof window !== 'undefined' ? window : this));
