@@ -154,11 +154,22 @@
 #define BELL_SPARE            1      /* the one that only stands by */
 #define BELL_NS               1000000000LL
 #define BELL_MS               1000000LL
+#define BELL_WAL_SUFFIX       "-wal"
+#define BELL_CHECK_FORCE_MS   1000   /* check() at least this often */
+#define BELL_STAT_MARGIN_NS   BELL_NS /* trust an mtime this much older */
 
 /* The shared first page. */
 struct bell_page {
 	uint64_t magic;
 	int64_t last;           /* highest id announced; atomic */
+};
+
+/* What stat() said of one of the log's files ("absent" = all zero). */
+struct bell_stamp {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime;          /* ns since the epoch */
 };
 
 /* One per bell file per process: the single descriptor and mapping. */
@@ -183,6 +194,11 @@ struct bell {
 	timer_t timer;
 	pid_t timer_tid;        /* the thread the timer signals */
 	pid_t timer_pid;
+	/* The keeper's cheap look before check() (see bell_quiet). */
+	char files[2][PATH_MAX];  /* the log and its -wal */
+	struct bell_stamp seen[2];
+	int64_t seen_at;        /* CLOCK_REALTIME ns of those stamps, 0 none */
+	int64_t checked;        /* CLOCK_MONOTONIC ns of the last check() */
 };
 
 /* Result of bell_keep meaning "go back to step 1". */
@@ -213,6 +229,8 @@ static int bell_keep(struct bell *, int64_t, int, int64_t, bell_check_fn,
 static int bell_loop(struct bell *, int64_t, int64_t, bell_check_fn,
     void *);
 static void bell_pause(int64_t);
+static void bell_stamp(const char *, struct bell_stamp *);
+static int bell_quiet(struct bell *, int64_t);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 static int64_t
@@ -408,6 +426,10 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return -1;
+	snprintf(b->files[0], sizeof(b->files[0]), "%s", db_path);
+	if ((size_t)snprintf(b->files[1], sizeof(b->files[1]), "%s%s",
+	    db_path, BELL_WAL_SUFFIX) >= sizeof(b->files[1]))
+		b->files[1][0] = '\0';  /* no pre-check: check() every time */
 	if (check_ms <= 0)
 		check_ms = BELL_CHECK_DEFAULT_MS;
 	b->check_ms = check_ms > BELL_CHECK_MAX_MS ? BELL_CHECK_MAX_MS :
@@ -586,6 +608,63 @@ bell_lock_wait(struct bell *b, short type, off_t off, off_t len, int64_t ns)
 	return r;
 }
 
+/* stat() of path into *s; all zero if it cannot be had. */
+static void
+bell_stamp(const char *path, struct bell_stamp *s)
+{
+	struct stat st;
+
+	memset(s, 0, sizeof(*s));
+	if (stat(path, &st) != 0)
+		return;
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->size = st.st_size;
+	s->mtime = (int64_t)st.st_mtim.tv_sec * BELL_NS + st.st_mtim.tv_nsec;
+}
+
+/*
+ * The keeper's look for plain SQL inserts costs a SQLite read transaction,
+ * and every one of those walks the POSIX locks that all the log's other
+ * connections hold on its -shm file: with 1000 waiting processes that is
+ * a few hundred microseconds, every check_ms.  A commit in WAL mode always
+ * writes the -wal file (or, if someone turned WAL off, the log itself), so
+ * two stat() calls tell that nothing was committed: 1 if both files look
+ * as they did at the previous check() and may be trusted, else 0 (then
+ * the caller runs check() and this records the files as they were just
+ * before it).  Trusted means: the recorded mtimes were older than the
+ * moment of recording by BELL_STAT_MARGIN_NS, so timestamp granularity
+ * cannot hide a write that came after it; and check() ran less than
+ * BELL_CHECK_FORCE_MS ago, a bound that holds whatever the file system's
+ * timestamps do.  now is CLOCK_MONOTONIC ns.
+ */
+static int
+bell_quiet(struct bell *b, int64_t now)
+{
+	struct bell_stamp cur[2];
+	struct timespec ts;
+	int64_t wall;
+	int i, same = 1;
+
+	if (b->files[1][0] == '\0')
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wall = (int64_t)ts.tv_sec * BELL_NS + ts.tv_nsec;
+	for (i = 0; i < 2; i++) {
+		bell_stamp(b->files[i], &cur[i]);
+		if (memcmp(&cur[i], &b->seen[i], sizeof(cur[i])) != 0 ||
+		    cur[i].mtime > b->seen_at - BELL_STAT_MARGIN_NS)
+			same = 0;
+	}
+	if (same && b->seen_at != 0 &&
+	    now - b->checked < BELL_CHECK_FORCE_MS * BELL_MS)
+		return 1;
+	memcpy(b->seen, cur, sizeof(cur));
+	b->seen_at = wall;
+	b->checked = now;
+	return 0;
+}
+
 /* Sleep ms milliseconds (cut short by any signal): only after a lock
  * refusal that should not happen, so that it can never become a spin. */
 static void
@@ -676,7 +755,8 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			break;
 		now = bell_now();
 		if (now >= next) {
-			x = check != NULL ? check(arg) : -1;
+			x = check != NULL && !bell_quiet(b, now) ? check(arg) :
+			    -1;
 			if (x > BELL_ID_MAX)
 				x = BELL_ID_MAX;
 			if (x > L) {

@@ -19,11 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "hub.h"
 
 #define HUB_RETRY_MS 1000 /* pause after a failed read in the hub thread */
+#define HUB_CTL_BATCH 64  /* control requests read per query */
+#define HUB_CTL_ROUNDS (MLOG_CONTROL_KEEP / HUB_CTL_BATCH + 2) /* per look */
 
 /* hub_take_cb's refusals: batch full, out of memory. */
 enum { HUB_TAKE_FULL = 1, HUB_TAKE_NOMEM = 2 };
@@ -37,6 +40,9 @@ struct hub_sub {
 	int64_t pos;              /* under hub->mu */
 	int64_t gap_told;         /* highest gap reported */
 	int64_t stream;           /* streams row, 0 = none */
+	int64_t ctl_from;         /* control requests after this id count */
+	int ended;                /* a control request ended it (atomic) */
+	char handle[HUB_HANDLE_MAX]; /* "ID.SECRET", "" without a row */
 	char err[HUB_ERR_MAX];
 };
 
@@ -57,10 +63,17 @@ struct hub {
 	int head, count;          /* oldest at ring[head] */
 	long bytes;
 	int64_t base, cursor;
+	int64_t ctl_cursor;       /* control requests read up to (hub thread) */
 	struct hub_sub *subs;
 	int nsubs;
 	struct hub_msg **fresh;   /* the hub thread's read batch */
 	int nfresh;
+};
+
+/* hub_control's reading state. */
+struct hub_ctl {
+	struct hub *hub;
+	int n;                    /* requests seen in this batch */
 };
 
 /* A batch of copies read from the log. */
@@ -73,6 +86,9 @@ struct hub_take {
 
 static void *hub_main(void *);
 static int hub_fill(struct hub *);
+static void hub_control(struct hub *, int64_t);
+static int hub_control_cb(void *, const struct mlog_msg *);
+static int hub_secret(char *, size_t);
 static int hub_take_cb(void *, const struct mlog_msg *);
 static int64_t hub_check(void *);
 static void hub_append(struct hub *, struct hub_msg *);
@@ -332,6 +348,13 @@ hub_main(void *arg)
 			}
 			h->bytes = 0;
 			h->base = h->cursor = last;
+			/* Control requests count from the oldest subscription's
+			 * start: one may name a stream that began before the
+			 * hub thread followed the log. */
+			h->ctl_cursor = last;
+			for (s = h->subs; s != NULL; s = s->next)
+				if (s->ctl_from < h->ctl_cursor)
+					h->ctl_cursor = s->ctl_from;
 			h->active = 1;
 			/* Whoever is behind the new base reads the log. */
 			for (s = h->subs; s != NULL; s = s->next)
@@ -449,8 +472,11 @@ hub_fill(struct hub *h)
 	pthread_mutex_lock(&h->mu);
 	after = h->cursor;
 	pthread_mutex_unlock(&h->mu);
-	if (end <= after)
+	if (end <= after) {
+		/* Right after activation control requests may lag. */
+		hub_control(h, end);
 		return 0;
+	}
 	for (;;) {
 		memset(&t, 0, sizeof(t));
 		t.msgs = h->fresh;
@@ -490,15 +516,111 @@ hub_fill(struct hub *h)
 		for (i = 0; i < t.n; i++)
 			hub_msg_drop(t.msgs[i]);
 		if (rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX) {
-			/* Everything up to end is in. */
+			/* Everything up to end is in.  Control requests up
+			 * to end are acted on only now, after the messages
+			 * before them are in the ring: a stream ended by one
+			 * still gets every message published before it. */
 			if (end > h->cursor)
 				h->cursor = end;
 			pthread_mutex_unlock(&h->mu);
+			hub_control(h, end);
 			return 1;
 		}
 		after = h->cursor;
 		pthread_mutex_unlock(&h->mu);
 	}
+}
+
+/* One control request: end the subscriptions it names, if they began
+ * before it, and wake them.  Called by mlog_control_read in the hub
+ * thread; takes mu (never held while calling SQLite: the read's own
+ * connection is the hub thread's). */
+static int
+hub_control_cb(void *arg, const struct mlog_msg *m)
+{
+	struct hub_ctl *c = arg;
+	struct hub *h = c->hub;
+	struct hub_sub *s;
+	char chan[VALID_CHANNEL_MAX + 1];
+	int64_t stream = 0;
+	int kind, i, hit;
+
+	c->n++;
+	kind = mlog_control_parse(m, &stream, chan, sizeof(chan));
+	if (kind == MLOG_CONTROL_NONE)
+		return 0;
+	pthread_mutex_lock(&h->mu);
+	for (s = h->subs; s != NULL; s = s->next) {
+		if (s->ctl_from >= m->id || s->ended)
+			continue;
+		hit = 0;
+		if (kind == MLOG_CONTROL_END_STREAM)
+			hit = s->stream != 0 && s->stream == stream;
+		else
+			for (i = 0; i < s->n && !hit; i++)
+				hit = strcmp(s->chans[i], chan) == 0;
+		if (hit) {
+			__atomic_store_n(&s->ended, 1, __ATOMIC_RELEASE);
+			hub_wake(s);
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return 0;
+}
+
+/*
+ * Act on the control requests committed up to id end (see mlog.h): read
+ * from the reserved channel over the hub thread's connection, once per
+ * process, never put in the ring.  Hub thread only.  A failed read is
+ * logged and retried at the next wake-up, as is what is left after
+ * HUB_CTL_ROUNDS batches.
+ */
+static void
+hub_control(struct hub *h, int64_t end)
+{
+	struct hub_ctl c;
+	int64_t last;
+	int rc, k;
+
+	c.hub = h;
+	for (k = 0; k < HUB_CTL_ROUNDS && h->ctl_cursor < end; k++) {
+		c.n = 0;
+		last = h->ctl_cursor;
+		rc = mlog_control_read(h->log, h->ctl_cursor, end,
+		    HUB_CTL_BATCH, hub_control_cb, &c, &last);
+		if (rc != MLOG_OK) {
+			hub_log("E307 reading control requests: %s",
+			    mlog_errmsg(h->log));
+			h->ctl_cursor = last;
+			return;
+		}
+		h->ctl_cursor = c.n < HUB_CTL_BATCH ? end : last;
+	}
+}
+
+/* A stream's secret: HUB_SECRET_BYTES random bytes as lowercase hex into
+ * buf (at least 2 * HUB_SECRET_BYTES + 1 bytes).  0, or -1 (errno). */
+static int
+hub_secret(char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[HUB_SECRET_BYTES];
+	size_t i;
+	ssize_t got;
+
+	if (len < 2 * sizeof(rnd) + 1)
+		return -1;
+	do
+		got = getrandom(rnd, sizeof(rnd), 0);
+	while (got < 0 && errno == EINTR);
+	if (got != (ssize_t)sizeof(rnd))
+		return -1;
+	for (i = 0; i < sizeof(rnd); i++) {
+		buf[2 * i] = hex[rnd[i] >> 4];
+		buf[2 * i + 1] = hex[rnd[i] & 0xf];
+	}
+	buf[2 * sizeof(rnd)] = '\0';
+	return 0;
 }
 
 int
@@ -509,6 +631,8 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 	struct hub_sub *s;
 	struct mlog_stat st;
 	struct mlog *db;
+	char secret[2 * HUB_SECRET_BYTES + 1];
+	int64_t end = 0;
 	size_t len;
 	char *p;
 	int i, rc = HUB_OK;
@@ -538,6 +662,12 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 		s->chans[i] = p;
 		p += l;
 	}
+	if ((flags & HUB_REGISTER) && hub_secret(secret, sizeof(secret)) != 0) {
+		snprintf(err, errlen, "no random bytes for a stream secret: %s",
+		    strerror(errno));
+		free(s);
+		return HUB_ERR;
+	}
 	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		free(s);
@@ -561,16 +691,23 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 			}
 		}
 	}
-	if (rc == HUB_OK && after < 0 && mlog_last_id(db, &after) != MLOG_OK) {
+	/* Control requests after this id concern this subscription. */
+	if (rc == HUB_OK && mlog_last_id(db, &end) != MLOG_OK) {
 		snprintf(err, errlen, "%s", mlog_errmsg(db));
 		rc = HUB_ERR;
 	}
+	s->ctl_from = end;
+	if (after < 0)
+		after = end;
 	if (rc == HUB_OK && (flags & HUB_REGISTER) &&
-	    mlog_stream_open(db, s->chans, n, getpid(), NULL, &s->stream) !=
+	    mlog_stream_open(db, s->chans, n, getpid(), secret, &s->stream) !=
 	    MLOG_OK) {
 		snprintf(err, errlen, "%s", mlog_errmsg(db));
 		rc = HUB_ERR;
 	}
+	if (s->stream != 0)
+		snprintf(s->handle, sizeof(s->handle), "%lld.%s",
+		    (long long)s->stream, secret);
 	hub_db_done(h);
 	if (rc == HUB_OK) {
 		pthread_mutex_lock(&h->mu);
@@ -654,6 +791,18 @@ const char *
 hub_sub_error(const struct hub_sub *s)
 {
 	return s->err;
+}
+
+int
+hub_sub_ended(const struct hub_sub *s)
+{
+	return __atomic_load_n(&s->ended, __ATOMIC_ACQUIRE);
+}
+
+const char *
+hub_sub_handle(const struct hub_sub *s)
+{
+	return s->handle;
 }
 
 /* Move the cursor forward (never back). */

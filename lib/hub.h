@@ -23,6 +23,15 @@
  * short operations of any thread: the streams table (subscriber counts),
  * the last id, publishing.
  *
+ * Control requests (mlog.h: the reserved '.control' channel, written by
+ * mlog_control_end_stream / mlog_control_end_channel or plain SQL) are
+ * read by the same hub thread, once per process, and never reach the
+ * ring: a request ending stream ID, or channel C, marks the matching
+ * subscriptions of this process ended (those that began before the
+ * request) and wakes them; their threads see hub_sub_ended(), end their
+ * responses cleanly and unsubscribe.  Every message published before the
+ * request is still delivered first.
+ *
  * Lifetime: hub_open starts the thread; hub_stop makes every subscription
  * wake up and see hub_stopping(); hub_close (after the last unsubscribe)
  * joins the thread and frees everything.  The hub thread waits on a
@@ -48,6 +57,8 @@
 #define HUB_WAIT_MS      1000        /* bell wait bound: lets an idle hub
                                         leave the bell within a second */
 #define HUB_ERR_MAX      160
+#define HUB_SECRET_BYTES 16          /* random bytes in a stream's secret */
+#define HUB_HANDLE_MAX   64          /* "ID.SECRET" with its NUL */
 
 enum {
 	HUB_OK = 0,
@@ -109,8 +120,9 @@ int hub_publish(struct hub *h, const char *channel, const char *type,
  * Subscribe to channels[0..n-1] (valid, distinct names; copied).  The
  * cursor starts after `after`, or at the log's current end if after < 0.
  * With HUB_REGISTER a streams row is added (and removed again by
- * hub_unsubscribe) and its id stored in *stream.  Returns HUB_OK,
- * HUB_EFULL, HUB_ESTOP or HUB_ERR (reason in err).
+ * hub_unsubscribe) with a fresh random secret (HUB_SECRET_BYTES from
+ * getrandom, as lowercase hex), and its id stored in *stream.  Returns
+ * HUB_OK, HUB_EFULL, HUB_ESTOP or HUB_ERR (reason in err).
  */
 int hub_subscribe(struct hub *h, struct hub_sub **out,
     const char *const *channels, int n, int64_t after, int flags,
@@ -124,6 +136,21 @@ int hub_sub_fd(const struct hub_sub *s);
 /* The id up to which this subscriber has seen its channels. */
 int64_t hub_sub_cursor(struct hub_sub *s);
 const char *hub_sub_error(const struct hub_sub *s);
+/*
+ * 1 once a control request ended this subscription (its eventfd was made
+ * readable then), else 0.  The caller finishes its response cleanly:
+ * read ended first, then deliver with hub_sub_next(), then end if ended
+ * was 1, so that what was published before the request still goes out.
+ */
+int hub_sub_ended(const struct hub_sub *s);
+/*
+ * The stream's handle "ID.SECRET" (NUL-terminated, owned by s, valid
+ * until hub_unsubscribe), or "" without HUB_REGISTER.  A capability:
+ * whoever holds it may end the stream (push-publish compares the secret
+ * with mlog_stream_info's in constant time), so it goes only to the
+ * stream's own client.
+ */
+const char *hub_sub_handle(const struct hub_sub *s);
 
 /*
  * Deliver the newest `count` messages on the subscription's channels

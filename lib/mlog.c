@@ -34,6 +34,20 @@
 #define MLOG_SQL_MAX     1024 /* bytes in one statement's text */
 #define MLOG_SECRET_MAX  CONF_TOKEN_MAX /* bytes in a stream's secret */
 #define MLOG_MS_PER_S    1000
+/*
+ * Retention on append is batched: a connection trims a channel on its
+ * first append to it (or after appending elsewhere), then once every
+ * slack + 1 appends, where slack = retain_count / MLOG_TRIM_SLACK_DIV,
+ * at most MLOG_TRIM_SLACK_MAX (so 0, i.e. every append, below 16).  A
+ * channel that one connection publishes to thus holds at most
+ * retain_count + slack messages, and exactly retain_count right after
+ * each trim; a message past retain_age stays until the next trim.  The
+ * skipped appends are one autocommit INSERT instead of a transaction of
+ * five statements, and a trim deletes its rows in one go, which writes
+ * far fewer WAL pages than deleting one row per append.
+ */
+#define MLOG_TRIM_SLACK_DIV 16
+#define MLOG_TRIM_SLACK_MAX 64
 
 #define MLOG_STR(x)  #x
 #define MLOG_XSTR(x) MLOG_STR(x)
@@ -49,7 +63,7 @@ static const char mlog_schema[] =
 "  channel TEXT NOT NULL CHECK (typeof(channel) = 'text'"
 "    AND length(channel) BETWEEN 1 AND 128"
 "    AND channel NOT GLOB '*[^A-Za-z0-9._-]*'"
-"    AND channel NOT GLOB '.*'),"
+"    AND (channel NOT GLOB '.*' OR channel = '" MLOG_CONTROL "')),"
 "  time INTEGER NOT NULL DEFAULT ("
 "    CAST(strftime('%s', 'now') AS INTEGER) * 1000"
 "    + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER))"
@@ -123,6 +137,9 @@ enum mlog_sid {
 	S_STREAM_GET,
 	S_DEAD_ANY,
 	S_REAP,
+	S_CONTROL_INSERT,
+	S_CONTROL_TRIM,
+	S_CONTROL_READ,
 	S_COUNT
 };
 
@@ -145,6 +162,11 @@ enum mlog_sid {
 #define MLOG_P_LIMIT "?34"
 #define MLOG_I_AFTER 33
 #define MLOG_I_LIMIT 34
+#define MLOG_Q_CONTROL "'" MLOG_CONTROL "'"  /* as an SQL literal */
+#define MLOG_CONTROL_TYPE "text/plain"
+#define MLOG_CONTROL_STREAM "end-stream "    /* request prefixes */
+#define MLOG_CONTROL_CHANNEL "end-channel "
+#define MLOG_ID_DIGITS   19   /* digits in an int64 id */
 _Static_assert(VALID_CHANNELS_MAX == MLOG_I_AFTER - 1,
     "the channel list must end just before the other parameters");
 
@@ -181,20 +203,24 @@ static const struct {
 	[S_READ] = { "SELECT " MLOG_COLS " FROM messages WHERE id > "
 	    MLOG_P_AFTER " AND channel IN (", ") ORDER BY id LIMIT "
 	    MLOG_P_LIMIT },
+	/* "Every channel" never includes the control channel. */
 	[S_READ_ALL] = { "SELECT " MLOG_COLS " FROM messages WHERE id > "
-	    MLOG_P_AFTER " ORDER BY id LIMIT " MLOG_P_LIMIT, NULL },
+	    MLOG_P_AFTER " AND channel <> " MLOG_Q_CONTROL
+	    " ORDER BY id LIMIT " MLOG_P_LIMIT, NULL },
 	[S_GAP] = { "SELECT max(pruned_to) FROM channels WHERE name IN (",
 	    ")" },
-	[S_GAP_ALL] = { "SELECT max(pruned_to) FROM channels", NULL },
+	[S_GAP_ALL] = { "SELECT max(pruned_to) FROM channels"
+	    " WHERE name <> " MLOG_Q_CONTROL, NULL },
 	[S_LATEST] = { "SELECT * FROM (SELECT " MLOG_COLS " FROM messages"
 	    " WHERE channel IN (", ") ORDER BY id DESC LIMIT " MLOG_P_LIMIT
 	    ") ORDER BY id" },
 	[S_LATEST_ALL] = { "SELECT * FROM (SELECT " MLOG_COLS " FROM messages"
+	    " WHERE channel <> " MLOG_Q_CONTROL
 	    " ORDER BY id DESC LIMIT " MLOG_P_LIMIT ") ORDER BY id", NULL },
 	[S_STAT] = { "SELECT " MLOG_STAT_COLS " FROM channels c"
 	    " WHERE c.name = ?1", NULL },
 	[S_STATS] = { "SELECT " MLOG_STAT_COLS " FROM channels c"
-	    " ORDER BY c.name", NULL },
+	    " WHERE c.name <> " MLOG_Q_CONTROL " ORDER BY c.name", NULL },
 	[S_REMOVE_MESSAGES] = { "DELETE FROM messages WHERE channel = ?1",
 	    NULL },
 	[S_REMOVE_CHANNEL] = { "DELETE FROM channels WHERE name = ?1", NULL },
@@ -209,6 +235,17 @@ static const struct {
 	    " LIMIT 1", NULL },
 	[S_REAP] = { "DELETE FROM streams WHERE NOT mlog_pid_alive(pid)",
 	    NULL },
+	[S_CONTROL_INSERT] = { "INSERT INTO messages(channel, time, type, data)"
+	    " VALUES(" MLOG_Q_CONTROL ", ?1, '" MLOG_CONTROL_TYPE "', ?2)",
+	    NULL },
+	/* Short retention of the control channel: by age and by count. */
+	[S_CONTROL_TRIM] = { "DELETE FROM messages WHERE channel = "
+	    MLOG_Q_CONTROL " AND (time < ?1 OR id <= (SELECT id FROM messages"
+	    " WHERE channel = " MLOG_Q_CONTROL " ORDER BY id DESC LIMIT 1"
+	    " OFFSET ?2))", NULL },
+	[S_CONTROL_READ] = { "SELECT " MLOG_COLS " FROM messages WHERE channel"
+	    " = " MLOG_Q_CONTROL " AND id > ?1 AND id <= ?2 ORDER BY id"
+	    " LIMIT ?3", NULL },
 };
 
 struct mlog {
@@ -220,6 +257,10 @@ struct mlog {
 	long retain_age;
 	long max_data;
 	int64_t data_version;     /* as of the last mlog_changed() */
+	/* Retention batching (see mlog_trim_due): the channel this
+	 * connection appended to last and its appends since it trimmed it. */
+	char trim_channel[VALID_CHANNEL_MAX + 1];
+	long trim_pending;
 	char err[MLOG_ERRMSG_MAX];
 };
 
@@ -251,6 +292,8 @@ static int mlog_writable(struct mlog *);
 static int64_t mlog_cutoff(int64_t, long);
 static int mlog_prune_all(struct mlog *, long, int64_t, int64_t *);
 static int mlog_valid_secret(const char *);
+static int mlog_trim_due(struct mlog *, const char *);
+static int mlog_control_append(struct mlog *, const char *, int64_t *);
 
 /* Record a one-line reason and return rc. */
 static int
@@ -794,6 +837,34 @@ mlog_cutoff(int64_t now_ms, long max_age)
 	return now_ms - (int64_t)max_age * MLOG_MS_PER_S;
 }
 
+/*
+ * Whether this append to channel (valid) must apply retention: on the
+ * first append to it, after an append elsewhere, and then once every
+ * slack + 1 appends (see MLOG_TRIM_SLACK_DIV).  Counts the append.
+ */
+static int
+mlog_trim_due(struct mlog *l, const char *channel)
+{
+	long slack;
+
+	if (l->retain_count <= 0 && l->retain_age <= 0)
+		return 0;
+	slack = l->retain_count / MLOG_TRIM_SLACK_DIV;
+	if (slack > MLOG_TRIM_SLACK_MAX)
+		slack = MLOG_TRIM_SLACK_MAX;
+	if (strcmp(l->trim_channel, channel) != 0) {
+		memcpy(l->trim_channel, channel, strlen(channel) + 1);
+		l->trim_pending = 0;
+		return 1;
+	}
+	if (l->trim_pending >= slack) {
+		l->trim_pending = 0;
+		return 1;
+	}
+	l->trim_pending++;
+	return 0;
+}
+
 int
 mlog_append(struct mlog *l, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id)
@@ -801,6 +872,7 @@ mlog_append(struct mlog *l, const char *channel, const char *type,
 	sqlite3_stmt *st;
 	int64_t now, nid, dropped = 0;
 	size_t cap;
+	int trim;
 
 	if (mlog_writable(l) != MLOG_OK)
 		return MLOG_ERR;
@@ -823,7 +895,10 @@ mlog_append(struct mlog *l, const char *channel, const char *type,
 		    "the %zu-byte limit", len, cap);
 
 	now = mlog_now_ms();
-	if (mlog_begin(l, 1) != MLOG_OK)
+	/* Without a trim the INSERT alone is the transaction: atomic with
+	 * its trigger, and it takes the write lock before reading. */
+	trim = mlog_trim_due(l, channel);
+	if (trim && mlog_begin(l, 1) != MLOG_OK)
 		return MLOG_ERR;
 	if ((st = mlog_stmt(l, S_INSERT)) == NULL) {
 		mlog_rollback(l);
@@ -843,11 +918,14 @@ mlog_append(struct mlog *l, const char *channel, const char *type,
 		return mlog_sqlfail(l, "appending a message");
 	mlog_done(st);
 	nid = sqlite3_last_insert_rowid(l->db);
-	if (mlog_trim(l, channel, l->retain_count,
-	    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK)
-		return MLOG_ERR;
-	if (mlog_commit(l, "committing a message") != MLOG_OK)
-		return MLOG_ERR;
+	if (trim) {
+		if (mlog_trim(l, channel, l->retain_count,
+		    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK ||
+		    mlog_commit(l, "committing a message") != MLOG_OK) {
+			l->trim_channel[0] = '\0';  /* trim again next time */
+			return MLOG_ERR;
+		}
+	}
 	if (id != NULL)
 		*id = nid;
 	return MLOG_OK;
@@ -1333,4 +1411,159 @@ mlog_reap(struct mlog *l)
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return rc;
+}
+
+/*
+ * Append one control request (data: a NUL-terminated request text) and
+ * apply the control channel's retention, in one write transaction.
+ */
+static int
+mlog_control_append(struct mlog *l, const char *data, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int64_t now, nid;
+
+	if (mlog_writable(l) != MLOG_OK)
+		return MLOG_ERR;
+	now = mlog_now_ms();
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_CONTROL_INSERT)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_blob(st, 2, data, (int)strlen(data), SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "appending a control request");
+	mlog_done(st);
+	nid = sqlite3_last_insert_rowid(l->db);
+	if ((st = mlog_stmt(l, S_CONTROL_TRIM)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_int64(st, 1, mlog_cutoff(now, MLOG_CONTROL_AGE));
+	sqlite3_bind_int64(st, 2, MLOG_CONTROL_KEEP);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "pruning control requests");
+	mlog_done(st);
+	if (mlog_commit(l, "committing a control request") != MLOG_OK)
+		return MLOG_ERR;
+	if (id != NULL)
+		*id = nid;
+	return MLOG_OK;
+}
+
+int
+mlog_control_end_stream_id(struct mlog *l, int64_t stream, int64_t *id)
+{
+	char data[MLOG_CONTROL_MAX];
+
+	if (stream < 1)
+		return mlog_fail(l, MLOG_EINVAL, "stream %lld is not a stream "
+		    "id", (long long)stream);
+	snprintf(data, sizeof(data), MLOG_CONTROL_STREAM "%lld",
+	    (long long)stream);
+	return mlog_control_append(l, data, id);
+}
+
+int
+mlog_control_end_stream(struct mlog *l, int64_t stream)
+{
+	return mlog_control_end_stream_id(l, stream, NULL);
+}
+
+int
+mlog_control_end_channel_id(struct mlog *l, const char *channel,
+    int64_t *id)
+{
+	char data[MLOG_CONTROL_MAX];
+
+	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
+		return MLOG_EINVAL;
+	snprintf(data, sizeof(data), MLOG_CONTROL_CHANNEL "%s", channel);
+	return mlog_control_append(l, data, id);
+}
+
+int
+mlog_control_end_channel(struct mlog *l, const char *channel)
+{
+	return mlog_control_end_channel_id(l, channel, NULL);
+}
+
+int
+mlog_control_read(struct mlog *l, int64_t after, int64_t upto, int limit,
+    mlog_cb cb, void *arg, int64_t *last)
+{
+	struct mlog_msg m;
+	sqlite3_stmt *st;
+	int64_t pos = after;
+	int rc, step, ret = MLOG_OK;
+
+	if (limit <= 0 || cb == NULL)
+		return mlog_fail(l, MLOG_EINVAL, "reading needs a callback and "
+		    "a positive limit");
+	if (limit > MLOG_READ_MAX)
+		limit = MLOG_READ_MAX;
+	if ((st = mlog_stmt(l, S_CONTROL_READ)) == NULL)
+		return MLOG_ERR;
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, upto);
+	sqlite3_bind_int(st, 3, limit);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = mlog_row_msg(l, st, &m)) != MLOG_OK) {
+			ret = rc;
+			break;
+		}
+		pos = m.id;
+		if ((rc = cb(arg, &m)) != 0) {
+			ret = rc;
+			break;
+		}
+	}
+	if (ret == MLOG_OK && step != SQLITE_DONE)
+		ret = mlog_fail(l, MLOG_ERR, "reading control requests: %s",
+		    sqlite3_errmsg(l->db));
+	mlog_done(st);
+	if (last != NULL)
+		*last = pos;
+	return ret;
+}
+
+/* Allow-list parse: a prefix, then exactly a decimal id or a valid
+ * channel name, nothing else (no sign, no space, no newline). */
+int
+mlog_control_parse(const struct mlog_msg *m, int64_t *stream, char *channel,
+    size_t len)
+{
+	const char *d = m->data;
+	size_t n = m->len, pl;
+	int64_t v = 0;
+	size_t i;
+
+	if (m->channel == NULL || strcmp(m->channel, MLOG_CONTROL) != 0 ||
+	    n >= MLOG_CONTROL_MAX)
+		return MLOG_CONTROL_NONE;
+	pl = sizeof(MLOG_CONTROL_STREAM) - 1;
+	if (n > pl && memcmp(d, MLOG_CONTROL_STREAM, pl) == 0) {
+		if (n - pl > MLOG_ID_DIGITS || d[pl] == '0')
+			return MLOG_CONTROL_NONE;
+		for (i = pl; i < n; i++) {
+			if (d[i] < '0' || d[i] > '9' ||
+			    v > (INT64_MAX - (d[i] - '0')) / 10)
+				return MLOG_CONTROL_NONE;
+			v = v * 10 + (d[i] - '0');
+		}
+		*stream = v;
+		return MLOG_CONTROL_END_STREAM;
+	}
+	pl = sizeof(MLOG_CONTROL_CHANNEL) - 1;
+	if (n > pl && memcmp(d, MLOG_CONTROL_CHANNEL, pl) == 0 &&
+	    n - pl < len && n - pl <= VALID_CHANNEL_MAX) {
+		memcpy(channel, d + pl, n - pl);
+		channel[n - pl] = '\0';
+		if (strlen(channel) == n - pl && valid_channel(channel))
+			return MLOG_CONTROL_END_CHANNEL;
+	}
+	return MLOG_CONTROL_NONE;
 }

@@ -5,7 +5,8 @@
  *
  *   messages(id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused
  *            channel TEXT NOT NULL (checked: 1-128 of [A-Za-z0-9._-], no
- *                                   leading '.'),
+ *                                   leading '.' except the reserved
+ *                                   channel '.control', see below),
  *            time INTEGER NOT NULL DEFAULT now in ms since the epoch,
  *            type TEXT NOT NULL DEFAULT 'text/plain; charset=utf-8',
  *            event TEXT,                              -- SSE event name
@@ -19,6 +20,16 @@
  * A plain  INSERT INTO messages(channel, data) VALUES('news', 'hi')  is a
  * valid publish: triggers keep channels up to date, and the wake-up module's
  * gatekeeper notices the new id within conf.check_ms.
+ *
+ * The reserved channel '.control' carries control requests to every
+ * responder process: data "end-stream ID" ends the stream ID, data
+ * "end-channel NAME" ends every stream and poll subscribed to NAME (type
+ * text/plain, exactly these bytes, no newline).  The schema allows it so
+ * that a plain SQL INSERT is a valid control request too; the C API never
+ * lets it be published to (valid_channel() refuses a leading '.'), reads
+ * and stats of "every channel" leave it out, and its retention is short
+ * (MLOG_CONTROL_KEEP rows, MLOG_CONTROL_AGE seconds, applied by each
+ * mlog_control_* call).
  *
  * One mlog is one SQLite connection with its prepared statements: use it
  * from one thread at a time.  Every function returns MLOG_OK (0) or a
@@ -38,6 +49,10 @@
 #define MLOG_SCHEMA_VERSION 1
 #define MLOG_BUSY_MS 5000          /* busy_timeout */
 #define MLOG_READ_MAX 1000         /* rows one mlog_read() call may return */
+#define MLOG_CONTROL ".control"    /* the reserved control channel */
+#define MLOG_CONTROL_KEEP 1000     /* control messages kept at most */
+#define MLOG_CONTROL_AGE 600       /* seconds a control message is kept */
+#define MLOG_CONTROL_MAX (VALID_CHANNEL_MAX + 16) /* bytes in one request */
 
 enum {
 	MLOG_OK = 0,
@@ -146,6 +161,45 @@ int mlog_stream_close(struct mlog *l, int64_t stream);
 int mlog_stream_info(struct mlog *l, int64_t stream, pid_t *pid,
     char *secret, size_t secretlen);
 int mlog_reap(struct mlog *l);
+
+/*
+ * Control requests (see the top of this file).  Each appends one message
+ * to the '.control' channel, applies its short retention in the same
+ * transaction and returns MLOG_OK or an MLOG_E* code (EINVAL: stream < 1,
+ * or an invalid channel name).  The request only says what to end: the
+ * caller checks the right to ask (a stream's secret, via
+ * mlog_stream_info) first, and afterwards rings the bell with the new id
+ * (*id, if id), exactly as after mlog_append: bell_ring(b, *id) (see
+ * bell.h; hub_publish and pushcgi_publish do the same), or the request
+ * waits for the gatekeeper's next look (conf.check_ms), as a plain SQL
+ * insert does.  Every responder process's hub reads control messages
+ * and ends the matching subscriptions cleanly.
+ */
+int mlog_control_end_stream(struct mlog *l, int64_t stream);
+int mlog_control_end_channel(struct mlog *l, const char *channel);
+/* The same, with the new message's id in *id (if id) for bell_ring. */
+int mlog_control_end_stream_id(struct mlog *l, int64_t stream, int64_t *id);
+int mlog_control_end_channel_id(struct mlog *l, const char *channel,
+    int64_t *id);
+
+/*
+ * Control messages with after < id <= upto, in id order, at most limit
+ * (capped at MLOG_READ_MAX), passed to cb; *last (if last) gets the id of
+ * the last one passed, or `after`.  For the hub; returns like mlog_read.
+ */
+int mlog_control_read(struct mlog *l, int64_t after, int64_t upto,
+    int limit, mlog_cb cb, void *arg, int64_t *last);
+
+enum { MLOG_CONTROL_NONE = 0, MLOG_CONTROL_END_STREAM = 1,
+       MLOG_CONTROL_END_CHANNEL = 2 };
+/*
+ * What a control message asks: MLOG_CONTROL_END_STREAM with *stream set,
+ * MLOG_CONTROL_END_CHANNEL with the name in channel[0..len) (len at least
+ * VALID_CHANNEL_MAX + 1), or MLOG_CONTROL_NONE for anything else (not a
+ * control message, or data that is not exactly one of the two forms).
+ */
+int mlog_control_parse(const struct mlog_msg *m, int64_t *stream,
+    char *channel, size_t len);
 
 /* The underlying connection, for the few callers that need it (tests). */
 struct sqlite3 *mlog_db(struct mlog *l);

@@ -289,10 +289,18 @@ transport_script_open(const struct transport *t, struct http_out *o)
 }
 
 int
-transport_begin(struct transport *t, struct http_out *o, int64_t stream)
+transport_begin(struct transport *t, struct http_out *o, const char *handle)
 {
 	char pad[TRANSPORT_PADDING];
+	size_t hl;
 
+	/* The handle is ours ("ID.SECRET"): one line, plain ASCII; anything
+	 * else is a caller's bug that must not break the framing. */
+	if (handle == NULL)
+		handle = "";
+	hl = strlen(handle);
+	if (strspn(handle, TRANSPORT_HANDLE_CHARS) != hl)
+		return -1;
 	memset(pad, ' ', sizeof(pad));
 	switch (t->kind) {
 	case TRANSPORT_MIXED:
@@ -306,17 +314,21 @@ transport_begin(struct transport *t, struct http_out *o, int64_t stream)
 	case TRANSPORT_SSE:
 		http_printf(o, "retry: %d\n:", TRANSPORT_RETRY_MS);
 		http_put(o, pad, sizeof(pad));
-		return http_printf(o, "\nevent: stream\ndata: %" PRId64 "\n\n",
-		    stream);
+		if (hl == 0)
+			return http_puts(o, "\n");
+		return http_printf(o, "\nevent: stream\ndata: %s\n\n", handle);
 	case TRANSPORT_SCRIPT:
 		http_puts(o, "<!DOCTYPE html>\n<html><head>"
 		    "<meta charset=\"utf-8\"><title>push</title></head>"
 		    "<body>\n<!--");
 		http_put(o, pad, sizeof(pad));
 		http_puts(o, "-->\n");
+		if (hl == 0)
+			return o->failed ? -1 : 0;
 		transport_script_open(t, o);
-		return http_printf(o, "{\"stream\":%" PRId64 "})</script>\n",
-		    stream);
+		http_puts(o, "{\"stream\":");
+		transport_json_string(o, handle, hl);
+		return http_puts(o, "})</script>\n");
 	case TRANSPORT_RAW:
 		/* Something at once: a server may hold the headers until
 		 * the first body byte (nginx's postpone_output). */

@@ -29,7 +29,8 @@
  *         the decimal ID as body.  The end closes with --B--.
  *
  * sse     text/event-stream.  First "retry:", a padding comment and an
- *         event "stream" whose data is the stream id.  Each message:
+ *         event "stream" whose data is the stream's handle "ID.SECRET"
+ *         (see hub_sub_handle; also in the X-Push-Stream header).  Each message:
  *         "id: N", "event: E" (if it has one), one "data: " line per line
  *         of data, blank line.  Data that is not UTF-8 or holds a CR (which
  *         SSE would turn into a line break) is sent base64-encoded in one
@@ -45,7 +46,8 @@
  *         <script>parent.CB({...})</script> with the JSON of
  *         transport_json_message.  The JSON escapes < > & ' U+2028 U+2029
  *         as \uXXXX, so no message can end the script or break the
- *         parser.  First call: {"stream":ID}; a gap: {"gap":ID}.
+ *         parser.  First call: {"stream":"ID.SECRET"} (the handle);
+ *         a gap: {"gap":ID}.
  *         Heartbeat: a space, then a newline (whitespace between scripts).
  *
  * raw     text/plain; charset=utf-8 (application/octet-stream when the
@@ -78,6 +80,8 @@
 #define TRANSPORT_CALLBACK      "push" /* script callback by default */
 #define TRANSPORT_ID_DIGITS     19   /* digits in a cursor (int64) */
 #define TRANSPORT_PROBE_MS      200  /* between a heartbeat's two parts */
+/* What a stream handle may hold. */
+#define TRANSPORT_HANDLE_CHARS  "0123456789abcdefghijklmnopqrstuvwxyz."
 
 enum { TRANSPORT_BEAT_ALL, TRANSPORT_BEAT_FIRST, TRANSPORT_BEAT_REST };
 
@@ -137,9 +141,14 @@ void transport_init(struct transport *t, const struct transport_req *q,
 const char *transport_type(const struct transport *t, char *buf,
     size_t len);
 
-/* After the HTTP headers: preamble, padding, the stream id. */
+/*
+ * After the HTTP headers: preamble, padding and, for sse and script, the
+ * stream's handle as the first event (raw and mixed carry it only in the
+ * X-Push-Stream header).  handle: of TRANSPORT_HANDLE_CHARS only (else
+ * -1, nothing written); NULL or "" sends no stream event.
+ */
 int transport_begin(struct transport *t, struct http_out *o,
-    int64_t stream);
+    const char *handle);
 /* One message.  prev: the message sent before it (NULL if none); mixed
  * re-sends it in the cases described above. */
 int transport_message(struct transport *t, struct http_out *o,

@@ -26,9 +26,14 @@
  * Any other parameter, a repeated one or one over its cap is a 400 with a
  * one-line reason; the framings, heartbeats and gap markers are described
  * in lib/transport.h.  Every response carries Cache-Control: no-cache,
- * X-Accel-Buffering: no and X-Push-Stream: the stream's id (also sent as
- * the first event where the framing allows), under which the stream is
- * listed in the log's streams table while it lasts.
+ * X-Accel-Buffering: no and X-Push-Stream: the stream's handle
+ * "ID.SECRET" (also sent as the first event by sse and script).  ID is
+ * the stream's row in the log's streams table while it lasts; the handle
+ * is a capability: a control request naming it ends the stream (see
+ * push-publish; plain SQL can do the same with the ID alone, see
+ * lib/mlog.h).  An ended stream, and every stream of a channel that is
+ * ended as a whole, finishes cleanly at once (mixed closes its multipart
+ * body) after every message published before the request.
  *
  * A client that leaves is noticed while idle (the FastCGI connection or the
  * CGI pipe closes) and at the latest by the next heartbeat's failed write;
@@ -170,13 +175,12 @@ static int
 stream_handle(struct serve *s, struct http_req *r)
 {
 	const char *chans[VALID_CHANNELS_MAX];
-	char err[HUB_ERR_MAX], type[128], num[24];
+	char err[HUB_ERR_MAX], type[128];
 	struct stream_ask *a;
 	struct stream *st;
 	struct hub_sub *sub = NULL;
-	int64_t stream = 0;
 	long long now, due;
-	int i, rc, w, ended = 0;
+	int i, rc, w, ended = 0, control;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (a = calloc(1, sizeof(*a))) == NULL) {
@@ -191,7 +195,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	for (i = 0; i < a->q.nchan; i++)
 		chans[i] = a->q.chan[i];
 	rc = hub_subscribe(s->hub, &sub, chans, a->q.nchan, a->q.since,
-	    HUB_REGISTER, &stream, err, sizeof(err));
+	    HUB_REGISTER, NULL, err, sizeof(err));
 	transport_init(&st->t, &a->q, NULL);
 	st->beat_ms = a->q.heartbeat * 1000;
 	st->last = a->q.last;
@@ -206,8 +210,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		goto out;
 	}
 
-	snprintf(num, sizeof(num), "%lld", (long long)stream);
-	http_header(r, "X-Push-Stream", num);
+	http_header(r, "X-Push-Stream", hub_sub_handle(sub));
 	if (st->t.kind == TRANSPORT_SSE || st->t.kind == TRANSPORT_RAW)
 		http_header(r, "X-Content-Type-Options", "nosniff");
 	http_cors(r, &s->conf);
@@ -215,7 +218,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		goto out;
 	if (strcmp(http_method(r), "HEAD") == 0)
 		goto out;
-	transport_begin(&st->t, &r->out, stream);
+	transport_begin(&st->t, &r->out, hub_sub_handle(sub));
 	if (http_flush(&r->out) != 0)
 		goto out;
 	st->next_beat = serve_now_ms() + st->beat_ms;
@@ -224,6 +227,9 @@ stream_handle(struct serve *s, struct http_req *r)
 	if (st->last > 0)
 		rc = hub_sub_latest(sub, st->last, stream_deliver, st);
 	for (;;) {
+		/* Read before delivering: what came before the control
+		 * request still goes out (hub.h). */
+		control = hub_sub_ended(sub);
 		if (rc == HUB_OK)
 			rc = hub_sub_next(sub, stream_deliver, st);
 		if (rc == HUB_ERR) {
@@ -233,7 +239,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		}
 		if (rc != HUB_OK)
 			break;          /* the client cannot be written */
-		if (hub_stopping(s->hub) || serve_stopping()) {
+		if (control || hub_stopping(s->hub) || serve_stopping()) {
 			ended = 1;
 			break;
 		}

@@ -736,6 +736,243 @@ START_TEST(stats_all)
 }
 END_TEST
 
+/* Control requests: the schema allows exactly '.control' among names
+ * with a leading '.', and the C API never publishes to it. */
+START_TEST(control_schema)
+{
+	const char *bad[] = { ".controls", ".Control", ".contro", "..control",
+	    ".control.", ".control-x" };
+	const char *ctl[] = { MLOG_CONTROL };
+	char sql[160];
+	struct mlog *l = open_log();
+	struct mlog_stat st;
+	struct seen s;
+	sqlite3 *db;
+	size_t i;
+
+	db = open_sql();
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, data) "
+	    "VALUES('.control', 'end-stream 7')", NULL, NULL, NULL),
+	    SQLITE_OK);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO messages(channel, "
+		    "data) VALUES('%s', 'end-stream 7')", bad[i]);
+		ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) !=
+		    SQLITE_OK, "accepted: %s", bad[i]);
+	}
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages"), 1);
+	sqlite3_close(db);
+
+	ck_assert_int_eq(mlog_append(l, MLOG_CONTROL, NULL, NULL, "x", 1,
+	    NULL), MLOG_EINVAL);
+	ck_assert_int_eq(mlog_stat(l, MLOG_CONTROL, &st), MLOG_EINVAL);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, ctl, 1, 0, 10, collect, &s, NULL, NULL),
+	    MLOG_EINVAL);
+	ck_assert_int_eq(mlog_latest(l, ctl, 1, 10, collect, &s),
+	    MLOG_EINVAL);
+	ck_assert_int_eq(mlog_remove(l, MLOG_CONTROL, NULL), MLOG_EINVAL);
+	ck_assert_int_eq(s.n, 0);
+	/* Bad requests. */
+	ck_assert_int_eq(mlog_control_end_stream(l, 0), MLOG_EINVAL);
+	ck_assert_int_eq(mlog_control_end_stream(l, -3), MLOG_EINVAL);
+	ck_assert_int_eq(mlog_control_end_channel(l, ".x"), MLOG_EINVAL);
+	ck_assert_int_eq(mlog_control_end_channel(l, MLOG_CONTROL),
+	    MLOG_EINVAL);
+	ck_assert_int_eq(mlog_control_end_channel(l, "a b"), MLOG_EINVAL);
+	ck_assert_int_eq(mlog_control_end_channel(l, NULL), MLOG_EINVAL);
+	ck_assert_int_eq(count_rows(l), 1);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+/* Parse one control message's data as written by hand. */
+static int
+control_kind(const char *channel, const char *data, int64_t *stream,
+    char *chan)
+{
+	struct mlog_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.channel = channel;
+	m.type = "text/plain";
+	m.data = data;
+	m.len = strlen(data);
+	*stream = 0;
+	chan[0] = '\0';
+	return mlog_control_parse(&m, stream, chan, VALID_CHANNEL_MAX + 1);
+}
+
+/* Control requests are never seen by readers of "every channel" nor by
+ * stats; the hub reads them with mlog_control_read. */
+START_TEST(control_invisible)
+{
+	const char *nonsense[] = { "end-stream 0", "end-stream 05",
+	    "end-stream 5\n", "end-stream -1", "end-stream +5",
+	    "end-stream 99999999999999999999", "end-stream 9223372036854775808",
+	    "end-stream", "end-stream ", "end-channel ", "end-channel .x",
+	    "end-channel a b", "end-channel a\n", "end-channel .control",
+	    "END-STREAM 5", "end-stream 5 6", "end-streams 5", "" };
+	char chan[VALID_CHANNEL_MAX + 1];
+	struct mlog *l = open_log();
+	int64_t a1, b1, c1, c2, c3, gap, last, stream, sum[3] = { 0, 0, 0 };
+	struct seen s;
+	sqlite3 *db;
+	size_t i;
+
+	/* (No control request is appended after the ones read below: each
+	 * append prunes by age, and the wall clock may jump.) */
+	a1 = append(l, "a", "one");
+	ck_assert_int_eq(mlog_control_end_stream(l, 43), MLOG_OK);
+	ck_assert_int_eq(mlog_control_end_channel(l, "b"), MLOG_OK);
+	ck_assert_int_eq(mlog_control_end_stream_id(l, 42, &c1), MLOG_OK);
+	ck_assert_int_gt(c1, a1 + 2);
+	ck_assert_int_eq(mlog_control_end_channel_id(l, "a", &c2), MLOG_OK);
+	ck_assert_int_eq(c2, c1 + 1);
+	db = open_sql();
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, data) "
+	    "VALUES('.control', 'end-stream 9223372036854775807')", NULL,
+	    NULL, NULL), SQLITE_OK);
+	c3 = sql_int(db, "SELECT max(id) FROM messages");
+	ck_assert_int_eq(c3, c2 + 1);
+	sqlite3_close(db);
+	b1 = append(l, "b", "two");
+
+	/* Every channel: a and b only, no gap. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 0, 100, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.id[0], a1);
+	ck_assert_int_eq(s.id[1], b1);
+	ck_assert_int_eq(gap, 0);
+	ck_assert_int_eq(last, b1);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, a1, 100, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_int_eq(s.id[0], b1);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_latest(l, NULL, 0, 3, collect, &s), MLOG_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_str_eq(s.channel[0], "a");
+	ck_assert_str_eq(s.channel[1], "b");
+	ck_assert_int_eq(mlog_stats(l, stats_cb, sum), MLOG_OK);
+	ck_assert_int_eq(sum[0], 2);
+	ck_assert_int_eq(sum[1], 2);
+	ck_assert_int_eq(mlog_last_id(l, &last), MLOG_OK);
+	ck_assert_int_eq(last, b1);
+
+	/* The control channel itself, bounded above. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_control_read(l, c1 - 1, c3, 100, collect, &s,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_int_eq(s.id[0], c1);
+	ck_assert_int_eq(last, c3);
+	ck_assert_str_eq(s.channel[0], MLOG_CONTROL);
+	ck_assert_str_eq(s.data[0], "end-stream 42");
+	ck_assert_str_eq(s.type[0], "text/plain");
+	ck_assert_str_eq(s.data[1], "end-channel a");
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_control_read(l, c1, INT64_MAX, 2, collect, &s,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.id[0], c2);
+	ck_assert_int_eq(last, c3);
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	ck_assert_int_eq(mlog_control_read(l, c1 - 1, INT64_MAX, 10, collect,
+	    &s, &last), 7);
+	ck_assert_int_eq(last, c1);
+	ck_assert_int_eq(mlog_control_read(l, 0, 1, 0, collect, &s, &last),
+	    MLOG_EINVAL);
+
+	/* What each request asks. */
+	ck_assert_int_eq(control_kind(MLOG_CONTROL, "end-stream 42", &stream,
+	    chan), MLOG_CONTROL_END_STREAM);
+	ck_assert_int_eq(stream, 42);
+	ck_assert_int_eq(control_kind(MLOG_CONTROL,
+	    "end-stream 9223372036854775807", &stream, chan),
+	    MLOG_CONTROL_END_STREAM);
+	ck_assert_int_eq(stream, INT64_MAX);
+	ck_assert_int_eq(control_kind(MLOG_CONTROL, "end-channel a.b-c_9",
+	    &stream, chan), MLOG_CONTROL_END_CHANNEL);
+	ck_assert_str_eq(chan, "a.b-c_9");
+	ck_assert_int_eq(control_kind("a", "end-stream 42", &stream, chan),
+	    MLOG_CONTROL_NONE);
+	for (i = 0; i < sizeof(nonsense) / sizeof(nonsense[0]); i++)
+		ck_assert_msg(control_kind(MLOG_CONTROL, nonsense[i], &stream,
+		    chan) == MLOG_CONTROL_NONE, "accepted: \"%s\"",
+		    nonsense[i]);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
+/* The control channel keeps at most MLOG_CONTROL_KEEP requests and none
+ * older than MLOG_CONTROL_AGE, pruned as requests are appended, without
+ * touching other channels or reporting a gap to their readers.  (Rows
+ * are written with times far from now, as the wall clock may jump.) */
+START_TEST(control_pruned)
+{
+	struct mlog *l = open_log();
+	int64_t a1, first, id = 0, gap, last;
+	struct seen s;
+	sqlite3 *db;
+	char sql[200];
+	int i;
+
+	a1 = append(l, "a", "kept");
+	db = open_sql();
+	/* Expired: 1970. */
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, time, "
+	    "data) VALUES('.control', 1, 'end-stream 1')", NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(mlog_control_end_channel_id(l, "a", &first),
+	    MLOG_OK);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages WHERE "
+	    "channel = '.control'"), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT id FROM messages WHERE "
+	    "channel = '.control'"), first);
+
+	/* Over the count: a year ahead, so that only the count applies. */
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL),
+	    SQLITE_OK);
+	for (i = 0; i < MLOG_CONTROL_KEEP + 4; i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO messages(channel, "
+		    "time, data) VALUES('.control', %lld, 'end-stream %d')",
+		    (long long)(now_ms() + 366 * 86400 * 1000LL), i + 1);
+		ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL),
+		    SQLITE_OK);
+	}
+	ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	/* Plain SQL does not prune; the next request does. */
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages WHERE "
+	    "channel = '.control'"), MLOG_CONTROL_KEEP + 5);
+	ck_assert_int_eq(mlog_control_end_stream_id(l, 7, &id), MLOG_OK);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages WHERE "
+	    "channel = '.control'"), MLOG_CONTROL_KEEP);
+	ck_assert_int_eq(sql_int(db, "SELECT min(id) FROM messages WHERE "
+	    "channel = '.control'"), id - MLOG_CONTROL_KEEP + 1);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages WHERE "
+	    "channel = 'a'"), 1);
+	sqlite3_close(db);
+
+	/* Readers of every channel see no gap from it. */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 0, 10, collect, &s, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_int_eq(s.id[0], a1);
+	ck_assert_int_eq(gap, 0);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
 START_TEST(schema_versions)
 {
 	struct mlog *l;
@@ -924,6 +1161,9 @@ main(void)
 	tcase_add_test(tc, changed_by_others);
 	tcase_add_test(tc, streams_and_subscribers);
 	tcase_add_test(tc, stats_all);
+	tcase_add_test(tc, control_schema);
+	tcase_add_test(tc, control_invisible);
+	tcase_add_test(tc, control_pruned);
 	tcase_add_test(tc, schema_versions);
 	tcase_add_test(tc, create_mode_and_wal);
 	tcase_add_test(tc, concurrent_create);

@@ -13,6 +13,7 @@
 #include "transport.h"
 
 #define B "BOUNDARY"
+#define H99 "99.0123456789abcdef0123456789abcdef" /* a stream handle */
 
 static struct conf cfg;
 static struct http_params params;
@@ -296,7 +297,7 @@ START_TEST(frame_mixed)
 	init(&t, TRANSPORT_MIXED, &o);
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "multipart/x-mixed-replace;boundary=" B);
-	ck_assert_int_eq(transport_begin(&t, &o, 5), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, "5.00ff"), 0);
 	ck_assert_int_eq(transport_heartbeat(&t, &o, NULL, TRANSPORT_BEAT_ALL),
 	    0);
 	ck_assert_int_eq(transport_message(&t, &o, &m1, NULL), 0);
@@ -357,13 +358,13 @@ START_TEST(frame_sse)
 	init(&t, TRANSPORT_SSE, &o);
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "text/event-stream");
-	ck_assert_int_eq(transport_begin(&t, &o, 99), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, H99), 0);
 	s = out_str(&o);
 	ck_assert_int_eq(strncmp(s, "retry: 2000\n:", 13), 0);
 	for (i = 0; i < TRANSPORT_PADDING; i++)
 		ck_assert_int_eq(s[13 + i], ' ');
 	ck_assert_str_eq(s + 13 + TRANSPORT_PADDING,
-	    "\nevent: stream\ndata: 99\n\n");
+	    "\nevent: stream\ndata: " H99 "\n\n");
 	o.used = 0;
 	transport_message(&t, &o, &m1, NULL);
 	transport_message(&t, &o, &m2, NULL);
@@ -400,12 +401,12 @@ START_TEST(frame_script)
 	init(&t, TRANSPORT_SCRIPT, &o);
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "text/html; charset=utf-8");
-	transport_begin(&t, &o, 12);
+	transport_begin(&t, &o, "12.ab");
 	s = out_str(&o);
 	ck_assert_ptr_nonnull(strstr(s, "<!DOCTYPE html>"));
 	ck_assert_uint_gt(strlen(s), TRANSPORT_PADDING);
 	ck_assert_ptr_nonnull(strstr(s, "-->\n<script>parent.cb("
-	    "{\"stream\":12})</script>\n"));
+	    "{\"stream\":\"12.ab\"})</script>\n"));
 	o.used = 0;
 	transport_message(&t, &o, &m1, NULL);
 	transport_message(&t, &o, &m2, NULL);
@@ -447,7 +448,7 @@ START_TEST(frame_raw)
 	t.octet = 1;
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "application/octet-stream");
-	transport_begin(&t, &o, 1);
+	transport_begin(&t, &o, "1.cd");
 	ck_assert_uint_eq(o.used, 1);
 	o.used = 0;
 	transport_message(&t, &o, &m1, NULL);
@@ -459,6 +460,51 @@ START_TEST(frame_raw)
 	ck_assert_mem_eq(o.buf, "line\n\x00\x01\n\n\n\n#pushcgi-gap 9\n",
 	    o.used);
 	http_out_free(&o);
+}
+END_TEST
+
+/* The handle is the first event of sse and script only; an empty one
+ * sends no stream event; one that could break a framing is refused and
+ * nothing is written. */
+START_TEST(frame_handle)
+{
+	static const char *const bad[] = { "1.a\n", "1.A", "1\"", "1 2",
+	    "1.</script>", "\r" };
+	struct transport t;
+	struct http_out o;
+	const char *s;
+	size_t i;
+	int kind;
+
+	init(&t, TRANSPORT_MIXED, &o);
+	ck_assert_int_eq(transport_begin(&t, &o, H99), 0);
+	ck_assert_str_eq(out_str(&o), "--" B "\r\n");
+	http_out_free(&o);
+
+	init(&t, TRANSPORT_RAW, &o);
+	ck_assert_int_eq(transport_begin(&t, &o, H99), 0);
+	ck_assert_str_eq(out_str(&o), "\n");
+	http_out_free(&o);
+
+	init(&t, TRANSPORT_SSE, &o);
+	ck_assert_int_eq(transport_begin(&t, &o, ""), 0);
+	s = out_str(&o);
+	ck_assert_uint_eq(strlen(s), 13 + TRANSPORT_PADDING + 1);
+	ck_assert_ptr_null(strstr(s, "event"));
+	http_out_free(&o);
+
+	init(&t, TRANSPORT_SCRIPT, &o);
+	ck_assert_int_eq(transport_begin(&t, &o, NULL), 0);
+	ck_assert_ptr_null(strstr(out_str(&o), "<script>"));
+	http_out_free(&o);
+
+	for (kind = TRANSPORT_MIXED; kind <= TRANSPORT_RAW; kind++)
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			init(&t, (enum transport_kind)kind, &o);
+			ck_assert_int_eq(transport_begin(&t, &o, bad[i]), -1);
+			ck_assert_uint_eq(o.used, 0);
+			http_out_free(&o);
+		}
 }
 END_TEST
 
@@ -475,8 +521,8 @@ START_TEST(heartbeat_parts)
 		for (sent = 0; sent <= 1; sent++) {
 			init(&t1, (enum transport_kind)kind, &a);
 			init(&t2, (enum transport_kind)kind, &b);
-			transport_begin(&t1, &a, 1);
-			transport_begin(&t2, &b, 1);
+			transport_begin(&t1, &a, "1.cd");
+			transport_begin(&t2, &b, "1.cd");
 			if (sent) {
 				transport_message(&t1, &a, &m, NULL);
 				transport_message(&t2, &b, &m, NULL);
@@ -567,6 +613,7 @@ transport_suite(void)
 	tcase_add_test(tc, frame_sse);
 	tcase_add_test(tc, frame_script);
 	tcase_add_test(tc, frame_raw);
+	tcase_add_test(tc, frame_handle);
 	tcase_add_test(tc, heartbeat_parts);
 	tcase_add_test(tc, codecs);
 	tcase_add_test(tc, out_mem);

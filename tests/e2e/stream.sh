@@ -22,9 +22,19 @@
 # 4. Stop: the responders get SIGTERM (the server's stop or restart): the
 #    streams end cleanly (curl sees a complete response), and subscribers
 #    that come back with their cursor lose nothing.
+# 5. Control (run first): every stream's X-Push-Stream header and first
+#    sse/script event carry its handle ID.SECRET, the secret being the
+#    one in its streams row.  A control request written with plain SQL
+#    (INSERT INTO messages(channel, data) VALUES('.control',
+#    'end-stream ID')) ends that stream cleanly after the messages before
+#    it, while another stream of the same channel keeps receiving; then
+#    'end-channel NAME' ends every stream subscribed to NAME (alone or
+#    among others; mixed closes its body) and no stream of another
+#    channel.  The time from the insert to the stream's end is printed.
 #
 # Environment as for make check: top_builddir, top_srcdir.  STREAM_KINDS
-# limits the kinds (default: all of e2e_kinds).  Prints "ok - ..." /
+# limits the kinds (default: all of e2e_kinds).  STREAM_ONLY=control runs
+# only section 5.  Prints "ok - ..." /
 # "not ok - ..." lines and exits non-zero on any failure.
 set -u
 B=$(cd "${top_builddir:-.}" && pwd)
@@ -136,10 +146,10 @@ def main():
     after = int(after)
     body = open(body_file, 'rb').read()
     hdr = open(hdr_file, 'rb').read().decode('latin-1')
-    m = re.search(r'(?im)^x-push-stream:\s*(\d+)', hdr)
+    m = re.search(r'(?im)^x-push-stream:\s*([1-9]\d*\.[0-9a-f]{32})\r?$', hdr)
     if not m:
-        print('no X-Push-Stream header', file=sys.stderr); return 1
-    stream = int(m.group(1))
+        print('no X-Push-Stream header with a handle ID.SECRET', file=sys.stderr); return 1
+    handle = m.group(1).encode()
     con = sqlite3.connect('file:%s?mode=ro' % db, uri=True, timeout=5)
     rows = con.execute('SELECT id, channel, time, CAST(type AS BLOB), CAST(event AS BLOB), '
                        'CAST(data AS BLOB) FROM messages WHERE channel = ? AND id > ? '
@@ -155,7 +165,7 @@ def main():
         for m in msgs: exp += m[5] + b'\n'
         beats = [b'\n']
     elif fmt == 'sse':
-        exp += b'retry: 2000\n:' + b' ' * PAD + b'\nevent: stream\ndata: %d\n\n' % stream
+        exp += b'retry: 2000\n:' + b' ' * PAD + b'\nevent: stream\ndata: ' + handle + b'\n\n'
         for i, c, t, ty, e, d in msgs:
             exp += b'id: %d\n' % i
             if b'\r' not in d and utf8(d):
@@ -169,7 +179,7 @@ def main():
         exp += (b'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>push</title>'
                 b'</head><body>\n<!--' + b' ' * PAD + b'-->\n')
         pre = b'<script>parent.' + cb.encode() + b'('
-        exp += pre + b'{"stream":%d})</script>\n' % stream
+        exp += pre + b'{"stream":"' + handle + b'"})</script>\n'
         for i, c, t, ty, e, d in msgs:
             j = b'{"id":%d,"channel":%s,"time":%d,"type":%s,"event":%s,"data":' % (
                 i, js(c.encode()), t, js(ty), js(e) if e is not None else b'null')
@@ -288,7 +298,106 @@ G2=$("$PUSHCTL" send gap "gone 2")
 G3=$("$PUSHCTL" send gap "kept")
 "$PUSHCTL" prune --keep 1 gap >/dev/null
 
+# The handle ID.SECRET in a subscriber's headers ("" if none).
+sub_handle() {
+	sed -n 's/^[Xx]-[Pp]ush-[Ss]tream: *\([1-9][0-9]*\.[0-9a-f]\{32\}\)\r\{0,1\}$/\1/p' \
+	    "$tmp/$1.hdr" 2>/dev/null | head -n 1
+}
+# Wait (at most WAIT s, polling every 20 ms) for subscriber $1's curl to
+# end; its exit status in $rc_end, the time it took in ms in $ms_end.
+sub_end() {
+	local pid t0 i
+	pid=$(sub_pid "$1")
+	t0=$(now_ms)
+	for ((i = 0; i < WAIT * 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.02
+	done
+	ms_end=$(($(now_ms) - t0))
+	if kill -0 "$pid" 2>/dev/null; then
+		rc_end=124
+		return 1
+	fi
+	wait "$pid"
+	rc_end=$?
+}
+running() { kill -0 "$(sub_pid "$1")" 2>/dev/null; }
+
 # --- the tests, per server kind --------------------------------------------
+
+# 5. Control requests (see the top of this file).
+run_control() {
+	local kind=$1 url cc after f h id sec t0 i
+	url=$(e2e_url push-stream)
+	cc="e2e-$kind-ctl"
+	after=$(last_id)
+	sub_start c1 "$url?channel=$cc&format=sse&since=$after"
+	sub_start c2 "$url?channel=$cc&format=sse&since=$after"
+	sub_start c3 "$url?channel=$cc-b,$cc&format=mixed&since=$after"
+	sub_start c4 "$url?channel=$cc-b&format=raw&since=$after"
+	sub_start c5 "$url?channel=$cc&format=script&since=$after"
+	for f in c1 c2 c3 c4 c5; do
+		sub_ready "$f" || nok "$kind: control: $f started"
+	done
+	for f in c1 c3 c4 c5; do
+		h=$(sub_handle "$f")
+		id=${h%%.*}
+		sec=$(sql "SELECT secret FROM streams WHERE id = '${id:-0}'")
+		check "$kind: control: $f's X-Push-Stream is its handle ID.SECRET, the secret of its streams row" \
+		    eval '[ -n "$h" ] && [ "$sec" = "${h#*.}" ]'
+	done
+	check "$kind: control: two streams get distinct secrets" \
+	    [ "$(sub_handle c1 | cut -d. -f2)" != "$(sub_handle c2 | cut -d. -f2)" ]
+	"$PUSHCTL" send "$cc" "before the end" >/dev/null
+	check "$kind: control: c1 gets the message before the request" \
+	    verify c1 sse "$cc" "$after"
+
+	# End c1 by its id, with plain SQL.
+	id=$(sub_handle c1 | cut -d. -f1)
+	t0=$(now_ms)
+	sql "INSERT INTO messages(channel, data) VALUES('.control', 'end-stream ${id:-0}')"
+	sub_end c1
+	echo "# $kind: control: end-stream by plain SQL: the stream ended" \
+	    "$(($(now_ms) - t0)) ms after the insert (polled every 20 ms)"
+	check "$kind: control: end-stream ends that stream cleanly (curl exit $rc_end)" \
+	    [ "$rc_end" -eq 0 ]
+	check "$kind: control: the ended stream got every message before the request, and nothing else" \
+	    verify c1 sse "$cc" "$after"
+	for ((i = 0; i < WAIT * 10; i++)); do
+		[ "$(sql "SELECT count(*) FROM streams WHERE id = '${id:-0}'")" -eq 0 ] && break
+		sleep 0.1
+	done
+	check "$kind: control: the ended stream's row is gone" \
+	    [ "$(sql "SELECT count(*) FROM streams WHERE id = '${id:-0}'")" -eq 0 ]
+	check "$kind: control: the other streams of the channel go on" \
+	    eval 'running c2 && running c3 && running c5'
+	"$PUSHCTL" send "$cc" "after the end" >/dev/null
+	check "$kind: control: another sse stream of the channel keeps receiving" \
+	    verify c2 sse "$cc" "$after"
+	check "$kind: control: a script stream of the channel keeps receiving" \
+	    verify c5 script "$cc" "$after"
+	check "$kind: control: no control request reaches a reader" \
+	    eval '! grep -q "end-stream" "$tmp/c2.body" "$tmp/c3.body" "$tmp/c5.body"'
+
+	# End every stream of channel $cc: c2, c3 (among its channels), c5.
+	t0=$(now_ms)
+	sql "INSERT INTO messages(channel, data) VALUES('.control', 'end-channel $cc')"
+	for f in c2 c3 c5; do
+		sub_end "$f"
+		check "$kind: control: end-channel ends $f cleanly (curl exit $rc_end)" \
+		    [ "$rc_end" -eq 0 ]
+	done
+	echo "# $kind: control: end-channel by plain SQL: its 3 streams ended" \
+	    "$(($(now_ms) - t0)) ms after the insert (polled every 20 ms)"
+	check "$kind: control: an ended mixed stream closes its multipart body" \
+	    grep -q -- '--pushcgi[0-9a-f]*--' "$tmp/c3.body"
+	check "$kind: control: a stream of another channel goes on" running c4
+	"$PUSHCTL" send "$cc-b" "still here" >/dev/null
+	check "$kind: control: ... and keeps receiving" \
+	    verify c4 raw "$cc-b" "$after"
+	sub_stop c4
+}
+
 
 run_kind() {
 	local kind=$1 port=$2 url ch after first i rc t0 t1 failed
@@ -448,7 +557,8 @@ for kind in ${STREAM_KINDS:-$(e2e_kinds)}; do
 		sed 's/^/# /' "$tmp/start.log"
 		continue
 	fi
-	run_kind "$kind" "$port"
+	run_control "$kind"
+	[ "${STREAM_ONLY:-}" = control ] || run_kind "$kind" "$port"
 	# A sanitizer build reports into the server's error log.
 	check "$kind: no sanitizer report in the error log" \
 	    eval '! e2e_log | grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:"'
