@@ -17,6 +17,8 @@
  *	                         apply retention now
  *	every [-t TYPE] [-e EVENT] [--changed] [--count N] SECONDS CHANNEL --
  *	    COMMAND [ARG...]     publish COMMAND's output every SECONDS
+ *	token CHANNEL [SECONDS]  print a subscriber token for a private channel,
+ *	                         good for SECONDS (default 3600; see auth.h)
  *
  * The log is found as every pushcgi program finds it: --db, else
  * $PUSHCGI_DB, else "db" in the config file ($PUSHCGI_CONF or --conf, else
@@ -30,7 +32,8 @@
  * (EVENT "-" when none; DATA with \\, \n, \r, \t and other bytes outside
  * printable ASCII written as \\, \n, \r, \t, \xHH), and a line
  * "gap<TAB>ID" when messages up to ID were pruned before they could be
- * shown.  --raw writes each message's bytes alone, with nothing between.
+ * shown, printed before the messages that follow the gap.  --raw writes
+ * each message's bytes alone, with nothing between.
  */
 #include "config.h"
 
@@ -48,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bell.h"
 #include "conf.h"
 #include "mlog.h"
@@ -60,6 +64,7 @@
 
 #define TAIL_DEFAULT_LINES 10
 #define EVERY_MAX_SECONDS  86400
+#define TOKEN_MAX_SECONDS  (10LL * 366 * 86400) /* a token's longest life */
 
 static const char *progname = "pushctl";
 static struct conf cfg;
@@ -78,6 +83,10 @@ static int cmd_stat(int, char **);
 static int cmd_rm(int, char **);
 static int cmd_prune(int, char **);
 static int cmd_every(int, char **);
+static int cmd_token(int, char **);
+static int tail_skip(void *, const struct mlog_msg *);
+struct tail_out;
+static int tail_gap(struct tail_out *, int64_t);
 static void on_stop(int);
 
 static const char usage_text[] =
@@ -96,6 +105,8 @@ static const char usage_text[] =
 "                            apply retention now (defaults from the config)\n"
 "  every [-t TYPE] [-e EVENT] [--changed] [--count N] SECONDS CHANNEL -- CMD...\n"
 "                            run CMD every SECONDS and publish its output\n"
+"  token CHANNEL [SECONDS]   print a subscriber token for a private channel,\n"
+"                            good for SECONDS (default %d)\n"
 "\n"
 "  --db PATH     message log (default: $PUSHCGI_DB, the config, or %s)\n"
 "  --conf PATH   config file (default: $PUSHCGI_CONF or %s)\n"
@@ -342,6 +353,26 @@ tail_print(void *arg, const struct mlog_msg *m)
 	return o->failed ? 2 : 0;
 }
 
+/* A read callback that prints nothing: for finding the gap alone. */
+static int
+tail_skip(void *arg, const struct mlog_msg *m)
+{
+	(void)arg;
+	(void)m;
+	return 0;
+}
+
+/* Print the gap line for messages pruned up to id.  0, or -1 when stdout
+ * failed. */
+static int
+tail_gap(struct tail_out *o, int64_t id)
+{
+	printf("gap\t%" PRId64 "\n", id);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		o->failed = 1;
+	return o->failed ? -1 : 0;
+}
+
 /* The gatekeeper's look for plain SQL inserts: cheap when nothing moved. */
 static int64_t
 tail_check(void *arg)
@@ -405,7 +436,7 @@ cmd_tail(int argc, char **argv)
 	const char *chans[VALID_CHANNELS_MAX];
 	struct tail_out out = { 0, -1, 0, 0 };
 	struct mlog *l;
-	int64_t cursor = -1, stream = 0, gap, last, deadline = 0;
+	int64_t cursor = -1, stream = 0, gap, last, shown, deadline = 0;
 	long long lines = TAIL_DEFAULT_LINES;
 	int ch, n, follow = 0, rc, wait_ms;
 
@@ -460,16 +491,26 @@ cmd_tail(int argc, char **argv)
 		int64_t known = tail_bell != NULL ? bell_last(tail_bell) : 0;
 
 		do {
+			/* The gap goes before the messages after it: look for
+			 * it first (a read of one row that prints nothing). */
+			shown = 0;
+			if (!out.raw) {
+				if ((rc = mlog_read(l, chans, n, cursor, 1,
+				    tail_skip, NULL, &shown, NULL)) < 0)
+					status_exit(l, rc);
+				if (shown > 0 && tail_gap(&out, shown) != 0)
+					break;
+			}
 			out.page = 0;
 			rc = mlog_read(l, chans, n, cursor, MLOG_READ_MAX,
 			    tail_print, &out, &gap, &last);
 			if (rc < 0)
 				status_exit(l, rc);
-			if (gap > 0 && !out.raw && !out.failed) {
-				printf("gap\t%" PRId64 "\n", gap);
-				if (fflush(stdout) != 0)
-					out.failed = 1;
-			}
+			/* Pruned while reading: said now, not skipped. */
+			if (gap > shown && !out.raw && !out.failed)
+				tail_gap(&out, gap);
+			if (gap < shown)
+				gap = shown;
 			cursor = last > gap ? last : gap;
 		} while (rc == 0 && out.page == MLOG_READ_MAX);
 		if (!follow || out.failed || out.count == 0 || stopping)
@@ -807,6 +848,34 @@ cmd_every(int argc, char **argv)
 	return EX_OK;
 }
 
+/* Print a subscriber token for CHANNEL, good for SECONDS from now. */
+static int
+cmd_token(int argc, char **argv)
+{
+	char tok[AUTH_SUB_TOKEN_MAX + 1];
+	long long ttl = AUTH_TTL_DEFAULT;
+
+	if (argc < 2 || argc > 3)
+		usage_exit("usage: token CHANNEL [SECONDS]");
+	if (!valid_channel(argv[1]))
+		die(EX_REFUSED, "invalid channel name \"%.140s\" (1-128 of "
+		    "A-Z a-z 0-9 . _ -, not starting with '.')", argv[1]);
+	if (argc == 3)
+		ttl = parse_num("SECONDS", argv[2], TOKEN_MAX_SECONDS);
+	if (cfg.subscriber_secret[0] == '\0')
+		die(EX_REFUSED, "no subscriber_secret in the config%s%s",
+		    cfg.path[0] != '\0' ? " " : "", cfg.path);
+	if (auth_sub_token(&cfg, argv[1], time(NULL) + (time_t)ttl, tok,
+	    sizeof(tok)) != 0)
+		die(EX_SYSTEM, "cannot make a token (HMAC-SHA256 failed)");
+	if (!auth_private(&cfg, argv[1]))
+		fprintf(stderr, "%s: note: %s is not under a private_channel "
+		    "prefix: it needs no token\n", progname, argv[1]);
+	if (printf("%s\n", tok) < 0 || fflush(stdout) != 0)
+		die(EX_SYSTEM, "writing the token: %s", strerror(errno));
+	return EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -824,6 +893,7 @@ main(int argc, char **argv)
 		{ "init", cmd_init }, { "send", cmd_send }, { "tail", cmd_tail },
 		{ "ls", cmd_ls }, { "stat", cmd_stat }, { "rm", cmd_rm },
 		{ "prune", cmd_prune }, { "every", cmd_every },
+		{ "token", cmd_token },
 	};
 	const char *db = NULL, *confpath = NULL;
 	char err[512];
@@ -835,7 +905,7 @@ main(int argc, char **argv)
 		case 'd': db = optarg; break;
 		case 'c': confpath = optarg; break;
 		case 'h':
-			printf(usage_text, conf_default_db(),
+			printf(usage_text, AUTH_TTL_DEFAULT, conf_default_db(),
 			    conf_default_path());
 			return EX_OK;
 		case 'V':

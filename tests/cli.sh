@@ -25,7 +25,7 @@ status_is() { # $1 expected exit code, rest: pushctl args
 one_line_error() { [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q '^pushctl: ' "$tmp/err"; }
 
 check "--help prints usage and exits 0" status_is 0 --help
-check "--help names every command" bash -c "for c in init send tail ls stat rm prune every; do grep -q \"  \$c\" '$tmp/out' || exit 1; done"
+check "--help names every command" bash -c "for c in init send tail ls stat rm prune every token; do grep -q \"  \$c\" '$tmp/out' || exit 1; done"
 check "--version" status_is 0 --version
 check "no command is a usage error (100)" status_is 100
 check "unknown command is a usage error (100)" status_is 100 frobnicate
@@ -103,4 +103,33 @@ check "rm of an unknown channel is refused (1)" status_is 1 rm news
 "$PUSHCTL" send -q news again
 check "ids are never reused after rm" bash -c "[ \$('$PUSHCTL' tail -n 1 news | cut -f1) -gt 9 ]"
 check "bad --db directory is a system error (111)" status_is 111 --db /nonexistent/dir/x.db send a b
+
+# token: subscriber tokens for private channels (lib/auth.h), checked
+# against an HMAC-SHA256 computed here by Python's hmac module.
+check "token without a subscriber_secret is refused (1)" status_is 1 token private.room
+check "token without a secret: one clear line" one_line_error
+printf 'subscriber_secret = cli-test-secret\nprivate_channel = private.\n' >"$tmp/sub.conf"
+check "token needs a CHANNEL (100)" status_is 100 --conf "$tmp/sub.conf" token
+check "token with too many arguments (100)" status_is 100 --conf "$tmp/sub.conf" token a 1 2
+check "token with bad SECONDS (100)" status_is 100 --conf "$tmp/sub.conf" token private.room soon
+check "token for an invalid channel is refused (1)" status_is 1 --conf "$tmp/sub.conf" token '.bad'
+t0=$(date +%s)
+check "token prints a token" status_is 0 --conf "$tmp/sub.conf" token private.room
+t1=$(date +%s)
+check "token format is EXPIRY.HEX64" grep -qxE '[0-9]{1,12}\.[0-9a-f]{64}' "$tmp/out"
+check "token lasts an hour by default" bash -c "e=\$(cut -d. -f1 '$tmp/out'); [ \$e -ge $((t0 + 3600)) ] && [ \$e -le $((t1 + 3600)) ]"
+mac_ok() { # $1 channel, token in $tmp/out
+	python3 -c 'import hmac, hashlib, sys
+e, m = open(sys.argv[2]).read().strip().split(".")
+want = hmac.new(b"cli-test-secret", ("pushcgi-sub:%s:%s" % (sys.argv[1], e)).encode(), hashlib.sha256).hexdigest()
+sys.exit(0 if hmac.compare_digest(m, want) else 1)' "$1" "$tmp/out"
+}
+check "token MAC is HMAC-SHA256 of the channel and expiry" mac_ok private.room
+t0=$(date +%s)
+check "token with SECONDS" status_is 0 --conf "$tmp/sub.conf" token private.room 60
+t1=$(date +%s)
+check "token lasts SECONDS" bash -c "e=\$(cut -d. -f1 '$tmp/out'); [ \$e -ge $((t0 + 60)) ] && [ \$e -le $((t1 + 60)) ]"
+check "token MAC with SECONDS" mac_ok private.room
+check "token for a public channel still prints, with a note" status_is 0 --conf "$tmp/sub.conf" token news
+check "the note says the channel needs no token" grep -q 'needs no token' "$tmp/err"
 [ $fails -eq 0 ]

@@ -1,0 +1,472 @@
+/*
+ * push-publish: the publisher and control responder.  Publishes one
+ * message per request, tells what a channel holds, removes a channel, and
+ * ends a named stream (the "control connection" of the Comet literature).
+ *
+ * Runs as plain CGI or as a threaded FastCGI server, whichever way the
+ * web server starts it.  Requests:
+ *
+ *   POST|PUT /cgi-bin/push-publish?channel=NAME[&event=E]    (body)
+ *       Publish the body as one message on NAME.  The request's
+ *       Content-Type is the message's type (no Content-Type: text/plain;
+ *       charset=utf-8; one that is not a valid media type: 415); event=
+ *       is its SSE event name.  A body over the configured max_data: 413.
+ *       Answer: 201, application/json
+ *           {"id":ID,"channel":"NAME","subscribers":K}
+ *       with X-Push-Id: ID; K counts the streams and polls on NAME, in
+ *       every process, connected at that moment.  Subscribers are woken
+ *       at once (the bell is rung after the commit).
+ *       Note: curl -d sends application/x-www-form-urlencoded, which is
+ *       then kept; say -H 'Content-Type: ...' --data-binary @file.
+ *
+ *   GET /cgi-bin/push-publish?channel=NAME
+ *       Channel info, 200 application/json:
+ *           {"channel":"NAME","messages":RETAINED,"first_id":ID,
+ *            "last_id":ID,"last_time":MS,"subscribers":K}
+ *       (first_id 0 when nothing is retained; last_time in milliseconds
+ *       since the epoch).  404 if nothing was ever published to NAME.
+ *       Closed like publishing: what a channel holds and who listens is
+ *       the publisher's business, not the world's.
+ *
+ *   DELETE /cgi-bin/push-publish?channel=NAME
+ *       Removes NAME's messages and ends every stream and long-poll
+ *       subscribed to it, in every responder process, cleanly (a control
+ *       message, see lib/mlog.h).  200 {"channel":"NAME","deleted":N};
+ *       404 if NAME never existed (its subscribers, if any, are ended all
+ *       the same).
+ *
+ *   POST|DELETE /cgi-bin/push-publish?stream=HANDLE
+ *       End one stream: it wakes, finishes its response cleanly and
+ *       frees what it held.  HANDLE is "ID.SECRET" as the stream's client
+ *       got it (push-stream); whoever holds it may end that stream.  A
+ *       publisher (token or trusted user, below) may give "ID" alone.
+ *       200 {"stream":ID,"ended":true}; 404 no such stream; 403 wrong or
+ *       missing secret; 400 a handle that is not ID or ID.SECRET.
+ *
+ *   OPTIONS  CORS preflight: 204 with Access-Control-Allow-Methods,
+ *       -Allow-Headers (Content-Type, Authorization, X-Push-Token) and
+ *       -Max-Age when the request's Origin is a configured cors_origin;
+ *       403 otherwise.  Every other answer carries
+ *       Access-Control-Allow-Origin for such origins and exposes
+ *       X-Push-Id.
+ *
+ *   Any other method: 405 with Allow.  Parameters other than channel=,
+ *   event=, stream= and _= (ignored, cache busters), repeated ones or
+ *   ones over their caps: 400.
+ *
+ * Security model: closed by default.  Every request but the preflight
+ * and the secret-bearing control request needs a publisher:
+ * "Authorization: Bearer TOKEN" or "X-Push-Token: TOKEN" naming one of the
+ * configured publish_token values (compared in constant time), or, with
+ * trust_remote_user = 1, a request the web server authenticated itself
+ * (REMOTE_USER not empty).  No token configured and no trust: 403 for all.
+ * Apache passes Authorization to CGI and FastCGI programs only with
+ * "CGIPassAuth On" (the shipped conf/apache-*.conf have it).
+ *
+ * The log busy past its busy timeout (another writer holding it): 503
+ * with Retry-After.  Every failure is answered with a one-line reason and
+ * logged as one line to the server's error log.
+ *
+ * Failure sites (the number in the error-log line): 1xx request reading,
+ * 4xx process set-up, 6xx this file.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "auth.h"
+#include "bell.h"
+#include "http.h"
+#include "hub.h"
+#include "mlog.h"
+#include "serve.h"
+#include "valid.h"
+
+#define PUBLISH_PROG     "push-publish"
+#define PUBLISH_METHODS  "GET, POST, PUT, DELETE, OPTIONS"
+#define PUBLISH_HEADERS  "Content-Type, Authorization, X-Push-Token"
+#define PUBLISH_MAX_AGE  "600"     /* seconds a preflight may be cached */
+#define PUBLISH_ID_DIGITS 18       /* digits in a stream id */
+#define PUBLISH_SECRET_MAX 128     /* bytes of a stored stream secret */
+#define PUBLISH_WRONG_SECRET 1     /* publish_control: not an MLOG_* code */
+
+static const char *const publish_params[] = {
+	"channel", "event", "stream", "_", NULL
+};
+
+static int publish_handle(struct serve *, struct http_req *);
+static int publish_cors(struct serve *, struct http_req *);
+static int publish_preflight(struct serve *, struct http_req *, int);
+static int publish_authorized(struct serve *, struct http_req *);
+static int publish_db_fail(struct http_req *, int, int, const char *,
+    const char *);
+static int publish_post(struct serve *, struct http_req *, const char *,
+    const char *);
+static int publish_info(struct serve *, struct http_req *, const char *);
+static int publish_delete(struct serve *, struct http_req *, const char *);
+static int publish_control(struct serve *, struct http_req *,
+    const char *);
+static int publish_parse_handle(const char *, int64_t *, const char **);
+
+int
+main(void)
+{
+	return serve_main(PUBLISH_PROG, publish_handle, SERVE_HUB);
+}
+
+/* Add the CORS answer headers; 1 if the request's Origin is allowed. */
+static int
+publish_cors(struct serve *s, struct http_req *r)
+{
+	size_t before = r->hdrlen;
+
+	http_cors(r, &s->conf);
+	if (r->hdrlen == before)
+		return 0;
+	http_header(r, "Access-Control-Expose-Headers", "X-Push-Id");
+	return 1;
+}
+
+/* OPTIONS: a preflight from an allowed origin gets the rules. */
+static int
+publish_preflight(struct serve *s, struct http_req *r, int allowed)
+{
+	(void)s;
+	if (http_read_body(r, 0, NULL, NULL) != 0)
+		return -1;
+	if (!allowed)
+		return http_fail(r, 403, 601, "preflight from an origin that is "
+		    "not a configured cors_origin");
+	http_header(r, "Access-Control-Allow-Methods", PUBLISH_METHODS);
+	http_header(r, "Access-Control-Allow-Headers", PUBLISH_HEADERS);
+	http_header(r, "Access-Control-Max-Age", PUBLISH_MAX_AGE);
+	http_start(r, 204, NULL);
+	return 0;
+}
+
+/* 1 if the request presents publisher credentials (auth.h), 0 if not,
+ * -1 after http_fail when a credential header is over its cap. */
+static int
+publish_authorized(struct serve *s, struct http_req *r)
+{
+	const char *authz, *xtok, *user;
+
+	if (http_header_in(r, "HTTP_AUTHORIZATION", &authz) != 0 ||
+	    http_header_in(r, "HTTP_X_PUSH_TOKEN", &xtok) != 0)
+		return http_fail(r, 400, 602, "Authorization or X-Push-Token "
+		    "longer than %d bytes", HTTP_HEADER_MAX);
+	user = http_env(r, "REMOTE_USER");
+	if (auth_publisher(&s->conf, auth_bearer(authz), user) == AUTH_OK ||
+	    (xtok != NULL &&
+	    auth_publisher(&s->conf, xtok, NULL) == AUTH_OK))
+		return 1;
+	return 0;
+}
+
+/*
+ * Turn an mlog failure rc (reason msg) into the answer: 400 invalid, 413
+ * too large, 404 unknown, 503 the log is busy past its timeout, else 500.
+ */
+static int
+publish_db_fail(struct http_req *r, int rc, int site, const char *what,
+    const char *msg)
+{
+	switch (rc) {
+	case MLOG_EINVAL:
+		return http_fail(r, 400, site, "%s: %s", what, msg);
+	case MLOG_E2BIG:
+		return http_fail(r, 413, site, "%s: %s", what, msg);
+	case MLOG_ENOENT:
+		return http_fail(r, 404, site, "%s: %s", what, msg);
+	}
+	/* mlog reports SQLite's reason: SQLITE_BUSY / SQLITE_LOCKED after
+	 * the busy timeout read "database is locked" / "database table is
+	 * locked". */
+	if (strstr(msg, sqlite3_errstr(SQLITE_BUSY)) != NULL ||
+	    strstr(msg, sqlite3_errstr(SQLITE_LOCKED)) != NULL)
+		return http_fail(r, 503, site, "%s: the log is busy: %s", what,
+		    msg);
+	return http_fail(r, 500, site, "%s: %s", what, msg);
+}
+
+/* POST/PUT: one message. */
+static int
+publish_post(struct serve *s, struct http_req *r, const char *channel,
+    const char *event)
+{
+	struct mlog_stat st;
+	struct mlog *l;
+	char err[HUB_ERR_MAX], num[24], *data = NULL;
+	const char *type;
+	size_t len = 0;
+	int64_t id = 0;
+	int rc;
+
+	type = http_env(r, "CONTENT_TYPE");
+	if (type != NULL && *type == '\0')
+		type = NULL;
+	if (type != NULL && !valid_type(type)) {
+		http_fail(r, 415, 611, "Content-Type is not a valid media type "
+		    "(type/subtype and parameters, printable ASCII, at most %d "
+		    "bytes)", VALID_TYPE_MAX);
+		http_read_body(r, 0, NULL, NULL);
+		return -1;
+	}
+	if (http_read_body(r, (size_t)s->conf.max_data, &data, &len) != 0)
+		return -1;
+	rc = hub_publish(s->hub, channel, type, event, data, len, &id, err,
+	    sizeof(err));
+	free(data);
+	if (rc != MLOG_OK)
+		return publish_db_fail(r, rc, 612, "publishing", err);
+
+	/* Who was listening: the count after the commit. */
+	memset(&st, 0, sizeof(st));
+	l = hub_db(s->hub);
+	rc = mlog_stat(l, channel, &st);
+	if (rc != MLOG_OK)
+		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	hub_db_done(s->hub);
+	if (rc != MLOG_OK)
+		http_log(r, "E613 message %" PRId64 " published, but counting "
+		    "subscribers failed: %s", id, err);
+
+	snprintf(num, sizeof(num), "%" PRId64, id);
+	http_header(r, "X-Push-Id", num);
+	if (http_start(r, 201, "application/json") != 0)
+		return 0;
+	http_printf(&r->out, "{\"id\":%" PRId64 ",\"channel\":\"%s\","
+	    "\"subscribers\":%" PRId64 "}\n", id, channel, st.subscribers);
+	return 0;
+}
+
+/* GET: channel info. */
+static int
+publish_info(struct serve *s, struct http_req *r, const char *channel)
+{
+	struct mlog_stat st;
+	struct mlog *l;
+	char err[HUB_ERR_MAX];
+	int rc;
+
+	if (http_read_body(r, 0, NULL, NULL) != 0)
+		return -1;
+	l = hub_db(s->hub);
+	rc = mlog_stat(l, channel, &st);
+	if (rc != MLOG_OK)
+		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	hub_db_done(s->hub);
+	if (rc != MLOG_OK)
+		return publish_db_fail(r, rc, 621, "channel info", err);
+	if (http_start(r, 200, "application/json") != 0)
+		return 0;
+	http_printf(&r->out, "{\"channel\":\"%s\",\"messages\":%" PRId64 ","
+	    "\"first_id\":%" PRId64 ",\"last_id\":%" PRId64 ","
+	    "\"last_time\":%" PRId64 ",\"subscribers\":%" PRId64 "}\n",
+	    channel, st.count, st.first_id, st.last_id, st.last_time_ms,
+	    st.subscribers);
+	return 0;
+}
+
+/* DELETE: end the channel's subscribers, remove its messages. */
+static int
+publish_delete(struct serve *s, struct http_req *r, const char *channel)
+{
+	struct mlog *l;
+	char err[HUB_ERR_MAX];
+	int64_t cid = 0, deleted = 0;
+	int rc, rrc;
+
+	if (http_read_body(r, 0, NULL, NULL) != 0)
+		return -1;
+	l = hub_db(s->hub);
+	rc = mlog_control_end_channel_id(l, channel, &cid);
+	if (rc != MLOG_OK)
+		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	rrc = rc == MLOG_OK ? mlog_remove(l, channel, &deleted) : rc;
+	if (rc == MLOG_OK && rrc != MLOG_OK)
+		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	hub_db_done(s->hub);
+	if (rc != MLOG_OK)
+		return publish_db_fail(r, rc, 631, "ending the channel's "
+		    "streams", err);
+	/* Wake every process's hub for the control message. */
+	bell_ring(hub_bell(s->hub), cid);
+	if (rrc != MLOG_OK)
+		return publish_db_fail(r, rrc, 632, "removing the channel", err);
+	if (http_start(r, 200, "application/json") != 0)
+		return 0;
+	http_printf(&r->out, "{\"channel\":\"%s\",\"deleted\":%" PRId64 "}\n",
+	    channel, deleted);
+	return 0;
+}
+
+/*
+ * Parse a stream handle, "ID" or "ID.SECRET" (ID 1 to PUBLISH_ID_DIGITS
+ * digits, no leading zero; SECRET letters and digits), at most
+ * HUB_HANDLE_MAX - 1 bytes.  *secret gets the secret or NULL.  0 or -1.
+ */
+static int
+publish_parse_handle(const char *h, int64_t *id, const char **secret)
+{
+	size_t i;
+
+	*id = 0;
+	*secret = NULL;
+	if (strlen(h) >= HUB_HANDLE_MAX || h[0] < '1' || h[0] > '9')
+		return -1;
+	for (i = 0; h[i] >= '0' && h[i] <= '9'; i++) {
+		if (i == PUBLISH_ID_DIGITS)
+			return -1;
+		*id = *id * 10 + (h[i] - '0');
+	}
+	if (h[i] == '\0')
+		return 0;
+	if (h[i] != '.' || h[i + 1] == '\0')
+		return -1;
+	*secret = h + i + 1;
+	for (i++; h[i] != '\0'; i++)
+		if (!((h[i] >= '0' && h[i] <= '9') ||
+		    (h[i] >= 'a' && h[i] <= 'z') ||
+		    (h[i] >= 'A' && h[i] <= 'Z')))
+			return -1;
+	return 0;
+}
+
+/* POST/DELETE ?stream=HANDLE: end one stream. */
+static int
+publish_control(struct serve *s, struct http_req *r, const char *handle)
+{
+	struct mlog *l;
+	char err[HUB_ERR_MAX], stored[PUBLISH_SECRET_MAX + 1];
+	const char *secret;
+	int64_t id, cid = 0;
+	pid_t pid;
+	int rc, authorized;
+
+	if (http_read_body(r, 0, NULL, NULL) != 0)
+		return -1;
+	if (publish_parse_handle(handle, &id, &secret) != 0)
+		return http_fail(r, 400, 641, "stream= must be ID or ID.SECRET "
+		    "(as sent to the stream's client)");
+	if ((authorized = publish_authorized(s, r)) < 0)
+		return -1;
+	if (!authorized && secret == NULL)
+		return http_fail(r, 403, 642, "ending a stream needs its "
+		    "secret (stream=ID.SECRET) or a publisher's credentials");
+
+	stored[0] = '\0';
+	l = hub_db(s->hub);
+	rc = mlog_stream_info(l, id, &pid, stored, sizeof(stored));
+	if (rc != MLOG_OK)
+		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	/* A stream without a secret (a pushctl follower) can only be ended
+	 * by a publisher. */
+	else if (!authorized && (stored[0] == '\0' ||
+	    !auth_equal(secret, strlen(secret), stored, strlen(stored))))
+		rc = PUBLISH_WRONG_SECRET;
+	else if ((rc = mlog_control_end_stream_id(l, id, &cid)) != MLOG_OK)
+		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	hub_db_done(s->hub);
+	if (rc == PUBLISH_WRONG_SECRET)
+		return http_fail(r, 403, 643, "wrong secret for stream %" PRId64,
+		    id);
+	if (rc != MLOG_OK)
+		return publish_db_fail(r, rc, 644, "ending a stream", err);
+	bell_ring(hub_bell(s->hub), cid);
+	if (http_start(r, 200, "application/json") != 0)
+		return 0;
+	http_printf(&r->out, "{\"stream\":%" PRId64 ",\"ended\":true}\n", id);
+	return 0;
+}
+
+static int
+publish_handle(struct serve *s, struct http_req *r)
+{
+	struct http_params *p;
+	const char *m = http_method(r), *channel, *event, *stream;
+	char why[HTTP_REASON_MAX];
+	int cors, authorized, rc = -1;
+
+	cors = publish_cors(s, r);
+	if (strcmp(m, "OPTIONS") == 0)
+		return publish_preflight(s, r, cors);
+	if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0 &&
+	    strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0) {
+		http_header(r, "Allow", PUBLISH_METHODS);
+		http_fail(r, 405, 603, "method %.16s: only %s", m,
+		    PUBLISH_METHODS);
+		http_read_body(r, 0, NULL, NULL);
+		return -1;
+	}
+	/* ~8.5 KiB: off the request thread's small stack. */
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return http_fail(r, 503, 604, "out of memory");
+	if (http_parse_query(http_env(r, "QUERY_STRING"), publish_params, p,
+	    why, sizeof(why)) != 0) {
+		http_fail(r, 400, 605, "%s", why);
+		goto discard;
+	}
+	channel = http_param(p, "channel");
+	event = http_param(p, "event");
+	stream = http_param(p, "stream");
+
+	if (stream != NULL) {
+		if (channel != NULL || event != NULL) {
+			http_fail(r, 400, 606, "stream= goes alone");
+			goto discard;
+		}
+		if (strcmp(m, "POST") != 0 && strcmp(m, "DELETE") != 0) {
+			http_header(r, "Allow", "POST, DELETE, OPTIONS");
+			http_fail(r, 405, 607, "ending a stream takes POST or "
+			    "DELETE");
+			goto discard;
+		}
+		rc = publish_control(s, r, stream);
+		goto out;
+	}
+	if (channel == NULL || !valid_channel(channel)) {
+		http_fail(r, 400, 608, "channel= must be 1-%d of A-Z a-z 0-9 "
+		    ". _ -, not starting with '.'", VALID_CHANNEL_MAX);
+		goto discard;
+	}
+	if (event != NULL && (strcmp(m, "POST") != 0 && strcmp(m, "PUT") != 0)) {
+		http_fail(r, 400, 609, "event= is for POST and PUT");
+		goto discard;
+	}
+	if (event != NULL && !valid_event(event)) {
+		http_fail(r, 400, 610, "event= must be 1-%d of A-Z a-z 0-9 "
+		    ". _ : -", VALID_EVENT_MAX);
+		goto discard;
+	}
+	if ((authorized = publish_authorized(s, r)) < 0)
+		goto discard;
+	if (!authorized) {
+		http_fail(r, 403, 600, "publishing needs a publish token "
+		    "(Authorization: Bearer or X-Push-Token)%s",
+		    s->conf.trust_remote_user ? " or an authenticated user" :
+		    "");
+		goto discard;
+	}
+	if (strcmp(m, "GET") == 0)
+		rc = publish_info(s, r, channel);
+	else if (strcmp(m, "DELETE") == 0)
+		rc = publish_delete(s, r, channel);
+	else
+		rc = publish_post(s, r, channel, event);
+	goto out;
+discard:
+	/* Read what the client sent (up to a cap), so that the web server
+	 * is not cut off while it is still sending the body. */
+	http_read_body(r, 0, NULL, NULL);
+out:
+	free(p);
+	if (rc == 0)
+		http_flush(&r->out);
+	return r->fail_status != 0 ? -1 : 0;
+}
