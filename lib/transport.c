@@ -22,7 +22,7 @@ enum { MIXED_NONE, MIXED_OPEN, MIXED_PENDING, MIXED_DONE };
 
 const char *const transport_params[] = {
 	"channel", "format", "since", "last_event_id", "last", "heartbeat",
-	"callback", "_", NULL
+	"callback", "token", "_", NULL
 };
 
 static int transport_cursor(const char *, int64_t *);
@@ -289,7 +289,8 @@ transport_script_open(const struct transport *t, struct http_out *o)
 }
 
 int
-transport_begin(struct transport *t, struct http_out *o, const char *handle)
+transport_begin(struct transport *t, struct http_out *o, const char *handle,
+    int64_t cursor)
 {
 	char pad[TRANSPORT_PADDING];
 	size_t hl;
@@ -316,7 +317,10 @@ transport_begin(struct transport *t, struct http_out *o, const char *handle)
 		http_put(o, pad, sizeof(pad));
 		if (hl == 0)
 			return http_puts(o, "\n");
-		return http_printf(o, "\nevent: stream\ndata: %s\n\n", handle);
+		http_puts(o, "\nevent: stream\n");
+		if (cursor >= 0)
+			http_printf(o, "id: %lld\n", (long long)cursor);
+		return http_printf(o, "data: %s\n\n", handle);
 	case TRANSPORT_SCRIPT:
 		http_puts(o, "<!DOCTYPE html>\n<html><head>"
 		    "<meta charset=\"utf-8\"><title>push</title></head>"
@@ -328,6 +332,8 @@ transport_begin(struct transport *t, struct http_out *o, const char *handle)
 		transport_script_open(t, o);
 		http_puts(o, "{\"stream\":");
 		transport_json_string(o, handle, hl);
+		if (cursor >= 0)
+			http_printf(o, ",\"cursor\":%lld", (long long)cursor);
 		return http_puts(o, "})</script>\n");
 	case TRANSPORT_RAW:
 		/* Something at once: a server may hold the headers until

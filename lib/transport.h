@@ -30,7 +30,9 @@
  *
  * sse     text/event-stream.  First "retry:", a padding comment and an
  *         event "stream" whose data is the stream's handle "ID.SECRET"
- *         (see hub_sub_handle; also in the X-Push-Stream header).  Each message:
+ *         (see hub_sub_handle; also in the X-Push-Stream header), with
+ *         an "id:" line when the stream starts from now on (see
+ *         transport_begin).  Each message:
  *         "id: N", "event: E" (if it has one), one "data: " line per line
  *         of data, blank line.  Data that is not UTF-8 or holds a CR (which
  *         SSE would turn into a line break) is sent base64-encoded in one
@@ -106,7 +108,8 @@ struct transport_req {
 
 /* The parameters a stream request may carry (NULL-terminated), for
  * http_parse_query: channel format since last_event_id last heartbeat
- * callback and "_" (a cache buster, ignored). */
+ * callback, token (checked by the responder, see auth.h) and "_" (a
+ * cache buster, ignored). */
 extern const char *const transport_params[];
 
 /*
@@ -145,10 +148,14 @@ const char *transport_type(const struct transport *t, char *buf,
  * After the HTTP headers: preamble, padding and, for sse and script, the
  * stream's handle as the first event (raw and mixed carry it only in the
  * X-Push-Stream header).  handle: of TRANSPORT_HANDLE_CHARS only (else
- * -1, nothing written); NULL or "" sends no stream event.
+ * -1, nothing written); NULL or "" sends no stream event.  cursor >= 0:
+ * where the stream starts (it delivers what comes after that id): sse
+ * puts it in an "id:" line of the stream event, script adds
+ * "cursor":N, so that a client cut off before its first message
+ * resumes from there.  -1: none.
  */
 int transport_begin(struct transport *t, struct http_out *o,
-    const char *handle);
+    const char *handle, int64_t cursor);
 /* One message.  prev: the message sent before it (NULL if none); mixed
  * re-sends it in the cases described above. */
 int transport_message(struct transport *t, struct http_out *o,

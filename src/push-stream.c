@@ -39,8 +39,9 @@
  * CGI pipe closes) and at the latest by the next heartbeat's failed write;
  * its thread, descriptors and streams row are then released.  SIGTERM ends
  * every stream cleanly (mixed closes its multipart body) and the process
- * exits.  Channels under a configured private_channel prefix are refused
- * (403): subscriber tokens are not checked by this responder.
+ * exits.  A channel under a configured private_channel prefix needs a
+ * subscriber token in token= (lib/auth.h): 403 without a good one, 400
+ * for a malformed token= parameter.
  *
  * Failure sites (the number in the error-log line): 1xx request reading,
  * 2xx parameters, 4xx process set-up, 5xx this file.
@@ -50,7 +51,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth.h"
 #include "http.h"
 #include "hub.h"
 #include "serve.h"
@@ -81,7 +84,6 @@ static int stream_handle(struct serve *, struct http_req *);
 static int stream_request(struct stream_ask *, struct serve *,
     struct http_req *);
 static int stream_deliver(void *, struct hub_msg *, int64_t);
-static int stream_private(const struct conf *, const struct transport_req *);
 static void stream_beat_rest(struct stream *);
 
 int
@@ -90,27 +92,14 @@ main(void)
 	return serve_main(STREAM_PROG, stream_handle, SERVE_HUB);
 }
 
-/* 1 if a requested channel is under a private prefix. */
-static int
-stream_private(const struct conf *c, const struct transport_req *q)
-{
-	int i, j;
-
-	for (i = 0; i < q->nchan; i++)
-		for (j = 0; j < c->nprivate; j++)
-			if (strncmp(q->chan[i], c->private_prefix[j],
-			    strlen(c->private_prefix[j])) == 0)
-				return 1;
-	return 0;
-}
-
 /* Parse and check the request into a.  0, or -1 after http_fail. */
 static int
 stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 {
 	const char *m = http_method(r), *accept, *leid;
+	const char *chans[VALID_CHANNELS_MAX];
 	char why[HTTP_REASON_MAX];
-	int site;
+	int i, rc, site;
 
 	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
 		http_header(r, "Allow", "GET, HEAD");
@@ -127,9 +116,14 @@ stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 	    why, sizeof(why));
 	if (site != 0)
 		return http_fail(r, 400, site, "%s", why);
-	if (stream_private(&s->conf, &a->q))
-		return http_fail(r, 403, 503, "private channel: subscriber "
-		    "tokens are not accepted here");
+	for (i = 0; i < a->q.nchan; i++)
+		chans[i] = a->q.chan[i];
+	rc = auth_subscriber(&s->conf, chans, a->q.nchan,
+	    http_param(&a->params, "token"), time(NULL), why, sizeof(why));
+	if (rc == AUTH_BAD)
+		return http_fail(r, 400, 510, "%s", why);
+	if (rc != AUTH_OK)
+		return http_fail(r, 403, 511, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
 }
 
@@ -180,7 +174,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	struct stream *st;
 	struct hub_sub *sub = NULL;
 	long long now, due;
-	int i, rc, w, ended = 0, control;
+	int i, rc, w, ended = 0, control, from_now;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (a = calloc(1, sizeof(*a))) == NULL) {
@@ -199,6 +193,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	transport_init(&st->t, &a->q, NULL);
 	st->beat_ms = a->q.heartbeat * 1000;
 	st->last = a->q.last;
+	from_now = a->q.since < 0 && a->q.last <= 0;
 	free(a);
 	if (rc != HUB_OK) {
 		if (rc == HUB_EFULL)
@@ -218,7 +213,10 @@ stream_handle(struct serve *s, struct http_req *r)
 		goto out;
 	if (strcmp(http_method(r), "HEAD") == 0)
 		goto out;
-	transport_begin(&st->t, &r->out, hub_sub_handle(sub));
+	/* A stream that starts "from now on" names where now is, so that a
+	 * client cut off before its first message resumes from there. */
+	transport_begin(&st->t, &r->out, hub_sub_handle(sub),
+	    from_now ? hub_sub_cursor(sub) : -1);
 	if (http_flush(&r->out) != 0)
 		goto out;
 	st->next_beat = serve_now_ms() + st->beat_ms;

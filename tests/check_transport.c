@@ -259,8 +259,8 @@ START_TEST(stream_params_refused)
 	ck_assert_int_gt(parse("channel=a", NULL, "x1", &q), 0);
 	ck_assert_int_gt(parse("channel=a", NULL, "", &q), 0);
 	/* Unknown parameters stop at the allow-list. */
-	ck_assert_int_eq(parse("channel=a&token=x", NULL, NULL, &q), -1);
-	ck_assert_str_eq(why, "unknown parameter \"token\"");
+	ck_assert_int_eq(parse("channel=a&secret=x", NULL, NULL, &q), -1);
+	ck_assert_str_eq(why, "unknown parameter \"secret\"");
 }
 END_TEST
 
@@ -297,7 +297,7 @@ START_TEST(frame_mixed)
 	init(&t, TRANSPORT_MIXED, &o);
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "multipart/x-mixed-replace;boundary=" B);
-	ck_assert_int_eq(transport_begin(&t, &o, "5.00ff"), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, "5.00ff", -1), 0);
 	ck_assert_int_eq(transport_heartbeat(&t, &o, NULL, TRANSPORT_BEAT_ALL),
 	    0);
 	ck_assert_int_eq(transport_message(&t, &o, &m1, NULL), 0);
@@ -358,7 +358,7 @@ START_TEST(frame_sse)
 	init(&t, TRANSPORT_SSE, &o);
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "text/event-stream");
-	ck_assert_int_eq(transport_begin(&t, &o, H99), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, H99, -1), 0);
 	s = out_str(&o);
 	ck_assert_int_eq(strncmp(s, "retry: 2000\n:", 13), 0);
 	for (i = 0; i < TRANSPORT_PADDING; i++)
@@ -401,7 +401,7 @@ START_TEST(frame_script)
 	init(&t, TRANSPORT_SCRIPT, &o);
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "text/html; charset=utf-8");
-	transport_begin(&t, &o, "12.ab");
+	transport_begin(&t, &o, "12.ab", -1);
 	s = out_str(&o);
 	ck_assert_ptr_nonnull(strstr(s, "<!DOCTYPE html>"));
 	ck_assert_uint_gt(strlen(s), TRANSPORT_PADDING);
@@ -448,7 +448,7 @@ START_TEST(frame_raw)
 	t.octet = 1;
 	ck_assert_str_eq(transport_type(&t, type, sizeof(type)),
 	    "application/octet-stream");
-	transport_begin(&t, &o, "1.cd");
+	transport_begin(&t, &o, "1.cd", -1);
 	ck_assert_uint_eq(o.used, 1);
 	o.used = 0;
 	transport_message(&t, &o, &m1, NULL);
@@ -477,31 +477,43 @@ START_TEST(frame_handle)
 	int kind;
 
 	init(&t, TRANSPORT_MIXED, &o);
-	ck_assert_int_eq(transport_begin(&t, &o, H99), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, H99, -1), 0);
 	ck_assert_str_eq(out_str(&o), "--" B "\r\n");
 	http_out_free(&o);
 
 	init(&t, TRANSPORT_RAW, &o);
-	ck_assert_int_eq(transport_begin(&t, &o, H99), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, H99, -1), 0);
 	ck_assert_str_eq(out_str(&o), "\n");
 	http_out_free(&o);
 
 	init(&t, TRANSPORT_SSE, &o);
-	ck_assert_int_eq(transport_begin(&t, &o, ""), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, "", -1), 0);
 	s = out_str(&o);
 	ck_assert_uint_eq(strlen(s), 13 + TRANSPORT_PADDING + 1);
 	ck_assert_ptr_null(strstr(s, "event"));
 	http_out_free(&o);
 
 	init(&t, TRANSPORT_SCRIPT, &o);
-	ck_assert_int_eq(transport_begin(&t, &o, NULL), 0);
+	ck_assert_int_eq(transport_begin(&t, &o, NULL, -1), 0);
 	ck_assert_ptr_null(strstr(out_str(&o), "<script>"));
+	http_out_free(&o);
+
+	/* A stream from now on names where it starts. */
+	init(&t, TRANSPORT_SSE, &o);
+	ck_assert_int_eq(transport_begin(&t, &o, "7.ab", 41), 0);
+	ck_assert_ptr_nonnull(strstr(out_str(&o),
+	    "\nevent: stream\nid: 41\ndata: 7.ab\n\n"));
+	http_out_free(&o);
+	init(&t, TRANSPORT_SCRIPT, &o);
+	ck_assert_int_eq(transport_begin(&t, &o, "7.ab", 41), 0);
+	ck_assert_ptr_nonnull(strstr(out_str(&o),
+	    "{\"stream\":\"7.ab\",\"cursor\":41})</script>"));
 	http_out_free(&o);
 
 	for (kind = TRANSPORT_MIXED; kind <= TRANSPORT_RAW; kind++)
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			init(&t, (enum transport_kind)kind, &o);
-			ck_assert_int_eq(transport_begin(&t, &o, bad[i]), -1);
+			ck_assert_int_eq(transport_begin(&t, &o, bad[i], -1), -1);
 			ck_assert_uint_eq(o.used, 0);
 			http_out_free(&o);
 		}
@@ -521,8 +533,8 @@ START_TEST(heartbeat_parts)
 		for (sent = 0; sent <= 1; sent++) {
 			init(&t1, (enum transport_kind)kind, &a);
 			init(&t2, (enum transport_kind)kind, &b);
-			transport_begin(&t1, &a, "1.cd");
-			transport_begin(&t2, &b, "1.cd");
+			transport_begin(&t1, &a, "1.cd", -1);
+			transport_begin(&t2, &b, "1.cd", -1);
 			if (sent) {
 				transport_message(&t1, &a, &m, NULL);
 				transport_message(&t2, &b, &m, NULL);

@@ -59,7 +59,13 @@ check() { # $1 description, rest: command
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stream-e2e.XXXXXX") || exit 99
+chmod 0755 "$tmp"
 export PUSHCGI_DB="$tmp/push.db"
+# Channels under "priv" need a subscriber token (section 6).
+printf 'subscriber_secret = e2e-secret\nprivate_channel = priv\n' \
+    >"$tmp/push.conf"
+chmod 0644 "$tmp/push.conf"
+export PUSHCGI_CONF="$tmp/push.conf"
 curls=()
 cleanup() {
 	local p
@@ -550,6 +556,46 @@ run_kind() {
 	done
 }
 
+# 6. Private channels: no token, a wrong one, an expired one and one for
+# another channel are refused (403; a malformed token= is a 400) and
+# leave no stream behind; the right token (pushctl token) gets the stream.
+run_private() { # $1 kind, $2 port
+	local kind=$1 url good other expired code q t i
+	url="$(e2e_url push-stream)?format=raw&channel=priv-$1"
+	good=$("$PUSHCTL" token "priv-$1" 600)
+	other=$("$PUSHCTL" token "priv-other" 600)
+	expired=$(python3 -c 'import hmac, hashlib, sys
+e = "1000000000"
+m = hmac.new(b"e2e-secret", ("pushcgi-sub:%s:%s" % (sys.argv[1], e)).encode(),
+    hashlib.sha256).hexdigest()
+print(e + "." + m)' "priv-$1")
+	for t in "none:" "wrong:1999999999.$(printf '%064d' 7)" \
+	    "expired:$expired" "other:$other"; do
+		q=
+		[ "${t%%:*}" = none ] || q="&token=${t#*:}"
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time "$WAIT" \
+		    "$url$q")
+		check "$kind: private channel, ${t%%:*} token: 403 ($code)" \
+		    [ "$code" = 403 ]
+	done
+	code=$(curl -s -o /dev/null -w '%{http_code}' --max-time "$WAIT" \
+	    "$url&token=not-a-token")
+	check "$kind: private channel, malformed token: 400" [ "$code" = 400 ]
+	sub_start priv "$url&token=$good"
+	if sub_ready priv; then
+		"$PUSHCTL" send "priv-$1" "for the holder" >/dev/null
+		for ((i = 0; i < WAIT * 10; i++)); do
+			grep -q 'for the holder' "$tmp/priv.body" && break
+			sleep 0.1
+		done
+		check "$kind: private channel, right token: delivered" \
+		    grep -q 'for the holder' "$tmp/priv.body"
+	else
+		nok "$kind: private channel, right token: stream starts"
+	fi
+	sub_stop priv
+}
+
 for kind in ${STREAM_KINDS:-$(e2e_kinds)}; do
 	port=$(e2e_free_port "$BASEPORT") || { nok "$kind: a free port"; continue; }
 	if ! e2e_start "$kind" "$port" >"$tmp/start.log" 2>&1; then
@@ -558,6 +604,7 @@ for kind in ${STREAM_KINDS:-$(e2e_kinds)}; do
 		continue
 	fi
 	run_control "$kind"
+	run_private "$kind" "$port"
 	[ "${STREAM_ONLY:-}" = control ] || run_kind "$kind" "$port"
 	# A sanitizer build reports into the server's error log.
 	check "$kind: no sanitizer report in the error log" \
