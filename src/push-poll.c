@@ -1,0 +1,736 @@
+/*
+ * push-poll: the long-poll responder.  One request, one answer: every
+ * retained message after the client's cursor at once, or, when there is
+ * none, the request is held until one is published or the timeout passes.
+ *
+ * Runs as plain CGI or as a threaded FastCGI server, whichever way the
+ * web server starts it.  Request:
+ *
+ *   GET /cgi-bin/push-poll?channel=a,b,c[&since=ID][&last=N][&timeout=S]
+ *       [&format=json|raw][&callback=NAME][&token=T1,T2][&_=anything]
+ *
+ *   channel=   1-32 channel names, comma-separated (required)
+ *   since=ID   the cursor: answer with the messages after ID.  Without
+ *              it, the If-None-Match header is the cursor (an ETag this
+ *              responder sent: "ID" quoted, W/"ID" or bare digits), else
+ *              the Last-Event-ID header (digits).  A cursor is 1-19
+ *              decimal digits, at most 2^63-1.
+ *   last=N     no cursor at all: answer at once with the newest N (0-100)
+ *              messages of these channels (raw: the oldest of them; the
+ *              next poll goes on from its ETag).  N = 0, or no message
+ *              at all: wait for the next one, as without last=.  Without a
+ *              cursor and without last=, wait for the next message
+ *              published from now on.  last= and since= exclude each
+ *              other; a header cursor makes last= void.
+ *   timeout=S  seconds to hold a request that finds nothing (0 = answer
+ *              at once).  Default: the config's poll_timeout (25 s);
+ *              larger values are cut to poll_timeout_max (120 s).
+ *   format=    json (default) or raw
+ *   callback=  json only: JSONP; the answer becomes text/javascript
+ *              NAME({...}); (identifiers joined by '.', at most 64 bytes)
+ *   token=     subscriber tokens for private channels (lib/auth.h),
+ *              comma-separated, one per private channel
+ *   _=         ignored (cache busters)
+ *
+ * Any other parameter, a repeated one, a malformed cursor or one over its
+ * cap is a 400 with a one-line reason.
+ *
+ * Answers, json: 200, application/json (or text/javascript, the type
+ * RFC 9239 names for scripts, with callback=):
+ *
+ *   {"messages":[M,...],"next":ID[,"gap":G][,"more":true]}
+ *
+ * with each M as transport_json_message writes it (id, channel, time,
+ * type, event, data, and "encoding":"base64" for data that is not UTF-8).
+ * "next" is the cursor for the next poll: since=ID, or If-None-Match with
+ * the ETag.  "gap":G means that messages up to id G on these channels were
+ * removed by retention before this client saw them (the messages listed
+ * are those still retained).  "more":true means the answer was cut at
+ * POLL_ANSWER_MSGS messages or about POLL_ANSWER_BYTES bytes of data (at
+ * least one message is always sent): poll again at once.  A held request
+ * that times out, or is ended by SIGTERM, is answered with no messages
+ * and "next" naming the cursor to continue from (it may have moved past
+ * messages of other channels, never past one of these).
+ *
+ * Headers: ETag: "NEXT" and X-Push-Next: NEXT.  Exception: a json request
+ * held longer than the heartbeat interval (config "heartbeat") sends its
+ * status and headers then (without ETag and X-Push-Next, which are not
+ * known yet), followed by a space and a newline each heartbeat, so that
+ * web-server idle timers do not fire and a client that left is noticed;
+ * the body's "next" is always authoritative.  Whitespace before JSON (or
+ * before the JSONP call) changes nothing for a parser.
+ *
+ * Answers, raw: the OLDEST message after the cursor alone, as the whole
+ * body, with its own Content-Type and a Content-Length; ETag: "ID" and
+ * X-Push-Id/X-Push-Next: ID of that message, X-Push-Channel, X-Push-Event
+ * (when it has one), X-Push-Gap: G when a gap came before it.  A raw
+ * request held to its timeout (or to SIGTERM) gets 304 Not Modified with
+ * ETag: "CURSOR" and X-Push-Next (and X-Push-Gap when one was seen): a
+ * script loops on "If-None-Match: <the last ETag>" and treats 200 as a
+ * message and 304 as "nothing yet".  Raw answers cannot be started before
+ * their message is known, so they get no heartbeats: under a web server
+ * that notices a gone client only when writing (Apache mod_cgi), a raw
+ * request that was left is released at its timeout.
+ *
+ * CORS: when the request's Origin is allowed by a cors_origin line,
+ * every answer carries Access-Control-Allow-Origin and
+ * Access-Control-Expose-Headers (ETag and the X-Push- headers).  OPTIONS
+ * (the preflight a browser sends before If-None-Match or Last-Event-ID
+ * headers cross origins) is answered 204 with the allowed methods and
+ * headers and Access-Control-Max-Age when the Origin is allowed, else
+ * 403.  A cross-origin page avoids the preflight by using since=.
+ *
+ * Other answers: 405 (with Allow) for methods other than GET and OPTIONS;
+ * 403 for a private channel without a good token (missing, wrong,
+ * expired), 400 for a malformed token=; 503 with Retry-After when too many
+ * requests are held (max_subscribers, max_channel_subscribers) or the
+ * process is stopping; 500 for a failure of the log.
+ *
+ * A held request is registered in the log's streams table (it counts as a
+ * subscriber for pushctl stat and the per-channel limit) until it is
+ * answered or the client leaves; an answer given at once is not.  A
+ * client that leaves while held is noticed while idle (the FastCGI
+ * connection or the CGI pipe closes) and, for json, at the latest by the
+ * heartbeat's failed write; the request and its streams row are then
+ * released.
+ *
+ * Failure sites (the number in the error-log line): 1xx request reading,
+ * 4xx process set-up, 6xx this file.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "http.h"
+#include "hub.h"
+#include "serve.h"
+#include "transport.h"
+#include "valid.h"
+
+#define POLL_PROG          "push-poll"
+#define POLL_ANSWER_MSGS   100          /* messages in one json answer */
+#define POLL_ANSWER_BYTES  (1L << 20)   /* data bytes after which an answer
+                                           is cut (one message may be
+                                           larger: it goes alone) */
+#define POLL_MSG_OVERHEAD  256          /* bytes counted per message for
+                                           its JSON fields */
+#define POLL_LAST_MAX      TRANSPORT_LAST_MAX  /* largest last=N */
+#define POLL_LAST_DIGITS   3            /* digits in last= */
+#define POLL_TIMEOUT_DIGITS 4           /* digits in timeout= */
+#define POLL_ID_DIGITS     TRANSPORT_ID_DIGITS /* digits in a cursor */
+#define POLL_MAX_AGE       "600"        /* preflight cache, seconds */
+#define POLL_NUM_MAX       24           /* bytes of a decimal int64 + 1 */
+#define POLL_ETAG_MAX      (POLL_NUM_MAX + 2)
+#define POLL_JSONP_TYPE    "text/javascript; charset=utf-8" /* RFC 9239 */
+#define POLL_EXPOSE        "ETag, X-Push-Next, X-Push-Id, X-Push-Gap, " \
+                           "X-Push-Channel, X-Push-Event"
+
+enum poll_format { POLL_JSON, POLL_RAW };
+
+/* The parameters a poll may carry, for http_parse_query. */
+static const char *const poll_params[] = {
+	"channel", "since", "last", "timeout", "format", "callback", "token",
+	"_", NULL
+};
+
+/* What the request asked for: ~13 KiB, on the heap (request threads have
+ * small stacks). */
+struct poll_ask {
+	struct http_params params;
+	char chan[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
+	const char *chans[VALID_CHANNELS_MAX];
+	int nchan;
+	int64_t since;             /* deliver ids > since; -1 = none */
+	int last;                  /* newest N at once; -1 = not given */
+	int timeout;               /* seconds to hold */
+	enum poll_format format;
+	char callback[VALID_CALLBACK_MAX + 1]; /* "" = plain JSON */
+};
+
+/* One poll's answer as it is collected.  Messages are held references
+ * (hub_msg_hold), dropped by poll_release. */
+struct poll {
+	struct hub_msg *msg[POLL_ANSWER_MSGS];
+	int n;
+	int cap;                   /* messages this answer may take */
+	long bytes;                /* data bytes collected */
+	int64_t gap;               /* highest gap seen, 0 = none */
+	int more;                  /* the answer was cut: more are waiting */
+	int latest;                /* collecting hub_sub_latest: take all */
+};
+
+static int poll_handle(struct serve *, struct http_req *);
+static int poll_request(struct poll_ask *, struct serve *,
+    struct http_req *);
+static int poll_id(const char *, size_t, int64_t *);
+static int poll_small(const char *, int, int *);
+static int poll_if_none_match(const char *, int64_t *);
+static int poll_preflight(struct serve *, struct http_req *, int);
+static int poll_cors(struct serve *, struct http_req *);
+static int poll_collect(void *, struct hub_msg *, int64_t);
+static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
+    int);
+static int poll_answer(struct poll *, const struct poll_ask *,
+    struct http_req *, int64_t);
+static int poll_answer_json(struct poll *, const struct poll_ask *,
+    struct http_req *, int64_t);
+static int poll_answer_raw(struct poll *, struct http_req *, int64_t);
+static void poll_release(struct poll *);
+static int poll_subscribe(struct serve *, struct http_req *,
+    struct poll_ask *, struct hub_sub **, int64_t, int);
+static int poll_hold(struct serve *, struct http_req *,
+    struct poll_ask *, struct poll *, struct hub_sub *, int64_t *);
+
+int
+main(void)
+{
+	return serve_main(POLL_PROG, poll_handle, SERVE_HUB);
+}
+
+/* A cursor: 1-POLL_ID_DIGITS decimal digits in s[0..n), at most
+ * INT64_MAX.  0 or -1. */
+static int
+poll_id(const char *s, size_t n, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i;
+
+	if (n == 0 || n > POLL_ID_DIGITS)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (v > (INT64_MAX - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* A small decimal of at most `digits` digits.  0 or -1. */
+static int
+poll_small(const char *s, int digits, int *out)
+{
+	int64_t v;
+	size_t n = strlen(s);
+
+	if (n > (size_t)digits || poll_id(s, n, &v) != 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/*
+ * An If-None-Match header as a cursor: optional spaces, an optional weak
+ * marker W/, then "DIGITS" or DIGITS, optional spaces; nothing else (one
+ * entity tag only).  0, or -1 when it is anything else.
+ */
+static int
+poll_if_none_match(const char *s, int64_t *out)
+{
+	const char *e;
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n >= 2 && s[0] == 'W' && s[1] == '/') {
+		s += 2;
+		n -= 2;
+	}
+	if (n >= 2 && s[0] == '"') {
+		e = s + n - 1;
+		if (*e != '"')
+			return -1;
+		return poll_id(s + 1, n - 2, out);
+	}
+	return poll_id(s, n, out);
+}
+
+/*
+ * Add the CORS headers every answer carries when the Origin is allowed.
+ * Returns 1 if it is allowed, else 0.  http_cors adds a header exactly
+ * when the Origin is allowed, which is how we tell.
+ */
+static int
+poll_cors(struct serve *s, struct http_req *r)
+{
+	size_t before = r->hdrlen;
+
+	http_cors(r, &s->conf);
+	if (r->hdrlen == before)
+		return 0;
+	http_header(r, "Access-Control-Expose-Headers", POLL_EXPOSE);
+	return 1;
+}
+
+/* OPTIONS: the CORS preflight; cors: poll_cors said the Origin is
+ * allowed.  0 after the answer, or -1 after http_fail. */
+static int
+poll_preflight(struct serve *s, struct http_req *r, int cors)
+{
+	const char *origin;
+
+	(void)s;
+	if (http_read_body(r, 0, NULL, NULL) != 0)
+		return -1;
+	if (http_header_in(r, "HTTP_ORIGIN", &origin) != 0 || origin == NULL)
+		return http_fail(r, 403, 601, "OPTIONS is a CORS preflight: "
+		    "it needs an Origin header");
+	if (!cors)
+		return http_fail(r, 403, 602, "origin not allowed (see "
+		    "cors_origin in the config)");
+	http_header(r, "Access-Control-Allow-Methods", "GET, OPTIONS");
+	http_header(r, "Access-Control-Allow-Headers",
+	    "If-None-Match, Last-Event-ID");
+	http_header(r, "Access-Control-Max-Age", POLL_MAX_AGE);
+	http_header(r, "Allow", "GET, OPTIONS");
+	http_start(r, 204, NULL);
+	return 0;
+}
+
+/* Parse and check the request into a (CORS headers are added by the
+ * caller first, so that refusals carry them too).  0, or -1 after
+ * http_fail. */
+static int
+poll_request(struct poll_ask *a, struct serve *s, struct http_req *r)
+{
+	char why[HTTP_REASON_MAX];
+	const char *v, *inm, *leid;
+	int i, rc;
+
+	a->since = -1;
+	a->last = -1;
+	a->timeout = s->conf.poll_timeout < s->conf.poll_timeout_max ?
+	    s->conf.poll_timeout : s->conf.poll_timeout_max;
+	a->format = POLL_JSON;
+
+	if (http_parse_query(http_env(r, "QUERY_STRING"), poll_params,
+	    &a->params, why, sizeof(why)) != 0)
+		return http_fail(r, 400, 603, "%s", why);
+	if ((v = http_param(&a->params, "channel")) == NULL || *v == '\0')
+		return http_fail(r, 400, 604, "channel= is required");
+	a->nchan = valid_channel_list(v, a->chan, VALID_CHANNELS_MAX);
+	if (a->nchan < 1)
+		return http_fail(r, 400, 605, "channel= must be 1-%d "
+		    "comma-separated names of 1-%d of A-Z a-z 0-9 . _ - (not "
+		    "starting with '.')", VALID_CHANNELS_MAX,
+		    VALID_CHANNEL_MAX);
+	for (i = 0; i < a->nchan; i++)
+		a->chans[i] = a->chan[i];
+
+	if ((v = http_param(&a->params, "format")) != NULL) {
+		if (strcmp(v, "json") == 0)
+			a->format = POLL_JSON;
+		else if (strcmp(v, "raw") == 0)
+			a->format = POLL_RAW;
+		else
+			return http_fail(r, 400, 606, "format= must be json "
+			    "or raw");
+	}
+	if ((v = http_param(&a->params, "callback")) != NULL) {
+		if (a->format != POLL_JSON)
+			return http_fail(r, 400, 607, "callback= is for "
+			    "format=json only");
+		if (!valid_callback(v))
+			return http_fail(r, 400, 608, "callback= must be a "
+			    "JavaScript name (identifiers joined by '.', at "
+			    "most %d bytes)", VALID_CALLBACK_MAX);
+		snprintf(a->callback, sizeof(a->callback), "%s", v);
+	}
+	if ((v = http_param(&a->params, "timeout")) != NULL) {
+		if (poll_small(v, POLL_TIMEOUT_DIGITS, &a->timeout) != 0)
+			return http_fail(r, 400, 609, "timeout= must be 0-%d "
+			    "seconds", s->conf.poll_timeout_max);
+		if (a->timeout > s->conf.poll_timeout_max)
+			a->timeout = s->conf.poll_timeout_max;
+	}
+
+	/* The cursor: since=, else If-None-Match, else Last-Event-ID. */
+	if (http_header_in(r, "HTTP_IF_NONE_MATCH", &inm) != 0 ||
+	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
+		return http_fail(r, 400, 610, "If-None-Match or Last-Event-ID "
+		    "longer than %d bytes", HTTP_HEADER_MAX);
+	if ((v = http_param(&a->params, "since")) != NULL) {
+		if (poll_id(v, strlen(v), &a->since) != 0)
+			return http_fail(r, 400, 611, "since= must be a "
+			    "message id (0-%" PRId64 ")", INT64_MAX);
+	} else if (inm != NULL && *inm != '\0') {
+		if (poll_if_none_match(inm, &a->since) != 0)
+			return http_fail(r, 400, 612, "If-None-Match must be "
+			    "one ETag of this responder (\"ID\")");
+	} else if (leid != NULL && *leid != '\0') {
+		if (poll_id(leid, strlen(leid), &a->since) != 0)
+			return http_fail(r, 400, 613, "Last-Event-ID must be "
+			    "a message id");
+	}
+	if ((v = http_param(&a->params, "last")) != NULL) {
+		if (http_param(&a->params, "since") != NULL)
+			return http_fail(r, 400, 614, "last= and since= "
+			    "exclude each other");
+		if (poll_small(v, POLL_LAST_DIGITS, &a->last) != 0 ||
+		    a->last > POLL_LAST_MAX)
+			return http_fail(r, 400, 615, "last= must be 0-%d",
+			    POLL_LAST_MAX);
+		if (a->since >= 0)
+			a->last = -1;   /* a header cursor wins */
+	}
+
+	v = http_param(&a->params, "token");
+	rc = auth_subscriber(&s->conf, a->chans, a->nchan, v, time(NULL),
+	    why, sizeof(why));
+	if (rc == AUTH_BAD)
+		return http_fail(r, 400, 616, "%s", why);
+	if (rc != AUTH_OK)
+		return http_fail(r, 403, 617, "%s", why);
+	return http_read_body(r, 0, NULL, NULL);
+}
+
+/*
+ * The hub's delivery callback: collect one message or a gap into the
+ * answer.  Refuses (1) a message once the answer is full, and anything
+ * after that; the hub then keeps it for a later call.
+ */
+static int
+poll_collect(void *arg, struct hub_msg *m, int64_t gap)
+{
+	struct poll *p = arg;
+	long add;
+
+	if (p->more)
+		return 1;
+	if (m == NULL) {
+		/* After a full answer a gap belongs to the next one. */
+		if (p->n >= p->cap && !p->latest) {
+			p->more = 1;
+			return 1;
+		}
+		if (gap > p->gap)
+			p->gap = gap;
+		return 0;
+	}
+	add = (long)m->m.len + POLL_MSG_OVERHEAD;
+	if (!p->latest && p->n > 0 &&
+	    (p->n >= p->cap || p->bytes + add > POLL_ANSWER_BYTES)) {
+		p->more = 1;
+		return 1;
+	}
+	if (p->n >= POLL_ANSWER_MSGS) {
+		/* Only hub_sub_latest gets here, with at most
+		 * POLL_LAST_MAX (== POLL_ANSWER_MSGS) messages. */
+		p->more = 1;
+		return 1;
+	}
+	hub_msg_hold(m);
+	p->msg[p->n++] = m;
+	p->bytes += add;
+	return 0;
+}
+
+/*
+ * Collect what the subscription has after its cursor.  Returns 1 when
+ * there is something to answer with (messages, or for json a gap), 0
+ * when not, -1 after http_fail.
+ */
+static int
+poll_gather(struct poll *p, struct hub_sub *sub, struct http_req *r,
+    int json)
+{
+	int rc;
+
+	rc = hub_sub_next(sub, poll_collect, p);
+	if (rc == HUB_ERR)
+		return http_fail(r, 500, 618, "reading messages: %s",
+		    hub_sub_error(sub));
+	return p->n > 0 || (json && p->gap > 0);
+}
+
+/* Drop the collected messages. */
+static void
+poll_release(struct poll *p)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		hub_msg_drop(p->msg[i]);
+	p->n = 0;
+	p->bytes = 0;
+}
+
+/* Write the answer for what was collected; next: the cursor after it.
+ * 0, or -1 (the client cannot be written). */
+static int
+poll_answer(struct poll *p, const struct poll_ask *a, struct http_req *r,
+    int64_t next)
+{
+	if (a->format == POLL_RAW)
+		return poll_answer_raw(p, r, next);
+	return poll_answer_json(p, a, r, next);
+}
+
+/*
+ * json: the body is built in memory first, so that it goes out with a
+ * Content-Length and the ETag (unless heartbeats started the response).
+ */
+static int
+poll_answer_json(struct poll *p, const struct poll_ask *a,
+    struct http_req *r, int64_t next)
+{
+	struct http_out body;
+	char num[POLL_NUM_MAX], etag[POLL_ETAG_MAX];
+	int i, rc;
+
+	http_out_mem(&body);
+	if (a->callback[0] != '\0') {
+		http_puts(&body, a->callback);
+		http_puts(&body, "(");
+	}
+	http_puts(&body, "{\"messages\":[");
+	for (i = 0; i < p->n; i++) {
+		if (i > 0)
+			http_puts(&body, ",");
+		transport_json_message(&body, &p->msg[i]->m);
+	}
+	http_printf(&body, "],\"next\":%" PRId64, next);
+	if (p->gap > 0)
+		http_printf(&body, ",\"gap\":%" PRId64, p->gap);
+	if (p->more)
+		http_puts(&body, ",\"more\":true");
+	http_puts(&body, a->callback[0] != '\0' ? "});\n" : "}\n");
+	if (body.failed) {
+		http_out_free(&body);
+		return http_fail(r, 503, 619, "out of memory");
+	}
+	if (!r->started) {
+		snprintf(num, sizeof(num), "%" PRId64, next);
+		snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", next);
+		http_header(r, "ETag", etag);
+		http_header(r, "X-Push-Next", num);
+		snprintf(num, sizeof(num), "%zu", body.used);
+		http_header(r, "Content-Length", num);
+		http_start(r, 200, a->callback[0] != '\0' ?
+		    POLL_JSONP_TYPE :
+		    "application/json");
+	}
+	http_put(&r->out, body.buf, body.used);
+	rc = http_flush(&r->out);
+	http_out_free(&body);
+	return rc;
+}
+
+/* raw: the oldest collected message alone, or 304 when there is none. */
+static int
+poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
+{
+	const struct mlog_msg *m;
+	char num[POLL_NUM_MAX], etag[POLL_ETAG_MAX];
+
+	if (p->gap > 0) {
+		snprintf(num, sizeof(num), "%" PRId64, p->gap);
+		http_header(r, "X-Push-Gap", num);
+	}
+	if (p->n == 0) {
+		snprintf(num, sizeof(num), "%" PRId64, next);
+		snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", next);
+		http_header(r, "ETag", etag);
+		http_header(r, "X-Push-Next", num);
+		return http_start(r, 304, NULL);
+	}
+	m = &p->msg[0]->m;
+	snprintf(num, sizeof(num), "%" PRId64, m->id);
+	snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", m->id);
+	http_header(r, "ETag", etag);
+	http_header(r, "X-Push-Id", num);
+	http_header(r, "X-Push-Next", num);
+	http_header(r, "X-Push-Channel", m->channel);
+	if (m->event != NULL)
+		http_header(r, "X-Push-Event", m->event);
+	http_header(r, "X-Content-Type-Options", "nosniff");
+	snprintf(num, sizeof(num), "%zu", m->len);
+	http_header(r, "Content-Length", num);
+	if (http_start(r, 200, m->type) != 0)
+		return -1;
+	http_put(&r->out, m->data, m->len);
+	return http_flush(&r->out);
+}
+
+/* Subscribe (with flags) after cursor `after`; a refusal is recorded
+ * with http_fail.  HUB_OK or the hub's code. */
+static int
+poll_subscribe(struct serve *s, struct http_req *r, struct poll_ask *a,
+    struct hub_sub **sub, int64_t after, int flags)
+{
+	char err[HUB_ERR_MAX];
+	int64_t stream;
+	int rc;
+
+	rc = hub_subscribe(s->hub, sub, a->chans, a->nchan, after, flags,
+	    &stream, err, sizeof(err));
+	if (rc == HUB_EFULL)
+		http_fail(r, 503, 620, "%s", err);
+	else if (rc == HUB_ESTOP)
+		http_fail(r, 503, 621, "%s", err);
+	else if (rc != HUB_OK)
+		http_fail(r, 500, 622, "%s", err);
+	return rc;
+}
+
+/*
+ * Hold the request on the registered subscription until something comes
+ * (1), the timeout or the stop (0: answer with nothing), or the client
+ * leaves or cannot be written (-1; also after http_fail).  json sends
+ * heartbeats, each in two writes TRANSPORT_PROBE_MS apart (see
+ * transport_heartbeat for why), starting the response at the first one.
+ */
+static int
+poll_hold(struct serve *s, struct http_req *r, struct poll_ask *a,
+    struct poll *p, struct hub_sub *sub, int64_t *cursor)
+{
+	long long now, deadline, next_beat, probe_at = 0, due;
+	int beat_ms = s->conf.heartbeat * 1000, json, w, rc;
+
+	json = a->format == POLL_JSON;
+	deadline = serve_now_ms() + (long long)a->timeout * 1000;
+	next_beat = serve_now_ms() + beat_ms;
+	for (;;) {
+		if (hub_stopping(s->hub) || serve_stopping())
+			return 0;
+		now = serve_now_ms();
+		if (now >= deadline && probe_at == 0)
+			return 0;
+		due = deadline;
+		if (json && probe_at != 0 && probe_at < due)
+			due = probe_at;
+		else if (json && next_beat < due)
+			due = next_beat;
+		w = serve_wait(s, r, hub_sub_fd(sub),
+		    due > now ? (int)(due - now) : 0);
+		if (w == SERVE_STOP)
+			return 0;
+		if (w == SERVE_GONE)
+			return -1;
+		if (w == SERVE_WAKE) {
+			rc = poll_gather(p, sub, r, json);
+			*cursor = hub_sub_cursor(sub);
+			if (rc != 0) {
+				if (probe_at != 0) {
+					http_puts(&r->out, "\n");
+					probe_at = 0;
+				}
+				return rc;
+			}
+			continue;
+		}
+		now = serve_now_ms();
+		if (!json || now < due)
+			continue;
+		if (probe_at != 0) {
+			http_puts(&r->out, "\n");
+			probe_at = 0;
+		} else if (now < deadline) {
+			if (!r->started) {
+				http_header(r, "X-Content-Type-Options",
+				    "nosniff");
+				http_start(r, 200, a->callback[0] != '\0' ?
+				    POLL_JSONP_TYPE :
+				    "application/json");
+			}
+			http_puts(&r->out, " ");
+			probe_at = now + TRANSPORT_PROBE_MS;
+			next_beat = now + beat_ms;
+		}
+		if (http_flush(&r->out) != 0)
+			return -1;
+	}
+}
+
+static int
+poll_handle(struct serve *s, struct http_req *r)
+{
+	const char *m = http_method(r);
+	struct poll_ask *a;
+	struct poll *p;
+	struct hub_sub *sub = NULL;
+	int64_t cursor, next;
+	int rc, cors;
+
+	cors = poll_cors(s, r);
+	if (strcmp(m, "OPTIONS") == 0)
+		return poll_preflight(s, r, cors);
+	if (strcmp(m, "GET") != 0) {
+		http_header(r, "Allow", "GET, OPTIONS");
+		return http_fail(r, 405, 600, "only GET (and OPTIONS)");
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (p = calloc(1, sizeof(*p))) == NULL) {
+		free(a);
+		return http_fail(r, 503, 623, "out of memory");
+	}
+	p->cap = POLL_ANSWER_MSGS;
+	if (poll_request(a, s, r) != 0)
+		goto out;
+	if (a->format == POLL_RAW)
+		p->cap = 1;
+
+	/* First look without registering: most polls find something. */
+	if (poll_subscribe(s, r, a, &sub, a->since, 0) != HUB_OK)
+		goto out;
+	if (a->since < 0 && a->last > 0) {
+		p->latest = 1;
+		rc = hub_sub_latest(sub, a->last, poll_collect, p);
+		p->latest = 0;
+		if (rc == HUB_ERR) {
+			http_fail(r, 500, 624, "reading messages: %s",
+			    hub_sub_error(sub));
+			goto out;
+		}
+		if (p->n > 0) {
+			/* raw sends the oldest; the next poll goes on
+			 * from it. */
+			if (a->format == POLL_RAW && p->n > 1)
+				p->more = 1;
+			next = p->more ? p->msg[a->format == POLL_RAW ? 0 :
+			    p->n - 1]->m.id : hub_sub_cursor(sub);
+			poll_answer(p, a, r, next);
+			goto out;
+		}
+	}
+	rc = poll_gather(p, sub, r, a->format == POLL_JSON);
+	if (rc < 0)
+		goto out;
+	cursor = hub_sub_cursor(sub);
+	if (rc == 0 && a->timeout > 0 && !serve_stopping()) {
+		/* Nothing yet: hold, registered as a subscriber, from where
+		 * the first look ended. */
+		hub_unsubscribe(sub);
+		sub = NULL;
+		if (poll_subscribe(s, r, a, &sub, cursor, HUB_REGISTER) !=
+		    HUB_OK)
+			goto out;
+		rc = poll_gather(p, sub, r, a->format == POLL_JSON);
+		cursor = hub_sub_cursor(sub);
+		if (rc == 0)
+			rc = poll_hold(s, r, a, p, sub, &cursor);
+		if (rc < 0)
+			goto out;
+	}
+	next = p->more ? p->msg[p->n - 1]->m.id : cursor;
+	if (a->format == POLL_RAW && p->n > 0)
+		next = p->msg[0]->m.id;
+	poll_answer(p, a, r, next);
+out:
+	hub_unsubscribe(sub);
+	poll_release(p);
+	free(p);
+	free(a);
+	return r->fail_status != 0 ? -1 : 0;
+}
