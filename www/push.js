@@ -12,16 +12,21 @@
  *   channels   array, or comma-separated string, of channel names
  *   transport  'auto' (default), 'sse', 'script' or 'poll'.  auto takes
  *              EventSource when the browser has it and the object has
- *              one channel, else the iframe script stream: an SSE message
- *              does not say which channel it came from (see 'message').
- *   stream     URL of push-stream (default '/cgi-bin/push-stream')
- *   poll       URL of push-poll   (default '/cgi-bin/push-poll')
+ *              one channel, else the iframe script stream (an SSE message
+ *              does not say which channel it came from, see 'message');
+ *              when the stream never opened in three attempts in a row
+ *              (a proxy that buffers it, say), auto falls back to
+ *              long-poll for good.
+ *   stream     URL of push-stream  (default '/cgi-bin/push-stream')
+ *   poll       URL of push-poll    (default '/cgi-bin/push-poll')
+ *   control    URL of push-publish, for the control request of close()
+ *              (default '/cgi-bin/push-publish')
  *   since      start after this message id (default: with what is
  *              published from now on)
- *   last       start with the newest N retained messages (stream only)
+ *   last       start with the newest N retained messages (0-100)
  *   heartbeat  seconds between the server's heartbeats (default: the
- *              server's, assumed to be at most 20 s: the script transport
- *              takes two missed heartbeats for a lost connection)
+ *              server's, assumed to be at most 20 s): a stream that
+ *              shows nothing for two of them plus 2 s is taken as lost
  *   timeout    long-poll hold, seconds (default 25)
  *   minDelay, maxDelay  reconnect backoff, ms (default 1000, 30000)
  *   events     SSE event names to listen to from the start
@@ -34,9 +39,10 @@
  *              Over SSE, time and type are null, and channel is null
  *              when the object has several channels.
  *   'gap'      fn(id): messages up to id were pruned before this page
- *              could see them (its cursor was too old)
+ *              could see them (its cursor was too old); what is still
+ *              retained follows
  *   'open'     fn({transport, stream}) connected; stream is the server's
- *              stream id (null for long-poll)
+ *              handle of the stream, "ID.SECRET" (null for long-poll)
  *   'error'    fn({delay}) the connection was lost; the next attempt
  *              comes in delay ms (exponential backoff with jitter), and
  *              resumes after the last id seen
@@ -47,10 +53,26 @@
  *              options.events: EventSource drops the others.
  *
  * Methods: on, off, subscribe(names), unsubscribe(names), close().
- * Properties: channels, transport, cursor (last id seen), stream.
+ * close() stops all events at once; for a stream it first sends the
+ * control request (POST control?stream=HANDLE) so that the server ends
+ * the stream and frees what it held at once, and drops the connection
+ * when that is answered (at the latest after 5 s).  Leaving the page does
+ * the same through navigator.sendBeacon; a page restored from the
+ * back-forward cache connects again.
+ *
+ * Properties: channels, transport, cursor (the last id seen: messages,
+ * gaps and long-poll answers move it), stream (the handle of the stream
+ * now open, or null).
+ *
+ * Resuming: every (re)connection asks for the messages after the cursor.
+ * A stream opened without one names where it starts (the sse stream
+ * event's id, the script stream's "cursor"), and long-poll answers name
+ * the next cursor, so a connection lost before its first message still
+ * resumes without a loss.
  *
  * Push.publish(url, channel, data, opts, done): POST one message.
- *   opts: {token, event, type}; done(err, answer) with the server's JSON.
+ *   opts: {token, event, type}; done(err, answer) with the server's JSON
+ *   answer {id, channel, subscribers}.
  *
  * The script transport needs the page and the server on one origin (the
  * stream calls a function of this window).
@@ -58,9 +80,13 @@
 (function (global) {
 	'use strict';
 
-	var count = 0, STREAM = '/cgi-bin/push-stream', POLL = '/cgi-bin/push-poll';
+	var count = 0, STREAM = '/cgi-bin/push-stream',
+	    POLL = '/cgi-bin/push-poll', CONTROL = '/cgi-bin/push-publish',
+	    CONTROL_WAIT = 5000, AUTO_TRIES = 3;
 
 	function Push(opts) {
+		var self = this;
+
 		opts = opts || {};
 		this.opts = opts;
 		this.channels = [];
@@ -69,8 +95,17 @@
 		this._h = {};
 		this._n = ++count;
 		this._gen = this._tries = 0;
-		this._closed = false;
+		this._closed = this._everOpen = this._poll = false;
 		this._events = (opts.events || []).slice();
+		if (global.addEventListener) {
+			global.addEventListener('pagehide', function () {
+				self._leave();
+			});
+			global.addEventListener('pageshow', function (e) {
+				if (e.persisted && !self._closed)
+					self._schedule(0);
+			});
+		}
 		this.subscribe(opts.channels || []);
 	}
 
@@ -105,6 +140,31 @@
 		};
 		x.send(body);
 		return x;
+	}
+
+	/* The control request: end the stream named by handle.  done() runs
+	 * once, when it is answered or after CONTROL_WAIT ms; beacon: the
+	 * page is going away, send it the one way that survives that. */
+	function control(url, handle, beacon, done) {
+		var once = false, n = global.navigator;
+
+		function fin() {
+			if (!once) {
+				once = true;
+				done();
+			}
+		}
+		url = join(url, 'stream=' + encodeURIComponent(handle));
+		if (beacon && n && n.sendBeacon && n.sendBeacon(url)) {
+			fin();
+			return;
+		}
+		setTimeout(fin, CONTROL_WAIT);
+		if (global.fetch)
+			global.fetch(url, {method: 'POST', keepalive: true,
+			    credentials: 'same-origin'}).then(fin, fin);
+		else
+			xhr('POST', url, {}, null, CONTROL_WAIT, fin);
 	}
 
 	P.on = function (name, fn) {
@@ -175,11 +235,16 @@
 		this._timer = setTimeout(function () { self._connect(); }, ms);
 	};
 
-	P._drop = function () {
+	/* Forget the current connection: nothing it sends counts any more.
+	 * Returns it, still open, when keep is set; else closes it. */
+	P._drop = function (keep) {
+		var c = this._conn;
+
 		this._gen++;
-		if (this._conn)
-			this._conn.close();
-		this._conn = null;
+		this._conn = this.stream = null;
+		if (c && !keep)
+			c.close();
+		return c;
 	};
 
 	P._connect = function () {
@@ -188,9 +253,12 @@
 		this._drop();
 		if (this._closed || this.channels.length === 0)
 			return;
-		if (t === 'auto')
-			t = global.EventSource && this.channels.length === 1 ?
-			    'sse' : 'script';
+		if (t === 'auto') {
+			if (!this._everOpen && this._tries >= AUTO_TRIES)
+				this._poll = true;
+			t = this._poll ? 'poll' : global.EventSource &&
+			    this.channels.length === 1 ? 'sse' : 'script';
+		}
 		this.transport = t;
 		gen = this._gen;
 		/* live(): this connection is still the current one. */
@@ -207,7 +275,7 @@
 		    q;
 		if (this.cursor != null)
 			q += '&since=' + this.cursor;
-		else if (o.last != null && !poll)
+		else if (o.last != null)
 			q += '&last=' + o.last;
 		if (o.heartbeat != null && !poll)
 			q += '&heartbeat=' + o.heartbeat;
@@ -216,6 +284,7 @@
 
 	P._opened = function (stream) {
 		this._tries = 0;
+		this._everOpen = true;
 		this.stream = stream;
 		this._emit('open', {transport: this.transport, stream: stream});
 	};
@@ -253,18 +322,45 @@
 		this._emit('gap', id);
 	};
 
+	/* Move the cursor without a message (a long-poll answer's "next"). */
+	P._advance = function (id) {
+		if (id != null && (this.cursor == null || id > this.cursor))
+			this.cursor = id;
+	};
+
 	P.close = function () {
+		var c, h = this.stream, o = this.opts;
+
 		if (this._closed)
 			return;
 		this._closed = true;
 		clearTimeout(this._timer);
-		this._drop();
+		/* The stream stays open until the server has ended it: the
+		 * control request then finds it, and the server finishes the
+		 * response cleanly instead of noticing a hang-up later. */
+		c = this._drop(h != null);
+		if (h != null)
+			control(o.control || CONTROL, h, false, function () {
+				c.close();
+			});
 		this._emit('close');
+	};
+
+	/* pagehide: the page goes away (or into the back-forward cache). */
+	P._leave = function () {
+		var h = this.stream;
+
+		clearTimeout(this._timer);
+		this._drop();
+		if (h != null)
+			control(this.opts.control || CONTROL, h, true,
+			    function () {});
 	};
 
 	var transports = {
 		sse: function (p, live) {
-			var es = new global.EventSource(p._url(0, '&format=sse')), i;
+			var es = new global.EventSource(p._url(0, '&format=sse')),
+			    i, watch;
 
 			function message(e) {
 				var ev = e.type.replace(/;base64$/, ''), m = {
@@ -287,26 +383,35 @@
 			listen('message');
 			for (i = 0; i < p._events.length; i++)
 				listen(p._events[i]);
-			/* The first event names the stream; an id on it (the
-			 * log's last id) is a cursor for a page that has none. */
+			/* The first event names the stream.  Heartbeats are
+			 * comments, which EventSource does not show: only a
+			 * stream that never starts can be timed out here. */
 			es.addEventListener('stream', function (e) {
+				clearTimeout(watch);
 				if (!live())
 					return;
-				if (p.cursor == null && e.lastEventId !== '')
-					p.cursor = +e.lastEventId;
-				p._opened(+e.data);
+				if (e.lastEventId !== '')
+					p._advance(+e.lastEventId);
+				p._opened(e.data);
 			});
 			es.addEventListener('gap', function (e) {
 				if (live())
 					p._gap(+e.data);
 			});
+			watch = setTimeout(function () {
+				if (live())
+					p._lost();
+			}, ((p.opts.heartbeat || 20) * 2 + 2) * 1000);
 			/* EventSource would reconnect by itself, but without
 			 * backoff, and not at all after an HTTP error. */
 			es.onerror = function () {
 				if (live())
 					p._lost();
+				else
+					es.close();
 			};
 			return {listen: listen, close: function () {
+				clearTimeout(watch);
 				es.close();
 			}};
 		},
@@ -318,10 +423,11 @@
 				if (!live())
 					return;
 				if (j.stream != null) {
-					if (p.cursor == null && j.cursor != null)
-						p.cursor = j.cursor;
-					p._opened(j.stream);
-				} else if (j.gap != null)
+					if (j.cursor != null)
+						p._advance(j.cursor);
+					p._opened(String(j.stream));
+				}
+				else if (j.gap != null)
 					p._gap(j.gap);
 				else
 					p._deliver(j);
@@ -376,6 +482,8 @@
 			}};
 		},
 
+		/* {"messages":[...],"next":ID[,"gap":G][,"more":true]}: the
+		 * next poll asks for what comes after "next". */
 		poll: function (p, live) {
 			var x = null, t = p.opts.timeout || 25, empty = 0;
 
@@ -384,23 +492,17 @@
 
 				if (!seen)
 					p._opened(null);
-				if (r.gap != null)
+				if (r.gap != null && live())
 					p._gap(r.gap);
-				for (i = 0; i < a.length && live(); i++) {
-					if (a[i].gap != null)
-						p._gap(a[i].gap);
-					else
-						p._deliver(a[i]);
-				}
+				for (i = 0; i < a.length && live(); i++)
+					p._deliver(a[i]);
 				if (!live())
 					return;
-				if (r.cursor != null && (p.cursor == null ||
-				    r.cursor > p.cursor))
-					p.cursor = r.cursor;
+				p._advance(r.next);
 				/* Empty answers well before the timeout, again and
 				 * again, are a fault: back off, do not spin. */
-				empty = a.length === 0 && new Date() - began < 500 ?
-				    empty + 1 : 0;
+				empty = a.length === 0 && !r.more &&
+				    new Date() - began < 500 ? empty + 1 : 0;
 				if (empty > 2)
 					p._lost();
 				else

@@ -206,6 +206,27 @@ class Page:
                                           'Network.requestWillBeSent')
                 if part in p['request']['url']]
 
+    def responses(self, part):
+        """(url, status, request id) of the answers this page got to
+        requests whose URL contains part."""
+        return [(p['response']['url'], p['response']['status'],
+                 p['requestId'])
+                for p in self.b.events_of(self.session,
+                                          'Network.responseReceived')
+                if part in p['response']['url']]
+
+    def body(self, request_id):
+        """The body of an answer (text), or None when the browser no
+        longer has it."""
+        try:
+            r = self.call('Network.getResponseBody',
+                          {'requestId': request_id})
+        except CDPError:
+            return None
+        if r.get('base64Encoded'):
+            return base64.b64decode(r['body']).decode('utf-8', 'replace')
+        return r.get('body')
+
     def screenshot(self):
         r = self.call('Page.captureScreenshot', {'format': 'png'})
         return png_decode(base64.b64decode(r['data']))

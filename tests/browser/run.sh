@@ -10,25 +10,35 @@
 # 2. order:  an EventSource page, an iframe script page and a long-poll
 #            page each receive 200 messages exactly once and in order,
 #            while the web server is stopped and started again in the
-#            middle (messages published while it is down included).
+#            middle (120 messages published while it is down included:
+#            more than one long-poll answer holds).
 # 3. script: the iframe script transport calls the page's callback for
 #            each message; a message holding </script> and quotes arrives
 #            intact and runs nothing; binary data arrives as base64.
 # 4. chat:   two chat.html pages see each other's messages (push-publish).
 # 5. conn:   a page keeps one connection for all its channels, and one
 #            more after subscribe() (counted with the DevTools Network
-#            domain).
+#            domain); transport 'auto' falls back to long-poll when the
+#            stream never opens.
 # 6. gap:    pages whose cursor was pruned while they were away (server
 #            stopped, pushctl prune) get one 'gap' event, then the rest.
 # 7. demo:   the demo pages (index, ps, ticker, image) show what is
 #            published on their channels, and the image comes back after
 #            a server restart.
+# 8. close:  close() on an EventSource or iframe script page sends the
+#            control request (push-publish?stream=HANDLE), which the
+#            server answers "ended", and the stream is gone from the log
+#            (pushctl stat: subscribers 1 -> 0); a long-poll page's held
+#            request is released likewise; no page reconnects.  pagehide
+#            sends the control request as a beacon; pageshow (back-forward
+#            cache) connects again.
 #
 # The browser is driven over the DevTools protocol by tests/browser/cdp.py
 # (Python standard library only); the tests are in tests/browser/tests.py.
 # Environment as for make check: top_builddir, top_srcdir.  Optional:
 # BROWSER_KIND, BROWSER_PORT (first port tried, 18500), CHROMIUM (the
-# browser), ONLY (some of img,order,script,chat,conn,gap,demo, with commas).
+# browser), ONLY (some of img,order,script,chat,conn,gap,demo,close,
+# with commas).
 # Prints "ok - ..." / "not ok - ..." lines; exits non-zero on any failure.
 set -u
 B=$(cd "${top_builddir:-.}" && pwd)

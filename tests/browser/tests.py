@@ -4,18 +4,21 @@ run.sh starts a web server with the responders and these pages, then runs
 this program with:
   BASE          the server's URL (http://127.0.0.1:PORT)
   PUSHCTL       the pushctl to publish with (PUSHCGI_DB set for it)
+  PUSHCGI_DB    the message log, read here to see subscribers arrive
   CHROMIUM      the browser (default /usr/bin/chromium)
   WORK          a scratch directory
   HAVE_POLL     1 when push-poll is built, HAVE_PUBLISH likewise
   ONLY          optional: a comma-separated subset of the test names
-                (img, order, script, chat, conn, gap, demo)
+                (img, order, script, chat, conn, gap, demo, close)
 It prints "ok - ..." / "not ok - ..." lines and "# ..." notes.  To stop
 or start the web server it prints "@stop" or "@start" and waits for
 run.sh to answer one line on its stdin.
 """
 
 import base64
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -36,6 +39,7 @@ ONLY = [t for t in os.environ.get('ONLY', '').split(',') if t]
 WAIT = 30               # seconds any one expectation may take
 FRAME_WAIT = 10         # seconds a published frame may take to show
 NMSG = 200              # messages of the ordering test
+DOWN_MSGS = 120         # of them, published while the server is down
 IMG_X, IMG_Y, IMG_W, IMG_H = 100, 80, 64, 48    # see pages/t-img.html
 
 failures = 0
@@ -98,6 +102,28 @@ def connected(page, expr='window.opens > 0'):
             time.sleep(0.3)     # the request reaches the responder
             return True
         time.sleep(0.05)
+    return False
+
+
+def registered(channel, n):
+    """Wait until n streams or held polls are on channel in the log (its
+    documented subscriptions table): a page that starts without a cursor
+    gets what is published after the server registered its request, so
+    a test publishes only then."""
+    db = 'file:%s?mode=ro' % os.environ['PUSHCGI_DB']
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        try:
+            with sqlite3.connect(db, uri=True, timeout=5) as c:
+                k = c.execute('SELECT count(*) FROM subscriptions WHERE '
+                              'channel = ?', (channel,)).fetchone()[0]
+            c.close()
+            if k >= n:
+                return True
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    note('%d subscribers on %s not seen in the log' % (n, channel))
     return False
 
 
@@ -184,15 +210,18 @@ def test_order(b):
     for k, page in pages.items():
         if not connected(page):
             note(k + ' page did not connect')
-    half = NMSG // 2
+    registered('border', len(pages))
+    # More published while the server is down than one long-poll answer
+    # holds (100): the answer after the restart says "more".
+    down, up = NMSG // 4 + 1, NMSG // 4 + DOWN_MSGS + 1
     for i in range(1, NMSG + 1):
         if i == 2:
             # Each page holds a cursor before the server goes away.
             for page in pages.values():
                 page.wait('got.length > 0', WAIT)
-        if i == half + 1:
+        if i == down:
             server('stop')
-        if i == half + NMSG // 5 + 1:
+        if i == up:
             server('start')
         publish('border', 'm%d' % i)
     want = ['m%d' % i for i in range(1, NMSG + 1)]
@@ -211,6 +240,10 @@ def test_order(b):
                 len(data), len(set(data)), missing[:10])
         note('%s page: %d connections, %d errors seen' % (
             k, reconnects, page.eval('errors')))
+        if k == 'poll':
+            more = [r for r in page.responses('/cgi-bin/push-poll')
+                    if '"more":true' in (page.body(r[2]) or '')]
+            note('poll page: %d answers said "more"' % len(more))
         ok(exact and reconnects >= 2,
            '%s page: %d messages exactly once and in order across a '
            'server restart' % (NAMES[k], NMSG),
@@ -230,9 +263,13 @@ def test_script(b):
     bare.goto(url('/t-script.html?channel=bscript'))
     lib = b.new_page()
     lib.goto(url('/t-push.html?channels=bscript&transport=script'))
-    c1 = bare.wait('calls.length > 0 && calls[0].stream', WAIT)
-    c2 = lib.wait('opens > 0', WAIT)
-    ok(c1 and c2, 'script: the stream starts with {"stream": id}')
+    handle = '/^[0-9]+\\.[0-9a-z]+$/.test(%s)'
+    c1 = bare.wait('calls.length > 0 && ' + handle % 'calls[0].stream',
+                   WAIT)
+    c2 = lib.wait('opens > 0 && ' + handle % 'p.stream', WAIT)
+    ok(c1 and c2, 'script: the stream starts with {"stream": "ID.SECRET"},'
+       ' push.js keeps it as p.stream', repr(bare.eval('calls[0]')))
+    registered('bscript', 2)
     sent = ['plain one', EVIL, 'line\nbreak\r\nand tab\t.']
     for s in sent:
         publish('bscript', s)
@@ -279,6 +316,7 @@ def test_chat(b):
     for name, page in pages.items():
         connected(page, 'document.getElementById("status").textContent'
                   '.indexOf("connected") === 0')
+    registered('chat', len(pages))
     for name, page in pages.items():
         page.eval('document.getElementById("text").value = "hello from %s";'
                   'document.getElementById("send").click(); 1' % name)
@@ -306,6 +344,7 @@ def test_conn(b):
         page.goto(url('/t-push.html?channels=%s&add=%s&transport=%s' % (
             ','.join(chans[:3]), chans[3], k)))
         connected(page)
+        registered(chans[0], 1)
         time.sleep(0.5)         # a second request would show by now
         reqs = page.requests('/cgi-bin/push-')
         first = len(reqs)
@@ -342,9 +381,24 @@ def test_conn(b):
             ok(names == chans + [chans[0]],
                'auto: each message names its channel', repr(names))
         page.close()
+    if not HAVE_POLL:
+        return
+    # auto, when the stream never opens (here: it is not found), takes
+    # long-poll after three attempts.
+    page = b.new_page()
+    page.goto(url('/t-push.html?channels=bcauto&stream=/cgi-bin/no-such'))
+    fell = page.wait('p.transport === "poll"', WAIT * 2)
+    registered('bcauto', 1)
+    publish('bcauto', 'by poll')
+    ok(fell and page.wait('got.length === 1 && got[0].data === "by poll"',
+                          WAIT),
+       'auto: a stream that never opens falls back to long-poll',
+       'transport %r, errors %r' % (page.eval('p.transport'),
+                                    page.eval('errors')))
+    page.close()
 
 
-# --- gaps: a cursor older than what is retained is told so -----------------
+# --- (6) gaps: a cursor older than what is retained is told so -----------
 
 def test_gap(b):
     kinds = ['sse', 'script'] + (['poll'] if HAVE_POLL else [])
@@ -354,6 +408,7 @@ def test_gap(b):
         pages[k].goto(url('/t-push.html?channels=bgap&heartbeat=2&'
                           'transport=' + k))
         connected(pages[k])
+    registered('bgap', len(pages))
     publish('bgap', 'g0')
     for page in pages.values():
         page.wait('got.length > 0', WAIT)
@@ -373,7 +428,7 @@ def test_gap(b):
         page.close()
 
 
-# --- (6) the demo pages -----------------------------------------------------
+# --- (7) the demo pages -----------------------------------------------------
 
 def test_demo(b):
     page = b.new_page(800, 600)
@@ -442,9 +497,108 @@ def test_demo(b):
     page.close()
 
 
+# --- (8) close(): the control request ends the stream on the server -------
+
+def subscribers(channel):
+    """What pushctl stat says: the streams and held polls on channel."""
+    r = subprocess.run([PUSHCTL, 'stat', channel], capture_output=True,
+                       text=True)
+    for line in r.stdout.splitlines():
+        if line.startswith('subscribers:'):
+            return int(line.split()[1])
+    return None
+
+
+def subscribers_become(channel, n):
+    deadline = time.time() + WAIT
+    while time.time() < deadline:
+        if subscribers(channel) == n:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_close(b):
+    kinds = ['sse', 'script'] + (['poll'] if HAVE_POLL else [])
+    for k in kinds:
+        ch = 'bclose' + k
+        publish(ch, 'before')
+        page = b.new_page()
+        page.goto(url('/t-push.html?channels=%s&transport=%s' % (ch, k)))
+        connected(page)
+        up = subscribers_become(ch, 1)
+        handle = page.eval('p.stream')
+        page.eval('p.close(); 1')
+        if k == 'poll':
+            ok(up and handle is None and subscribers_become(ch, 0) and
+               not page.requests('/cgi-bin/push-publish'),
+               'close(): long-poll page aborts its held request, the '
+               'server releases it (subscribers 1 -> 0), no control '
+               'request', 'subscribers %r, handle %r' %
+               (subscribers(ch), handle))
+        else:
+            want = '/cgi-bin/push-publish?stream=%s' % handle
+            deadline = time.time() + WAIT
+            answers = []
+            while not answers and time.time() < deadline:
+                answers = page.responses(want)
+                time.sleep(0.05)
+            body = page.body(answers[0][2]) if answers else None
+            ended = (answers and answers[0][1] == 200 and body and
+                     '"ended":true' in body)
+            ok(up and isinstance(handle, str) and
+               handle.split('.')[0].isdigit() and ended and
+               subscribers_become(ch, 0),
+               'close(): %s page sends the control request, the server '
+               'ends its stream (answer "ended", subscribers 1 -> 0)' %
+               NAMES[k], 'handle %r, answers %r, body %r, subscribers %r'
+               % (handle, answers, body, subscribers(ch)))
+        streams = len(page.requests('/cgi-bin/push-stream')) + len(
+            page.requests('/cgi-bin/push-poll'))
+        publish(ch, 'after')
+        time.sleep(1)           # room for a reconnect or a message to show
+        ok(page.eval('got.length') == 0 and streams == len(
+            page.requests('/cgi-bin/push-stream')) + len(
+            page.requests('/cgi-bin/push-poll')),
+           'close(): %s page gets nothing more and does not reconnect' %
+           NAMES[k])
+        page.close()
+    # Leaving the page (pagehide) sends the control request as a beacon;
+    # its answer races with the hang-up of the page's stream, so only the
+    # request is asserted.  The events are dispatched by the test: the
+    # DevTools session does not report a beacon sent by a document that
+    # is being replaced (the server gets it all the same).
+    ch = 'bclosesse'
+    page = b.new_page()
+    page.goto(url('/t-push.html?channels=%s&transport=sse' % ch))
+    connected(page)
+    up = subscribers_become(ch, 1)
+    handle = page.eval('p.stream')
+    page.eval('dispatchEvent(new PageTransitionEvent("pagehide", '
+              '{persisted: true})); 1')
+    deadline = time.time() + WAIT
+    sent = []
+    while not sent and time.time() < deadline:
+        sent = page.requests('/cgi-bin/push-publish?stream=%s' % handle)
+        time.sleep(0.05)
+    ok(up and handle and len(sent) == 1 and subscribers_become(ch, 0),
+       'pagehide: an EventSource page sends the control request (a '
+       'beacon) and the server releases the stream',
+       'handle %r, requests %r' % (handle, sent))
+    page.eval('dispatchEvent(new PageTransitionEvent("pageshow", '
+              '{persisted: true})); 1')
+    back = page.wait('opens === 2 && p.stream && p.stream !== %s' %
+                     json.dumps(handle), WAIT)
+    publish(ch, 'back')
+    ok(back and page.wait('got.length === 1 && got[0].data === "back"',
+                          WAIT) and subscribers(ch) == 1,
+       'pageshow from the back-forward cache: the page connects again')
+    page.close()
+
+
 TESTS = [('img', test_img), ('order', test_order), ('script', test_script),
          ('chat', test_chat), ('conn', test_conn), ('gap', test_gap),
-         ('demo', test_demo)]
+         ('demo', test_demo), ('close', test_close)]
 
 
 def main():
