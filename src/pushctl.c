@@ -461,6 +461,16 @@ cmd_tail(int argc, char **argv)
 		usage_exit("tail needs at least one CHANNEL");
 	n = channel_args(argc, argv, names, chans);
 	open_log(&l, follow ? MLOG_CREATE : 0);
+	if (!follow) {
+		/* Reading a channel that never was is a mistake worth a
+		 * status; following one waits for its first message. */
+		struct mlog_stat st;
+		int i;
+
+		for (i = 0; i < n; i++)
+			if ((rc = mlog_stat(l, chans[i], &st)) != MLOG_OK)
+				status_exit(l, rc);
+	}
 	if (follow) {
 		struct sigaction sa;
 

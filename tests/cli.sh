@@ -50,6 +50,7 @@ check "tail prints the last messages" status_is 0 tail news
 check "tail line format" bash -c "printf '1\tnews\t-\thello\n2\tnews\t-\ttwo\\\\nlines\n3\tnews\tupdate\t{\"a\":1}\n' | cmp -s - '$tmp/out'"
 check "tail --since" status_is 0 tail --since 2 news
 check "tail --since shows only later ids" bash -c "[ \$(cut -f1 '$tmp/out') = 3 ]"
+check "tail of a channel that never was is refused (1)" status_is 1 tail nosuch
 head -c 5000 /dev/urandom >"$tmp/bin"
 "$PUSHCTL" send -q -t image/png img - <"$tmp/bin"
 check "binary data round-trips byte-exact (send - / tail --raw)" bash -c "'$PUSHCTL' tail --raw -n 1 img | cmp -s - '$tmp/bin'"
@@ -83,7 +84,11 @@ check "tail -f unregistered on exit" bash -c "[ \$(sqlite3 '$PUSHCGI_DB' 'select
 # SIGTERM ends a follower cleanly and unregisters it.
 "$PUSHCTL" tail -f news >/dev/null 2>&1 &
 fpid=$!
-sleep 0.5
+# Signal it once it is registered (its handler is installed by then).
+for i in $(seq 100); do
+	[ "$(sqlite3 "$PUSHCGI_DB" 'select count(*) from subscriptions')" -ge 1 ] && break
+	sleep 0.1
+done
 kill -TERM $fpid
 wait $fpid
 check "tail -f ends cleanly on SIGTERM" test $? -eq 0
