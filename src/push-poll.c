@@ -86,9 +86,12 @@
  * requests are held (max_subscribers, max_channel_subscribers) or the
  * process is stopping; 500 for a failure of the log.
  *
- * A held request is registered in the log's streams table (it counts as a
- * subscriber for pushctl stat and the per-channel limit) until it is
- * answered or the client leaves; an answer given at once is not.  A
+ * A request held longer than POLL_REGISTER_MS (1 s) is registered in the
+ * log's streams table (it counts as a subscriber for pushctl stat and the
+ * per-channel limit) until it is answered or the client leaves; an answer
+ * given sooner writes nothing to the log, so that a thousand clients
+ * polling again after each message do not queue for SQLite's write lock
+ * before they can wait.  A
  * client that leaves while held is noticed while idle (the FastCGI
  * connection or the CGI pipe closes) and, for json, at the latest by the
  * heartbeat's failed write; the request and its streams row are then
@@ -124,6 +127,8 @@
 #define POLL_LAST_DIGITS   3            /* digits in last= */
 #define POLL_TIMEOUT_DIGITS 4           /* digits in timeout= */
 #define POLL_ID_DIGITS     TRANSPORT_ID_DIGITS /* digits in a cursor */
+#define POLL_REGISTER_MS   1000         /* a held poll is registered as a
+                                           subscriber after this long */
 #define POLL_MAX_AGE       "600"        /* preflight cache, seconds */
 #define POLL_NUM_MAX       24           /* bytes of a decimal int64 + 1 */
 #define POLL_ETAG_MAX      (POLL_NUM_MAX + 2)
@@ -185,7 +190,8 @@ static void poll_release(struct poll *);
 static int poll_subscribe(struct serve *, struct http_req *,
     struct poll_ask *, struct hub_sub **, int64_t, int);
 static int poll_hold(struct serve *, struct http_req *,
-    struct poll_ask *, struct poll *, struct hub_sub *, int64_t *);
+    struct poll_ask *, struct poll *, struct hub_sub *, int64_t *,
+    long long);
 
 int
 main(void)
@@ -593,13 +599,12 @@ poll_subscribe(struct serve *s, struct http_req *r, struct poll_ask *a,
  */
 static int
 poll_hold(struct serve *s, struct http_req *r, struct poll_ask *a,
-    struct poll *p, struct hub_sub *sub, int64_t *cursor)
+    struct poll *p, struct hub_sub *sub, int64_t *cursor, long long deadline)
 {
-	long long now, deadline, next_beat, probe_at = 0, due;
+	long long now, next_beat, probe_at = 0, due;
 	int beat_ms = s->conf.heartbeat * 1000, json, w, rc;
 
 	json = a->format == POLL_JSON;
-	deadline = serve_now_ms() + (long long)a->timeout * 1000;
 	next_beat = serve_now_ms() + beat_ms;
 	for (;;) {
 		if (hub_stopping(s->hub) || serve_stopping())
@@ -661,6 +666,7 @@ poll_handle(struct serve *s, struct http_req *r)
 	struct poll *p;
 	struct hub_sub *sub = NULL;
 	int64_t cursor, next;
+	long long deadline, quiet;
 	int rc, cors;
 
 	cors = poll_cors(s, r);
@@ -708,9 +714,20 @@ poll_handle(struct serve *s, struct http_req *r)
 	if (rc < 0)
 		goto out;
 	cursor = hub_sub_cursor(sub);
+	deadline = serve_now_ms() + (long long)a->timeout * 1000;
 	if (rc == 0 && a->timeout > 0 && !serve_stopping()) {
-		/* Nothing yet: hold, registered as a subscriber, from where
-		 * the first look ended. */
+		/* Nothing yet: hold, unregistered for a moment (a client
+		 * that polls again right after each answer then costs no
+		 * write to the log), then registered as a subscriber from
+		 * where the wait got to. */
+		quiet = serve_now_ms() + POLL_REGISTER_MS;
+		rc = poll_hold(s, r, a, p, sub, &cursor,
+		    quiet < deadline ? quiet : deadline);
+		if (rc < 0)
+			goto out;
+	}
+	if (rc == 0 && p->n == 0 && serve_now_ms() < deadline &&
+	    !serve_stopping() && !hub_stopping(s->hub)) {
 		hub_unsubscribe(sub);
 		sub = NULL;
 		if (poll_subscribe(s, r, a, &sub, cursor, HUB_REGISTER) !=
@@ -719,7 +736,7 @@ poll_handle(struct serve *s, struct http_req *r)
 		rc = poll_gather(p, sub, r, a->format == POLL_JSON);
 		cursor = hub_sub_cursor(sub);
 		if (rc == 0)
-			rc = poll_hold(s, r, a, p, sub, &cursor);
+			rc = poll_hold(s, r, a, p, sub, &cursor, deadline);
 		if (rc < 0)
 			goto out;
 	}
