@@ -266,8 +266,11 @@ e2e_start() {
 		return 1
 	fi
 	: "${PUSHCGI_DB:?PUSHCGI_DB must name the message log}"
-	CGIBIN=$(cd "${CGIBIN:-$E2E_BUILDDIR/cgi-bin}" && pwd) || return 1
-	DOCROOT=$(cd "${DOCROOT:-$E2E_SRCDIR/www}" && pwd) || return 1
+	# What the caller named (or the defaults), before any copy below.
+	: "${E2E_CGIBIN_SRC:=${CGIBIN:-$E2E_BUILDDIR/cgi-bin}}"
+	: "${E2E_DOCROOT_SRC:=${DOCROOT:-$E2E_SRCDIR/www}}"
+	CGIBIN=$(cd "$E2E_CGIBIN_SRC" && pwd) || return 1
+	DOCROOT=$(cd "$E2E_DOCROOT_SRC" && pwd) || return 1
 	tpl="$E2E_SRCDIR/conf/$kind.conf"
 	[ -f "$tpl" ] || { e2e_say "no $tpl"; return 1; }
 	case $kind in
@@ -310,13 +313,21 @@ e2e_start() {
 		chmod 0755 "$E2E_DIR" &&
 		    chown "$E2E_RUN_USER:$E2E_RUN_GROUP" "$E2E_DIR" &&
 		    e2e_share_db || { e2e_stop; return 1; }
-		for i in "$CGIBIN" "$DOCROOT"; do
-			e2e_as_user test -r "$i" -a -x "$i" && continue
-			e2e_say "$E2E_RUN_USER cannot read $i (a parent folder" \
-			    "is private?)"
-			e2e_stop
-			return 1
-		done
+		# A tree under a private folder (a home, a mktemp -d) is out
+		# of the server user's reach: serve copies from the run
+		# folder then.
+		if ! e2e_as_user test -r "$CGIBIN" -a -x "$CGIBIN"; then
+			cp -a "$CGIBIN" "$E2E_DIR/cgi-bin" &&
+			    chmod -R a+rX "$E2E_DIR/cgi-bin" ||
+			    { e2e_stop; return 1; }
+			CGIBIN=$E2E_DIR/cgi-bin
+		fi
+		if ! e2e_as_user test -r "$DOCROOT" -a -x "$DOCROOT"; then
+			cp -a "$DOCROOT" "$E2E_DIR/www" &&
+			    chmod -R a+rX "$E2E_DIR/www" ||
+			    { e2e_stop; return 1; }
+			DOCROOT=$E2E_DIR/www
+		fi
 	fi
 	e2e_render "$tpl" "$E2E_DIR/$kind.conf" || { e2e_stop; return 1; }
 	case $kind in
