@@ -97,6 +97,13 @@ chmod 0644 "$PUSHCGI_CONF"
 # configs advise): a root process that creates the -wal file while a
 # responder opens it would leave that responder with a read-only log.
 e2e_identity && e2e_share_db || { echo "not ok - hand the log over"; exit 1; }
+# A build under a private folder is out of that user's reach: run copies.
+if ! e2e_as_user test -x "$PUSHCTL" -a -x "$CPUB"; then
+	mkdir -p "$tmp/bin" && cp "$PUSHCTL" "$CPUB" "$tmp/bin/" &&
+	    chmod -R a+rX "$tmp/bin" || { echo "not ok - copy the tools"; exit 1; }
+	PUSHCTL=$tmp/bin/pushctl
+	CPUB=$tmp/bin/cpub
+fi
 
 # --- helpers ---------------------------------------------------------------
 
