@@ -440,7 +440,7 @@ http_reason(int status)
 }
 
 int
-http_start(struct http_req *r, int status, const char *type)
+http_start_held(struct http_req *r, int status, const char *type)
 {
 	struct http_out *o = &r->out;
 
@@ -452,8 +452,15 @@ http_start(struct http_req *r, int status, const char *type)
 		http_printf(o, "Content-Type: %s\r\n", type);
 	http_puts(o, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
 	http_put(o, r->hdrs, r->hdrlen);
-	http_puts(o, "\r\n");
-	return http_flush(o);
+	return http_puts(o, "\r\n");
+}
+
+int
+http_start(struct http_req *r, int status, const char *type)
+{
+	if (http_start_held(r, status, type) != 0)
+		return -1;
+	return http_flush(&r->out);
 }
 
 /* write(2) all of p, retrying short writes and interrupted calls. */

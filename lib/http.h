@@ -134,6 +134,10 @@ void http_cors(struct http_req *r, const struct conf *c);
  * X-Accel-Buffering: no, the extra headers and the blank line, and flush.
  * type NULL sends no Content-Type.  Returns 0 or -1 (write failed). */
 int http_start(struct http_req *r, int status, const char *type);
+/* http_start without the flush: for a short answer written whole, which
+ * then goes out with the end of the request (FastCGI: in one write with
+ * the end-of-request record).  Returns 0 or -1. */
+int http_start_held(struct http_req *r, int status, const char *type);
 
 /* Response bytes.  Buffered until http_flush, which sends at once.
  * All return 0 or -1 once any write has failed. */

@@ -3,10 +3,18 @@
  * per subscription.  The model and its invariant (the ring is complete
  * above base) are described in hub.h.
  *
- * Locks: h->mu guards the ring, base, cursor, the subscription list and
- * every subscription's pos; h->dbmu guards the shared connection.  Never
- * hold mu while calling SQLite or a delivery callback, and never take mu
- * while holding dbmu (dbmu may be held across slow SQLite calls).
+ * Locks: h->mu guards the ring, base, cursor and the subscription list;
+ * h->dbmu guards the shared connection.  Never hold mu while calling
+ * SQLite or a delivery callback, and never take mu while holding dbmu
+ * (dbmu may be held across slow SQLite calls).  A subscription's pos is
+ * written only by its own thread, as an atomic (no lock), and read by the
+ * hub thread under mu: a stale read there is never higher than the
+ * truth, so it can cause an extra wake-up but never a lost one.
+ *
+ * Wake-ups of many subscriptions (hub_fill) are written after mu is
+ * released, so that the woken threads do not queue on it: the hub thread
+ * copies the descriptors under mu and sets h->waking; hub_unsubscribe
+ * waits until waking is clear before it closes its descriptor.
  */
 #include "config.h"
 
@@ -37,7 +45,7 @@ struct hub_sub {
 	int efd;
 	int n;
 	const char **chans;       /* n names, in the same allocation */
-	int64_t pos;              /* under hub->mu */
+	int64_t pos;              /* atomic: see the locks above */
 	int64_t gap_told;         /* highest gap reported */
 	int64_t stream;           /* streams row, 0 = none */
 	int64_t ctl_from;         /* control requests after this id count */
@@ -56,7 +64,7 @@ struct hub {
 	pthread_cond_t cond;
 	pthread_t thread;
 	int started;
-	int stopping;             /* under mu */
+	int stopping;             /* set under mu, read atomically */
 	volatile sig_atomic_t sigstop;
 	int active;               /* the ring follows the log */
 	struct hub_msg *ring[HUB_RING_MSGS];
@@ -68,6 +76,10 @@ struct hub {
 	int nsubs;
 	struct hub_msg **fresh;   /* the hub thread's read batch */
 	int nfresh;
+	int *wakefds;             /* hub_fill's wake list (hub thread) */
+	int wakecap;
+	int waking;               /* under mu: wakefds being written */
+	pthread_cond_t woke;      /* waking cleared */
 };
 
 /* hub_control's reading state. */
@@ -94,6 +106,9 @@ static int64_t hub_check(void *);
 static void hub_append(struct hub *, struct hub_msg *);
 static int hub_wants(const struct hub_sub *, const struct hub_msg *);
 static void hub_wake(struct hub_sub *);
+static void hub_wake_fd(int);
+static void hub_wake_list(struct hub *, int);
+static int64_t hub_sub_pos(const struct hub_sub *);
 static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *);
 static void hub_sub_setpos(struct hub_sub *, int64_t);
 static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -176,6 +191,7 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_mutex_init(&h->dbmu, NULL);
 	pthread_cond_init(&h->cond, NULL);
+	pthread_cond_init(&h->woke, NULL);
 	if ((h->fresh = calloc(MLOG_READ_MAX, sizeof(*h->fresh))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -205,7 +221,7 @@ hub_stop(struct hub *h)
 	struct hub_sub *s;
 
 	pthread_mutex_lock(&h->mu);
-	h->stopping = 1;
+	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELEASE);
 	for (s = h->subs; s != NULL; s = s->next)
 		hub_wake(s);
 	pthread_cond_broadcast(&h->cond);
@@ -225,14 +241,9 @@ hub_interrupt(struct hub *h)
 int
 hub_stopping(struct hub *h)
 {
-	int st;
-
 	if (h->sigstop)
 		return 1;
-	pthread_mutex_lock(&h->mu);
-	st = h->stopping;
-	pthread_mutex_unlock(&h->mu);
-	return st;
+	return __atomic_load_n(&h->stopping, __ATOMIC_ACQUIRE);
 }
 
 void
@@ -250,6 +261,8 @@ hub_close(struct hub *h)
 		h->count--;
 	}
 	free(h->fresh);
+	free(h->wakefds);
+	pthread_cond_destroy(&h->woke);
 	mlog_close(h->log);
 	mlog_close(h->shared);
 	if (h->bell != NULL)
@@ -358,7 +371,7 @@ hub_main(void *arg)
 			h->active = 1;
 			/* Whoever is behind the new base reads the log. */
 			for (s = h->subs; s != NULL; s = s->next)
-				if (s->pos < h->base)
+				if (hub_sub_pos(s) < h->base)
 					hub_wake(s);
 		}
 		pthread_mutex_unlock(&h->mu);
@@ -433,7 +446,7 @@ hub_wants(const struct hub_sub *s, const struct hub_msg *m)
 {
 	int i;
 
-	if (m->m.id <= s->pos)
+	if (m->m.id <= hub_sub_pos(s))
 		return 0;
 	for (i = 0; i < s->n; i++)
 		if (strcmp(s->chans[i], m->m.channel) == 0)
@@ -441,14 +454,46 @@ hub_wants(const struct hub_sub *s, const struct hub_msg *m)
 	return 0;
 }
 
+/* A subscription's cursor (any thread). */
+static int64_t
+hub_sub_pos(const struct hub_sub *s)
+{
+	return __atomic_load_n(&s->pos, __ATOMIC_ACQUIRE);
+}
+
 static void
-hub_wake(struct hub_sub *s)
+hub_wake_fd(int fd)
 {
 	uint64_t one = 1;
 
 	/* A full counter (never in practice) is as good as a wake-up. */
-	if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		hub_log("E303 eventfd: %s", strerror(errno));
+}
+
+/* Wake s now.  Under mu (its descriptor stays open while mu is held). */
+static void
+hub_wake(struct hub_sub *s)
+{
+	hub_wake_fd(s->efd);
+}
+
+/*
+ * Write the n wake-ups listed in h->wakefds by hub_fill (which set
+ * h->waking under mu), outside mu, then clear waking.  Hub thread only;
+ * called without mu.
+ */
+static void
+hub_wake_list(struct hub *h, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		hub_wake_fd(h->wakefds[i]);
+	pthread_mutex_lock(&h->mu);
+	h->waking = 0;
+	pthread_cond_broadcast(&h->woke);
+	pthread_mutex_unlock(&h->mu);
 }
 
 /*
@@ -462,7 +507,7 @@ hub_fill(struct hub *h)
 	struct hub_take t;
 	struct hub_sub *s;
 	int64_t after, last, gap, end;
-	int i, rc;
+	int i, rc, nwake, *fds;
 
 	if (mlog_last_id(h->log, &end) != MLOG_OK) {
 		hub_log("E304 reading the last id: %s", mlog_errmsg(h->log));
@@ -505,14 +550,28 @@ hub_fill(struct hub *h)
 		}
 		if (t.n > 0 && t.msgs[t.n - 1]->m.id > h->cursor)
 			h->cursor = t.msgs[t.n - 1]->m.id;
+		if (h->nsubs > h->wakecap) {
+			fds = realloc(h->wakefds, (size_t)h->nsubs *
+			    sizeof(*fds));
+			if (fds != NULL) {
+				h->wakefds = fds;
+				h->wakecap = h->nsubs;
+			}
+		}
+		nwake = 0;
 		for (s = h->subs; s != NULL; s = s->next) {
-			int want = s->pos < h->base;
+			int want = hub_sub_pos(s) < h->base;
 
 			for (i = 0; !want && i < t.n; i++)
 				want = hub_wants(s, t.msgs[i]);
-			if (want)
-				hub_wake(s);
+			if (!want)
+				continue;
+			if (nwake < h->wakecap)
+				h->wakefds[nwake++] = s->efd;
+			else
+				hub_wake(s);    /* no memory for the list */
 		}
+		h->waking = nwake > 0;
 		for (i = 0; i < t.n; i++)
 			hub_msg_drop(t.msgs[i]);
 		if (rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX) {
@@ -523,11 +582,15 @@ hub_fill(struct hub *h)
 			if (end > h->cursor)
 				h->cursor = end;
 			pthread_mutex_unlock(&h->mu);
+			if (nwake > 0)
+				hub_wake_list(h, nwake);
 			hub_control(h, end);
 			return 1;
 		}
 		after = h->cursor;
 		pthread_mutex_unlock(&h->mu);
+		if (nwake > 0)
+			hub_wake_list(h, nwake);
 	}
 }
 
@@ -715,7 +778,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 			snprintf(err, errlen, "shutting down");
 			rc = HUB_ESTOP;
 		} else {
-			s->pos = after;
+			__atomic_store_n(&s->pos, after, __ATOMIC_RELEASE);
 			s->next = h->subs;
 			if (h->subs != NULL)
 				h->subs->prev = s;
@@ -758,6 +821,9 @@ hub_unsubscribe(struct hub_sub *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	h->nsubs--;
+	/* The hub thread may be writing to a copy of our descriptor. */
+	while (h->waking)
+		pthread_cond_wait(&h->woke, &h->mu);
 	pthread_mutex_unlock(&h->mu);
 	if (s->stream != 0) {
 		db = hub_db(h);
@@ -779,12 +845,7 @@ hub_sub_fd(const struct hub_sub *s)
 int64_t
 hub_sub_cursor(struct hub_sub *s)
 {
-	int64_t pos;
-
-	pthread_mutex_lock(&s->hub->mu);
-	pos = s->pos;
-	pthread_mutex_unlock(&s->hub->mu);
-	return pos;
+	return hub_sub_pos(s);
 }
 
 const char *
@@ -805,14 +866,13 @@ hub_sub_handle(const struct hub_sub *s)
 	return s->handle;
 }
 
-/* Move the cursor forward (never back). */
+/* Move the cursor forward (never back).  The subscription's own thread
+ * is its only writer, so no lock is needed. */
 static void
 hub_sub_setpos(struct hub_sub *s, int64_t pos)
 {
-	pthread_mutex_lock(&s->hub->mu);
-	if (pos > s->pos)
-		s->pos = pos;
-	pthread_mutex_unlock(&s->hub->mu);
+	if (pos > __atomic_load_n(&s->pos, __ATOMIC_RELAXED))
+		__atomic_store_n(&s->pos, pos, __ATOMIC_RELEASE);
 }
 
 /* Hand a batch to cb; on refusal, the cursor stands before the refused
@@ -914,7 +974,7 @@ hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
 			pthread_mutex_unlock(&h->mu);
 			return HUB_OK;
 		}
-		if (!h->active || s->pos < h->base) {
+		if (!h->active || hub_sub_pos(s) < h->base) {
 			pthread_mutex_unlock(&h->mu);
 			if ((rc = hub_sub_catchup(s, cb, arg, &more)) != HUB_OK)
 				return rc;
@@ -933,7 +993,7 @@ hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
 		/* Newest first back to our cursor, then forward. */
 		for (k = h->count; k > 0; k--)
 			if (h->ring[(h->head + k - 1) % HUB_RING_MSGS]->m.id <=
-			    s->pos)
+			    hub_sub_pos(s))
 				break;
 		nb = 0;
 		complete = 1;

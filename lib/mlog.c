@@ -167,6 +167,7 @@ enum mlog_sid {
 #define MLOG_CONTROL_STREAM "end-stream "    /* request prefixes */
 #define MLOG_CONTROL_CHANNEL "end-channel "
 #define MLOG_ID_DIGITS   19   /* digits in an int64 id */
+#define MLOG_PID_MEMO    16   /* pids whose liveness one call remembers */
 _Static_assert(VALID_CHANNELS_MAX == MLOG_I_AFTER - 1,
     "the channel list must end just before the other parameters");
 
@@ -261,6 +262,11 @@ struct mlog {
 	 * connection appended to last and its appends since it trimmed it. */
 	char trim_channel[VALID_CHANNEL_MAX + 1];
 	long trim_pending;
+	/* mlog_pid_alive's answers within one stat or reap call (see
+	 * mlog_memo_clear): streams of one FastCGI process share its pid,
+	 * so a thousand rows cost one kill(), not a thousand. */
+	struct { int64_t pid; int alive; } memo[MLOG_PID_MEMO];
+	int nmemo;
 	char err[MLOG_ERRMSG_MAX];
 };
 
@@ -275,6 +281,8 @@ static int mlog_commit(struct mlog *, const char *);
 static void mlog_rollback(struct mlog *);
 static int64_t mlog_now_ms(void);
 static void mlog_sql_pid_alive(sqlite3_context *, int, sqlite3_value **);
+static void mlog_memo_clear(struct mlog *);
+static int mlog_reap_dead(struct mlog *);
 static int mlog_pragma_int(struct mlog *, const char *, int64_t *);
 static int mlog_setup(struct mlog *, const char *, int);
 static int mlog_schema_state(struct mlog *, int64_t *, int64_t *);
@@ -436,22 +444,45 @@ mlog_now_ms(void)
 /*
  * SQL function mlog_pid_alive(pid): 0 if no process has that pid (so its
  * stream is stale), else 1.  EPERM means someone else's live process.
- * Registered per connection; not part of the public schema.
+ * Registered per connection (user data: its struct mlog); not part of the
+ * public schema.  Answers are remembered (MLOG_PID_MEMO of them) until
+ * mlog_memo_clear(), which every statement-running caller does first: a
+ * pid is then probed once per call however many rows carry it.
  */
 static void
 mlog_sql_pid_alive(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
+	struct mlog *l = sqlite3_user_data(ctx);
 	sqlite3_int64 pid;
-	int alive = 1;
+	int i, alive = 1;
 
 	(void)argc;
 	pid = sqlite3_value_int64(argv[0]);
 	/* 0 and negative pids name process groups: never probe them. */
-	if (pid <= 0 || pid > INT_MAX)
+	if (pid <= 0 || pid > INT_MAX) {
+		sqlite3_result_int(ctx, 0);
+		return;
+	}
+	for (i = 0; i < l->nmemo; i++)
+		if (l->memo[i].pid == pid) {
+			sqlite3_result_int(ctx, l->memo[i].alive);
+			return;
+		}
+	if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
 		alive = 0;
-	else if (kill((pid_t)pid, 0) == -1 && errno == ESRCH)
-		alive = 0;
+	if (l->nmemo < MLOG_PID_MEMO) {
+		l->memo[l->nmemo].pid = pid;
+		l->memo[l->nmemo].alive = alive;
+		l->nmemo++;
+	}
 	sqlite3_result_int(ctx, alive);
+}
+
+/* Forget mlog_pid_alive's answers: liveness is as of the next call. */
+static void
+mlog_memo_clear(struct mlog *l)
+{
+	l->nmemo = 0;
 }
 
 /* Read an integer pragma (one row, one column) into *v. */
@@ -576,7 +607,7 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 
 	sqlite3_busy_timeout(l->db, MLOG_BUSY_MS);
 	if (sqlite3_create_function(l->db, "mlog_pid_alive", 1, SQLITE_UTF8,
-	    NULL, mlog_sql_pid_alive, NULL, NULL) != SQLITE_OK)
+	    l, mlog_sql_pid_alive, NULL, NULL) != SQLITE_OK)
 		return mlog_sqlfail(l, "registering mlog_pid_alive");
 	rc = mlog_schema_state(l, &version, &objects);
 	if (rc == SQLITE_NOTADB)
@@ -1089,8 +1120,9 @@ mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *s)
 	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
 		return MLOG_EINVAL;
 	/* Counting skips dead streams anyway; reaping only tidies up. */
+	mlog_memo_clear(l);
 	if (!l->readonly)
-		mlog_reap(l);
+		mlog_reap_dead(l);
 	if ((st = mlog_stmt(l, S_STAT)) == NULL)
 		return MLOG_ERR;
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
@@ -1118,8 +1150,9 @@ mlog_stats(struct mlog *l, int (*cb)(void *, const struct mlog_stat *),
 
 	if (cb == NULL)
 		return mlog_fail(l, MLOG_EINVAL, "stats need a callback");
+	mlog_memo_clear(l);
 	if (!l->readonly)
-		mlog_reap(l);
+		mlog_reap_dead(l);
 	if ((st = mlog_stmt(l, S_STATS)) == NULL)
 		return MLOG_ERR;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1389,6 +1422,14 @@ mlog_stream_info(struct mlog *l, int64_t stream, pid_t *pid, char *secret,
  * process is gone: counting calls this often, and dead streams are rare. */
 int
 mlog_reap(struct mlog *l)
+{
+	mlog_memo_clear(l);
+	return mlog_reap_dead(l);
+}
+
+/* mlog_reap() with the pids remembered so far (see mlog_memo_clear). */
+static int
+mlog_reap_dead(struct mlog *l)
 {
 	sqlite3_stmt *st;
 	int step, rc = MLOG_OK;

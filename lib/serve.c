@@ -23,6 +23,11 @@
 
 #define SERVE_ACCEPT_PAUSE_MS 100 /* after an unexpected accept failure */
 #define SERVE_LISTEN_FD 0         /* FastCGI: the listening socket is fd 0 */
+#define SERVE_IDLE_MIN 1          /* idle threads always kept */
+#define SERVE_IDLE_MS 1000        /* an idle thread beyond SERVE_IDLE_MIN
+                                     leaves after this long as the leader
+                                     without a connection: after a burst
+                                     the process shrinks back */
 
 /* One accepted FastCGI request and its thread's state. */
 struct serve_req {
@@ -42,7 +47,10 @@ static char serve_setup_err[SERVE_ERR_MAX];
 static pthread_mutex_t serve_accept_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t serve_live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t serve_live_cv = PTHREAD_COND_INITIALIZER;
-static int serve_live;
+static int serve_live;                 /* requests being served */
+static int serve_idle;                 /* threads waiting to accept */
+static int serve_threads;              /* request threads alive */
+static int serve_idle_max;             /* idle threads kept: conf.threads */
 
 static void serve_poke(void);
 static void serve_on_signal(int);
@@ -50,8 +58,9 @@ static void serve_block(sigset_t *);
 static void serve_run(struct http_req *);
 static int serve_cgi(void);
 static int serve_fcgi(void);
-static void *serve_acceptor(void *);
-static void *serve_request(void *);
+static int serve_spawn(void);
+static struct serve_req *serve_accept(int *);
+static void *serve_worker(void *);
 static void serve_reject(struct serve_req *, int, const char *);
 static void serve_finish(struct serve_req *);
 
@@ -165,7 +174,7 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	/* Requests stuck past SERVE_STOP_MS still use the hub and the stop
 	 * descriptor: then the process ends around them. */
 	pthread_mutex_lock(&serve_live_mu);
-	live = serve_live;
+	live = serve_threads;
 	pthread_mutex_unlock(&serve_live_mu);
 	if (live == 0) {
 		int fd = serve_stopfd;
@@ -189,7 +198,11 @@ serve_run(struct http_req *r)
 	else
 		serve_fn(&serve_ctx, r);
 	http_answer_failure(r);
-	http_flush(&r->out);
+	/* FastCGI: FCGX_Finish_r (serve_finish) writes what is left together
+	 * with the end-of-request record; a flush here would cost one more
+	 * write and one more wake-up of the web server. */
+	if (!serve_ctx.fcgi)
+		http_flush(&r->out);
 }
 
 static int
@@ -206,11 +219,9 @@ serve_cgi(void)
 static int
 serve_fcgi(void)
 {
-	pthread_t *acc;
 	struct pollfd pfd;
 	struct timespec until;
-	sigset_t old;
-	int i, n, fl, started = 0;
+	int i, n, fl, started = 0, threads;
 
 	if (serve_setup_site != 0)
 		fprintf(stderr, "%s[%ld]: E%d %s\n", serve_ctx.prog,
@@ -219,7 +230,7 @@ serve_fcgi(void)
 		fprintf(stderr, "%s: E407 FCGX_Init failed\n", serve_ctx.prog);
 		return 111;
 	}
-	/* Acceptors poll the socket with the stop descriptor; accept must
+	/* The leader polls the socket with the stop descriptor; accept must
 	 * then never block (another process may take the connection). */
 	if ((fl = fcntl(SERVE_LISTEN_FD, F_GETFL)) < 0 ||
 	    fcntl(SERVE_LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0) {
@@ -228,19 +239,15 @@ serve_fcgi(void)
 		return 111;
 	}
 	n = serve_ctx.conf.threads > 0 ? serve_ctx.conf.threads : 1;
-	if ((acc = calloc((size_t)n, sizeof(*acc))) == NULL)
-		return 111;
-	serve_block(&old);
+	serve_idle_max = n;
 	for (i = 0; i < n; i++)
-		if (pthread_create(&acc[i], NULL, serve_acceptor, NULL) == 0)
+		if (serve_spawn() == 0)
 			started++;
 		else
 			break;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (started == 0) {
-		fprintf(stderr, "%s: E409 no acceptor thread\n",
+		fprintf(stderr, "%s: E409 no request thread\n",
 		    serve_ctx.prog);
-		free(acc);
 		return 111;
 	}
 
@@ -263,15 +270,13 @@ serve_fcgi(void)
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&serve_live_mu);
-	while (serve_live > 0)
+	while (serve_threads > 0)
 		if (pthread_cond_timedwait(&serve_live_cv, &serve_live_mu,
 		    &until) == ETIMEDOUT)
 			break;
+	threads = serve_threads;
 	pthread_mutex_unlock(&serve_live_mu);
-	for (i = 0; i < started; i++)
-		pthread_join(acc[i], NULL);
-	free(acc);
-	if (serve_live > 0)
+	if (threads > 0)
 		fprintf(stderr, "%s[%ld]: E410 %d requests still running at "
 		    "exit\n", serve_ctx.prog, (long)getpid(), serve_live);
 	return 0;
@@ -292,7 +297,7 @@ serve_finish(struct serve_req *sr)
 	free(sr);
 }
 
-/* Answer an accepted request at once (no thread) and free it. */
+/* Answer an accepted request at once and free it. */
 static void
 serve_reject(struct serve_req *sr, int site, const char *why)
 {
@@ -302,25 +307,74 @@ serve_reject(struct serve_req *sr, int site, const char *why)
 	serve_finish(sr);
 }
 
-static void *
-serve_acceptor(void *arg)
+/*
+ * Start one more request thread, counted idle (it goes to the accept
+ * queue first).  Stop signals are blocked in it.  0, or -1 when no thread
+ * can be made (the counts are then left as they were).
+ */
+static int
+serve_spawn(void)
 {
-	struct pollfd pfd[2];
-	struct serve_req *sr;
 	pthread_attr_t attr;
 	pthread_t t;
-	int rc, full;
+	sigset_t old;
+	int rc;
 
-	(void)arg;
+	pthread_mutex_lock(&serve_live_mu);
+	serve_threads++;
+	serve_idle++;
+	pthread_mutex_unlock(&serve_live_mu);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVE_STACK);
+	serve_block(&old);
+	rc = pthread_create(&t, &attr, serve_worker, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc == 0)
+		return 0;
+	pthread_mutex_lock(&serve_live_mu);
+	serve_threads--;
+	serve_idle--;
+	pthread_cond_broadcast(&serve_live_cv);
+	pthread_mutex_unlock(&serve_live_mu);
+	return -1;
+}
+
+/*
+ * Take the next request as the leader: the one thread that holds
+ * serve_accept_mu polls the listening socket (the others sleep on the
+ * mutex, so a new connection wakes one thread, not every idle one).
+ * Returns the accepted request, or NULL at the stop or when this thread
+ * is to retire (*retire 1: SERVE_IDLE_MS without a connection while more
+ * than SERVE_IDLE_MIN threads were idle; it is no longer counted idle).
+ */
+static struct serve_req *
+serve_accept(int *retire)
+{
+	struct pollfd pfd[2];
+	struct serve_req *sr = NULL;
+	int rc, accepted = 0;
+
+	*retire = 0;
+	pthread_mutex_lock(&serve_accept_mu);
 	while (!serve_stop) {
 		pfd[0].fd = SERVE_LISTEN_FD;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = serve_stopfd;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, -1) < 0) {
+		if ((rc = poll(pfd, 2, SERVE_IDLE_MS)) == 0) {
+			pthread_mutex_lock(&serve_live_mu);
+			if (serve_idle > SERVE_IDLE_MIN) {
+				serve_idle--;
+				*retire = 1;
+			}
+			pthread_mutex_unlock(&serve_live_mu);
+			if (*retire)
+				break;
+			continue;
+		}
+		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, "%s: E411 poll: %s\n", serve_ctx.prog,
@@ -333,71 +387,87 @@ serve_acceptor(void *arg)
 		if (pfd[0].revents & POLLNVAL) {
 			fprintf(stderr, "%s: E412 no listening socket\n",
 			    serve_ctx.prog);
+			serve_stop = 1;
+			serve_poke();
 			break;
 		}
 		if (!(pfd[0].revents & POLLIN))
 			continue;
-		if ((sr = calloc(1, sizeof(*sr))) == NULL) {
+		if (sr == NULL && (sr = calloc(1, sizeof(*sr))) == NULL) {
 			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
 			continue;
 		}
 		FCGX_InitRequest(&sr->fr, SERVE_LISTEN_FD,
 		    FCGI_FAIL_ACCEPT_ON_INTR);
-		pthread_mutex_lock(&serve_accept_mu);
-		rc = FCGX_Accept_r(&sr->fr);
-		pthread_mutex_unlock(&serve_accept_mu);
-		if (rc < 0) {
-			/* Another acceptor (or process) was first. */
-			FCGX_Free(&sr->fr, 1);
-			free(sr);
-			if (rc != -EAGAIN && rc != -EWOULDBLOCK &&
-			    rc != -EINTR) {
-				fprintf(stderr, "%s: E406 accept: %s\n",
-				    serve_ctx.prog, rc < 0 && rc > -4096 ?
-				    strerror(-rc) : "protocol error");
-				poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
-			}
-			continue;
+		if ((rc = FCGX_Accept_r(&sr->fr)) >= 0) {
+			accepted = 1;
+			break;
 		}
+		/* Another process was first, or the server gave up. */
+		FCGX_Free(&sr->fr, 1);
+		if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR) {
+			fprintf(stderr, "%s: E406 accept: %s\n",
+			    serve_ctx.prog, rc > -4096 ? strerror(-rc) :
+			    "protocol error");
+			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
+		}
+	}
+	pthread_mutex_unlock(&serve_accept_mu);
+	if (!accepted) {
+		free(sr);
+		return NULL;
+	}
+	return sr;
+}
+
+/*
+ * A request thread: accept (as the leader, in turn), serve that request,
+ * and go back to the queue, or leave when serve_idle_max threads wait
+ * there already.  Whoever takes the last idle place starts a new thread
+ * first, so that a long request (a stream) never leaves the socket
+ * without a thread to accept on it.  Short requests (publishes) thus cost
+ * no thread creation.
+ */
+static void *
+serve_worker(void *arg)
+{
+	struct serve_req *sr;
+	int full, spawn, retire;
+
+	(void)arg;
+	while ((sr = serve_accept(&retire)) != NULL) {
 		pthread_mutex_lock(&serve_live_mu);
+		serve_idle--;
 		full = serve_live >= serve_ctx.conf.max_subscribers ||
 		    serve_stop;
 		if (!full)
 			serve_live++;
+		spawn = serve_idle == 0 && !serve_stop;
 		pthread_mutex_unlock(&serve_live_mu);
-		if (full) {
+		if (full)
 			serve_reject(sr, 404, serve_stop ? "shutting down" :
 			    "too many requests in this process "
 			    "(max_subscribers)");
-			continue;
-		}
-		if ((rc = pthread_create(&t, &attr, serve_request, sr)) != 0) {
-			pthread_mutex_lock(&serve_live_mu);
-			serve_live--;
-			pthread_cond_broadcast(&serve_live_cv);
-			pthread_mutex_unlock(&serve_live_mu);
+		else if (spawn && serve_spawn() != 0) {
+			/* Nobody would accept while this request lasts. */
 			serve_reject(sr, 405, "cannot start a request thread");
+		} else {
+			http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
+			serve_run(&sr->http);
+			serve_finish(sr);
 		}
+		pthread_mutex_lock(&serve_live_mu);
+		if (!full)
+			serve_live--;
+		if (serve_idle >= serve_idle_max || serve_stop) {
+			pthread_mutex_unlock(&serve_live_mu);
+			break;
+		}
+		serve_idle++;
+		pthread_mutex_unlock(&serve_live_mu);
 	}
-	pthread_attr_destroy(&attr);
-	/* Let the main thread see the stop if we leave on our own. */
-	if (!serve_stop) {
-		serve_stop = 1;
-		serve_poke();
-	}
-	return NULL;
-}
-
-static void *
-serve_request(void *arg)
-{
-	struct serve_req *sr = arg;
-
-	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
-	serve_run(&sr->http);
-	serve_finish(sr);
 	pthread_mutex_lock(&serve_live_mu);
-	serve_live--;
+	serve_threads--;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);
 	return NULL;

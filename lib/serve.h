@@ -9,12 +9,18 @@
  *
  * CGI: the config is loaded, the hub (with SERVE_HUB) started, and the one
  * request on stdin/stdout handled in the main thread.
- * FastCGI: conf.threads acceptor threads take connections in turn
- * (FCGX_Accept_r under a mutex, the listening socket non-blocking and
- * polled together with the stop descriptor) and give each request its own
- * detached thread with a SERVE_STACK-byte stack.  Above conf.max_subscribers
- * live requests, or when a thread cannot be made, the answer is a 503 with
- * Retry-After.
+ * FastCGI: detached request threads (SERVE_STACK-byte stacks) take
+ * connections in turn: the one holding the accept mutex polls the
+ * non-blocking listening socket together with the stop descriptor and
+ * accepts (FCGX_Accept_r); the others sleep on the mutex, so a connection
+ * wakes one thread, not all.  The thread that accepted serves that
+ * request itself, then queues to accept again; up to conf.threads threads
+ * wait there, more end, and after a quiet second (SERVE_IDLE_MS in
+ * serve.c) the waiting ones beyond one end too.  Whoever takes the last waiting place first starts
+ * a new thread, so that a long request (a stream) never leaves the socket
+ * unattended, and short ones (publishes) cost no thread creation.  Above
+ * conf.max_subscribers live requests, or when a thread cannot be made,
+ * the answer is a 503 with Retry-After.
  *
  * The handler records a failure with http_fail() and returns -1; serve
  * answers it (http_answer_failure: the one place failures become a status

@@ -145,7 +145,7 @@ publish_preflight(struct serve *s, struct http_req *r, int allowed)
 	http_header(r, "Access-Control-Allow-Methods", PUBLISH_METHODS);
 	http_header(r, "Access-Control-Allow-Headers", PUBLISH_HEADERS);
 	http_header(r, "Access-Control-Max-Age", PUBLISH_MAX_AGE);
-	http_start(r, 204, NULL);
+	http_start_held(r, 204, NULL);
 	return 0;
 }
 
@@ -238,7 +238,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 
 	snprintf(num, sizeof(num), "%" PRId64, id);
 	http_header(r, "X-Push-Id", num);
-	if (http_start(r, 201, "application/json") != 0)
+	if (http_start_held(r, 201, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"id\":%" PRId64 ",\"channel\":\"%s\","
 	    "\"subscribers\":%" PRId64 "}\n", id, channel, st.subscribers);
@@ -263,7 +263,7 @@ publish_info(struct serve *s, struct http_req *r, const char *channel)
 	hub_db_done(s->hub);
 	if (rc != MLOG_OK)
 		return publish_db_fail(r, rc, 621, "channel info", err);
-	if (http_start(r, 200, "application/json") != 0)
+	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"channel\":\"%s\",\"messages\":%" PRId64 ","
 	    "\"first_id\":%" PRId64 ",\"last_id\":%" PRId64 ","
@@ -299,7 +299,7 @@ publish_delete(struct serve *s, struct http_req *r, const char *channel)
 	bell_ring(hub_bell(s->hub), cid);
 	if (rrc != MLOG_OK)
 		return publish_db_fail(r, rrc, 632, "removing the channel", err);
-	if (http_start(r, 200, "application/json") != 0)
+	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"channel\":\"%s\",\"deleted\":%" PRId64 "}\n",
 	    channel, deleted);
@@ -379,7 +379,7 @@ publish_control(struct serve *s, struct http_req *r, const char *handle)
 	if (rc != MLOG_OK)
 		return publish_db_fail(r, rc, 644, "ending a stream", err);
 	bell_ring(hub_bell(s->hub), cid);
-	if (http_start(r, 200, "application/json") != 0)
+	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"stream\":%" PRId64 ",\"ended\":true}\n", id);
 	return 0;
@@ -466,7 +466,7 @@ discard:
 	http_read_body(r, 0, NULL, NULL);
 out:
 	free(p);
-	if (rc == 0)
-		http_flush(&r->out);
-	return r->fail_status != 0 ? -1 : 0;
+	/* Answers are short and held: serve sends them with the end of the
+	 * request, in one write. */
+	return rc != 0 || r->fail_status != 0 ? -1 : 0;
 }
