@@ -128,6 +128,7 @@ enum mlog_sid {
 	S_LATEST,
 	S_LATEST_ALL,
 	S_STAT,
+	S_SUBSCRIBERS,
 	S_STATS,
 	S_REMOVE_MESSAGES,
 	S_REMOVE_CHANNEL,
@@ -220,6 +221,8 @@ static const struct {
 	    " ORDER BY id DESC LIMIT " MLOG_P_LIMIT ") ORDER BY id", NULL },
 	[S_STAT] = { "SELECT " MLOG_STAT_COLS " FROM channels c"
 	    " WHERE c.name = ?1", NULL },
+	[S_SUBSCRIBERS] = { "SELECT " MLOG_LIVE_SUBS " FROM (SELECT ?1 AS"
+	    " name) c", NULL },
 	[S_STATS] = { "SELECT " MLOG_STAT_COLS " FROM channels c"
 	    " WHERE c.name <> " MLOG_Q_CONTROL " ORDER BY c.name", NULL },
 	[S_REMOVE_MESSAGES] = { "DELETE FROM messages WHERE channel = ?1",
@@ -1135,6 +1138,27 @@ mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *s)
 		ret = mlog_fail(l, MLOG_ENOENT, "no channel \"%s\"", channel);
 	else
 		ret = mlog_fail(l, MLOG_ERR, "reading channel %s: %s",
+		    channel, sqlite3_errmsg(l->db));
+	mlog_done(st);
+	return ret;
+}
+
+int
+mlog_subscribers(struct mlog *l, const char *channel, int64_t *n)
+{
+	sqlite3_stmt *st;
+	int ret = MLOG_OK;
+
+	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
+		return MLOG_EINVAL;
+	mlog_memo_clear(l);
+	if ((st = mlog_stmt(l, S_SUBSCRIBERS)) == NULL)
+		return MLOG_ERR;
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	else
+		ret = mlog_fail(l, MLOG_ERR, "counting subscribers of %s: %s",
 		    channel, sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return ret;

@@ -137,6 +137,9 @@ int mlog_latest(struct mlog *l, const char *const *channels, int n,
 /* Stats for one channel (ENOENT if it never existed), or, with channel
  * NULL, for every channel by name via cb (cb returns non-zero to stop). */
 int mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *st);
+/* Only the live subscribers of channel now (0 for a channel that never
+ * existed): what a publish reports, without counting messages. */
+int mlog_subscribers(struct mlog *l, const char *channel, int64_t *n);
 int mlog_stats(struct mlog *l,
     int (*cb)(void *arg, const struct mlog_stat *st), void *arg);
 

@@ -199,7 +199,7 @@ static int
 publish_post(struct serve *s, struct http_req *r, const char *channel,
     const char *event)
 {
-	struct mlog_stat st;
+	int64_t subs;
 	struct mlog *l;
 	char err[HUB_ERR_MAX], num[24], *data = NULL;
 	const char *type;
@@ -226,9 +226,9 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 		return publish_db_fail(r, rc, 612, "publishing", err);
 
 	/* Who was listening: the count after the commit. */
-	memset(&st, 0, sizeof(st));
+	subs = 0;
 	l = hub_db(s->hub);
-	rc = mlog_stat(l, channel, &st);
+	rc = mlog_subscribers(l, channel, &subs);
 	if (rc != MLOG_OK)
 		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
 	hub_db_done(s->hub);
@@ -241,7 +241,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 	if (http_start_held(r, 201, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"id\":%" PRId64 ",\"channel\":\"%s\","
-	    "\"subscribers\":%" PRId64 "}\n", id, channel, st.subscribers);
+	    "\"subscribers\":%" PRId64 "}\n", id, channel, subs);
 	return 0;
 }
 

@@ -637,7 +637,7 @@ START_TEST(streams_and_subscribers)
 	const char *b[] = { "b" };
 	struct mlog *l = open_log();
 	struct mlog_stat st;
-	int64_t s1, s2, s3;
+	int64_t s1, s2, s3, subs;
 	char secret[32];
 	pid_t pid, dead;
 	int status;
@@ -672,6 +672,12 @@ START_TEST(streams_and_subscribers)
 	ck_assert_int_eq(mlog_stream_open(l, b, 1, dead, NULL, &s3), MLOG_OK);
 	ck_assert_int_eq(sql_int(mlog_db(l), "SELECT count(*) FROM streams"),
 	    3);
+	/* The publisher's count skips it too, and knows no channel "z". */
+	ck_assert_int_eq(mlog_subscribers(l, "b", &subs), MLOG_OK);
+	ck_assert_int_eq(subs, 2);
+	ck_assert_int_eq(mlog_subscribers(l, "z", &subs), MLOG_OK);
+	ck_assert_int_eq(subs, 0);
+	ck_assert_int_eq(mlog_subscribers(l, ".z", &subs), MLOG_EINVAL);
 	/* Counting skips it (and reaps it). */
 	ck_assert_int_eq(mlog_stat(l, "b", &st), MLOG_OK);
 	ck_assert_int_eq(st.subscribers, 2);
