@@ -35,12 +35,12 @@ static int transport_mixed_ahead(struct transport *, struct http_out *,
 static int transport_script_open(const struct transport *,
     struct http_out *);
 
-/* A cursor: 1-19 decimal digits, at most INT64_MAX.  0 or -1. */
-static int
-transport_cursor(const char *s, int64_t *out)
+/* See transport.h. */
+int
+transport_id(const char *s, size_t n, int64_t *out)
 {
 	int64_t v = 0;
-	size_t i, n = strlen(s);
+	size_t i;
 
 	if (n == 0 || n > TRANSPORT_ID_DIGITS)
 		return -1;
@@ -53,6 +53,13 @@ transport_cursor(const char *s, int64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+/* A NUL-terminated cursor.  0 or -1. */
+static int
+transport_cursor(const char *s, int64_t *out)
+{
+	return transport_id(s, strlen(s), out);
 }
 
 /* A small decimal in [min, max].  0 or -1. */

@@ -179,6 +179,9 @@ int transport_end(struct transport *t, struct http_out *o,
     const struct mlog_msg *prev);
 
 /* Building blocks, shared with the long-poll responder. */
+/* A cursor: 1-TRANSPORT_ID_DIGITS decimal digits in s[0..n), at most
+ * INT64_MAX, into *out.  0, or -1 if malformed. */
+int transport_id(const char *s, size_t n, int64_t *out);
 int transport_utf8_valid(const void *p, size_t n);
 int transport_base64(struct http_out *o, const void *p, size_t n);
 /* A JSON string (with its quotes) of valid UTF-8 p[0..n), escaped so it

@@ -126,7 +126,6 @@
 #define POLL_LAST_MAX      TRANSPORT_LAST_MAX  /* largest last=N */
 #define POLL_LAST_DIGITS   3            /* digits in last= */
 #define POLL_TIMEOUT_DIGITS 4           /* digits in timeout= */
-#define POLL_ID_DIGITS     TRANSPORT_ID_DIGITS /* digits in a cursor */
 #define POLL_REGISTER_MS   1000         /* a held poll is registered as a
                                            subscriber after this long */
 #define POLL_MAX_AGE       "600"        /* preflight cache, seconds */
@@ -173,7 +172,6 @@ struct poll {
 static int poll_handle(struct serve *, struct http_req *);
 static int poll_request(struct poll_ask *, struct serve *,
     struct http_req *);
-static int poll_id(const char *, size_t, int64_t *);
 static int poll_small(const char *, int, int *);
 static int poll_if_none_match(const char *, int64_t *);
 static int poll_preflight(struct serve *, struct http_req *, int);
@@ -199,27 +197,6 @@ main(void)
 	return serve_main(POLL_PROG, poll_handle, SERVE_HUB);
 }
 
-/* A cursor: 1-POLL_ID_DIGITS decimal digits in s[0..n), at most
- * INT64_MAX.  0 or -1. */
-static int
-poll_id(const char *s, size_t n, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i;
-
-	if (n == 0 || n > POLL_ID_DIGITS)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		if (v > (INT64_MAX - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* A small decimal of at most `digits` digits.  0 or -1. */
 static int
 poll_small(const char *s, int digits, int *out)
@@ -227,7 +204,7 @@ poll_small(const char *s, int digits, int *out)
 	int64_t v;
 	size_t n = strlen(s);
 
-	if (n > (size_t)digits || poll_id(s, n, &v) != 0)
+	if (n > (size_t)digits || transport_id(s, n, &v) != 0)
 		return -1;
 	*out = (int)v;
 	return 0;
@@ -257,9 +234,9 @@ poll_if_none_match(const char *s, int64_t *out)
 		e = s + n - 1;
 		if (*e != '"')
 			return -1;
-		return poll_id(s + 1, n - 2, out);
+		return transport_id(s + 1, n - 2, out);
 	}
-	return poll_id(s, n, out);
+	return transport_id(s, n, out);
 }
 
 /*
@@ -367,7 +344,7 @@ poll_request(struct poll_ask *a, struct serve *s, struct http_req *r)
 		return http_fail(r, 400, 610, "If-None-Match or Last-Event-ID "
 		    "longer than %d bytes", HTTP_HEADER_MAX);
 	if ((v = http_param(&a->params, "since")) != NULL) {
-		if (poll_id(v, strlen(v), &a->since) != 0)
+		if (transport_id(v, strlen(v), &a->since) != 0)
 			return http_fail(r, 400, 611, "since= must be a "
 			    "message id (0-%" PRId64 ")", INT64_MAX);
 	} else if (inm != NULL && *inm != '\0') {
@@ -375,7 +352,7 @@ poll_request(struct poll_ask *a, struct serve *s, struct http_req *r)
 			return http_fail(r, 400, 612, "If-None-Match must be "
 			    "one ETag of this responder (\"ID\")");
 	} else if (leid != NULL && *leid != '\0') {
-		if (poll_id(leid, strlen(leid), &a->since) != 0)
+		if (transport_id(leid, strlen(leid), &a->since) != 0)
 			return http_fail(r, 400, 613, "Last-Event-ID must be "
 			    "a message id");
 	}
