@@ -257,6 +257,16 @@ e2e_procs() {
 	done
 }
 
+# Test output for the scripts that source this file: one line per
+# assertion, "ok - NAME" or "not ok - NAME"; each failure counts in $fails.
+ok() { echo "ok - $1"; }
+nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+check() { # $1 description, rest: command that must succeed
+	local d=$1
+	shift
+	if "$@"; then ok "$d"; else nok "$d"; fi
+}
+
 e2e_start() {
 	local kind=$1 port=${2:-} bin tpl i code
 	[ -z "$E2E_DIR" ] || { e2e_say "a server is running: e2e_stop first";

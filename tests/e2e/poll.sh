@@ -51,13 +51,6 @@ SECRET=poll-e2e-secret
 ORIGIN=http://allowed.example
 
 fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # $1 description, rest: command
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/poll-e2e.XXXXXX") || exit 99
 export PUSHCGI_DB="$tmp/push.db"

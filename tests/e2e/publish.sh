@@ -41,13 +41,6 @@ MAXDATA=65536
 ORIGIN=http://allowed.example
 
 fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # $1 description, rest: command
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/publish-e2e.XXXXXX") || exit 99
 export PUSHCGI_DB="$tmp/push.db" PUSHCGI_CONF="$tmp/pushcgi.conf"

@@ -41,8 +41,6 @@ BODY_BYTES=1048576      # the POST body of c)
 SILENT=${SILENT:-130}   # seconds of silence in f)
 
 fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
 
 [ -x "$PROBE" ] || { echo "not ok - $PROBE is not built (make check)"; exit 1; }
 command -v curl >/dev/null || { echo "not ok - curl is not installed"; exit 1; }

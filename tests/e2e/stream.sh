@@ -50,13 +50,6 @@ SLACK=4                 # seconds allowed on top of heartbeat + 1
 WAIT=20                 # seconds any single expectation may take
 
 fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # $1 description, rest: command
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stream-e2e.XXXXXX") || exit 99
 chmod 0755 "$tmp"
