@@ -58,7 +58,9 @@ static void serve_block(sigset_t *);
 static void serve_run(struct http_req *);
 static int serve_cgi(void);
 static int serve_fcgi(void);
-static int serve_spawn(void);
+static int serve_spawn(struct serve_req *);
+static void serve_one(struct serve_req *);
+static int serve_rejoin(int);
 static struct serve_req *serve_accept(int *);
 static void *serve_worker(void *);
 static void serve_reject(struct serve_req *, int, const char *);
@@ -241,7 +243,7 @@ serve_fcgi(void)
 	n = serve_ctx.conf.threads > 0 ? serve_ctx.conf.threads : 1;
 	serve_idle_max = n;
 	for (i = 0; i < n; i++)
-		if (serve_spawn() == 0)
+		if (serve_spawn(NULL) == 0)
 			started++;
 		else
 			break;
@@ -308,12 +310,13 @@ serve_reject(struct serve_req *sr, int site, const char *why)
 }
 
 /*
- * Start one more request thread, counted idle (it goes to the accept
- * queue first).  Stop signals are blocked in it.  0, or -1 when no thread
- * can be made (the counts are then left as they were).
+ * Start one more request thread.  Without a request it is counted idle
+ * (it goes to the accept queue first); with one (already counted live)
+ * it serves that first.  Stop signals are blocked in it.  0, or -1 when
+ * no thread can be made (the counts are then left as they were).
  */
 static int
-serve_spawn(void)
+serve_spawn(struct serve_req *sr)
 {
 	pthread_attr_t attr;
 	pthread_t t;
@@ -322,20 +325,22 @@ serve_spawn(void)
 
 	pthread_mutex_lock(&serve_live_mu);
 	serve_threads++;
-	serve_idle++;
+	if (sr == NULL)
+		serve_idle++;
 	pthread_mutex_unlock(&serve_live_mu);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVE_STACK);
 	serve_block(&old);
-	rc = pthread_create(&t, &attr, serve_worker, NULL);
+	rc = pthread_create(&t, &attr, serve_worker, sr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc == 0)
 		return 0;
 	pthread_mutex_lock(&serve_live_mu);
 	serve_threads--;
-	serve_idle--;
+	if (sr == NULL)
+		serve_idle--;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);
 	return -1;
@@ -420,51 +425,86 @@ serve_accept(int *retire)
 	return sr;
 }
 
+/* Serve an accepted request (counted live) and free it. */
+static void
+serve_one(struct serve_req *sr)
+{
+	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
+	serve_run(&sr->http);
+	serve_finish(sr);
+}
+
 /*
- * A request thread: accept (as the leader, in turn), serve that request,
- * and go back to the queue, or leave when serve_idle_max threads wait
- * there already.  Whoever takes the last idle place starts a new thread
- * first, so that a long request (a stream) never leaves the socket
- * without a thread to accept on it.  Short requests (publishes) thus cost
- * no thread creation.
+ * After a request (live: it was counted live): 1 if this thread is to
+ * queue for the socket again (it is counted idle then), 0 if it is to
+ * leave because serve_idle_max threads wait there already.
+ */
+static int
+serve_rejoin(int live)
+{
+	int stay;
+
+	pthread_mutex_lock(&serve_live_mu);
+	if (live)
+		serve_live--;
+	stay = serve_idle < serve_idle_max && !serve_stop;
+	if (stay)
+		serve_idle++;
+	pthread_mutex_unlock(&serve_live_mu);
+	return stay;
+}
+
+/*
+ * A request thread: serve the request it was started with, if any, then
+ * accept (as the leader, in turn) and serve, and go back to the queue, or
+ * leave when serve_idle_max threads wait there already.  The last thread
+ * at the socket does not serve what it accepts: it hands the request to
+ * a new thread and goes on accepting, so that the socket is never left
+ * unattended while a long request (a stream) lasts, and a burst of new
+ * connections is accepted at the pace of thread creation rather than of
+ * a new thread's first turn on a CPU.  Short requests (publishes) taken
+ * while other threads wait cost no thread creation.
  */
 static void *
 serve_worker(void *arg)
 {
-	struct serve_req *sr;
-	int full, spawn, retire;
+	struct serve_req *sr = arg;
+	int full, pass, stay, retire;
 
-	(void)arg;
-	while ((sr = serve_accept(&retire)) != NULL) {
+	if (sr != NULL) {
+		serve_one(sr);
+		stay = serve_rejoin(1);
+	} else
+		stay = 1;
+	while (stay && (sr = serve_accept(&retire)) != NULL) {
 		pthread_mutex_lock(&serve_live_mu);
 		serve_idle--;
 		full = serve_live >= serve_ctx.conf.max_subscribers ||
 		    serve_stop;
 		if (!full)
 			serve_live++;
-		spawn = serve_idle == 0 && !serve_stop;
+		pass = !full && serve_idle == 0;
 		pthread_mutex_unlock(&serve_live_mu);
-		if (full)
+		if (full) {
 			serve_reject(sr, 404, serve_stop ? "shutting down" :
 			    "too many requests in this process "
 			    "(max_subscribers)");
-		else if (spawn && serve_spawn() != 0) {
-			/* Nobody would accept while this request lasts. */
-			serve_reject(sr, 405, "cannot start a request thread");
-		} else {
-			http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
-			serve_run(&sr->http);
-			serve_finish(sr);
-		}
-		pthread_mutex_lock(&serve_live_mu);
-		if (!full)
-			serve_live--;
-		if (serve_idle >= serve_idle_max || serve_stop) {
+			stay = serve_rejoin(0);
+		} else if (pass) {
+			if (serve_spawn(sr) != 0) {
+				serve_reject(sr, 405,
+				    "cannot start a request thread");
+				pthread_mutex_lock(&serve_live_mu);
+				serve_live--;
+				pthread_mutex_unlock(&serve_live_mu);
+			}
+			pthread_mutex_lock(&serve_live_mu);
+			serve_idle++;
 			pthread_mutex_unlock(&serve_live_mu);
-			break;
+		} else {
+			serve_one(sr);
+			stay = serve_rejoin(1);
 		}
-		serve_idle++;
-		pthread_mutex_unlock(&serve_live_mu);
 	}
 	pthread_mutex_lock(&serve_live_mu);
 	serve_threads--;

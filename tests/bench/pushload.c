@@ -25,7 +25,8 @@
  * rate: CONNS keep-alive connections POST small messages to URL, one at a
  *   time each, until REQUESTS answers came; prints answers per second
  *   and the count that were not 2xx.
- * hold: open SUBS streams as fast as the server accepts them, count those
+ * hold: open SUBS streams as fast as the server answers them (at most
+ *   PL_PENDING_MAX waiting for their answer at a time), count those
  *   answered 200 (and why others failed), write "ready N" to FILE, keep
  *   them open SECONDS, then count those still open.
  *
@@ -69,6 +70,7 @@
 #define PL_RATE_S        120     /* bound on a rate run */
 #define PL_HOLD_MAX_S    600
 #define PL_BATCH         100     /* connects started per loop round */
+#define PL_PENDING_MAX   500     /* connects awaiting their answer */
 #define PL_EVENTS        512
 #define PL_NS            1000000000LL
 
@@ -595,16 +597,22 @@ pl_loop(int64_t ms, pl_done_fn done_cb, volatile int *stop)
 	}
 }
 
-/* Open n subscribers; returns how many answered. */
+/*
+ * Open n subscribers; returns how many answered.  New connections are
+ * started PL_BATCH at a time while fewer than PL_PENDING_MAX wait for
+ * their answer: clients arriving as fast as the server answers them, not
+ * a flood that only measures the depth of its accept queues.
+ */
 static int
 pl_open_subs(struct pl_conn *subs, int n, const char *url)
 {
 	int64_t end = pl_now() + PL_READY_S * PL_NS;
-	int i = 0, ready, pending;
+	int i = 0, ready, pending = 0, started;
 
 	pl_parse_url(url, pl_path, sizeof(pl_path));
 	for (;;) {
-		for (ready = 0; i < n && ready < PL_BATCH; i++, ready++) {
+		for (started = 0; i < n && started < PL_BATCH &&
+		    pending + started < PL_PENDING_MAX; i++, started++) {
 			subs[i].fd = -1;
 			subs[i].idx = i;
 			pl_sub_request(&subs[i]);
