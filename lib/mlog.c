@@ -15,6 +15,9 @@
 #include "config.h"
 
 #include <errno.h>
+#ifdef HAVE_MALLOC_H
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -648,6 +651,14 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 		return mlog_fail(l, MLOG_ERR, "%s: reading data_version: %s",
 		    path, sqlite3_errmsg(l->db));
 	return MLOG_OK;
+}
+
+void
+mlog_process_init(void)
+{
+#if defined(HAVE_MALLOC_H) && defined(HAVE_MALLOPT) && defined(M_TRIM_THRESHOLD)
+	mallopt(M_TRIM_THRESHOLD, MLOG_HEAP_KEEP);
+#endif
 }
 
 int

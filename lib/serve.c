@@ -133,6 +133,7 @@ serve_main(const char *prog, serve_handler handler, int flags)
 
 	/* FCGX_IsCGI initialises libfcgi, which installs its own SIGTERM
 	 * handler (a flag nobody would look at): ours come after. */
+	mlog_process_init();
 	cgi = FCGX_IsCGI();
 	serve_ctx.prog = prog;
 	serve_ctx.fcgi = !cgi;

@@ -910,6 +910,7 @@ main(int argc, char **argv)
 	size_t i;
 	int ch;
 
+	mlog_process_init();
 	while ((ch = getopt_long(argc, argv, "+d:c:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': db = optarg; break;
