@@ -656,8 +656,13 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 void
 mlog_process_init(void)
 {
-#if defined(HAVE_MALLOC_H) && defined(HAVE_MALLOPT) && defined(M_TRIM_THRESHOLD)
+#if defined(HAVE_MALLOC_H) && defined(HAVE_MALLOPT) && \
+    defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
+	/* Setting one threshold stops glibc from raising the other by
+	 * itself: blocks over 128 KiB would then be mapped and unmapped
+	 * on every use (a request's buffers), so set both. */
 	mallopt(M_TRIM_THRESHOLD, MLOG_HEAP_KEEP);
+	mallopt(M_MMAP_THRESHOLD, MLOG_HEAP_KEEP);
 #endif
 }
 
