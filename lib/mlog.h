@@ -94,8 +94,8 @@ struct mlog_stat {
 };
 
 /*
- * Call once at the start of a program that reads the log while others
- * write it (followers, responders): keep up to MLOG_HEAP_KEEP bytes of
+ * Call once at the start of a single-threaded program that reads the log
+ * while others write it (followers, CGI responders): keep up to MLOG_HEAP_KEEP bytes of
  * freed heap mapped instead of giving them back to the kernel.  SQLite
  * empties a connection's page cache whenever another connection has
  * committed, freeing its ~85 KiB block of cache pages, and allocates it

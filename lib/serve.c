@@ -23,11 +23,14 @@
 
 #define SERVE_ACCEPT_PAUSE_MS 100 /* after an unexpected accept failure */
 #define SERVE_LISTEN_FD 0         /* FastCGI: the listening socket is fd 0 */
-#define SERVE_IDLE_MIN 1          /* idle threads always kept */
-#define SERVE_IDLE_MS 1000        /* an idle thread beyond SERVE_IDLE_MIN
-                                     leaves after this long as the leader
-                                     without a connection: after a burst
-                                     the process shrinks back */
+#define SERVE_IDLE_MS 1000        /* after this long without a new
+                                     connection, the idle threads beyond
+                                     conf.threads leave, one after the
+                                     other: after a burst the process
+                                     shrinks back */
+#define SERVE_IDLE_CAP 4096       /* idle threads kept while busy: clients
+                                     that come back at once (long-polls)
+                                     find a thread without one being made */
 
 /* One accepted FastCGI request and its thread's state. */
 struct serve_req {
@@ -51,6 +54,8 @@ static int serve_live;                 /* requests being served */
 static int serve_idle;                 /* threads waiting to accept */
 static int serve_threads;              /* request threads alive */
 static int serve_idle_max;             /* idle threads kept: conf.threads */
+static int serve_quiet;                /* SERVE_IDLE_MS passed without a
+                                          connection: shrink */
 
 static void serve_poke(void);
 static void serve_on_signal(int);
@@ -133,8 +138,12 @@ serve_main(const char *prog, serve_handler handler, int flags)
 
 	/* FCGX_IsCGI initialises libfcgi, which installs its own SIGTERM
 	 * handler (a flag nobody would look at): ours come after. */
-	mlog_process_init();
 	cgi = FCGX_IsCGI();
+	/* A CGI responder waits and reads like a follower (mlog.h); a
+	 * FastCGI process reads once per wake-up for all its clients, and
+	 * its many threads' heaps are better trimmed. */
+	if (cgi)
+		mlog_process_init();
 	serve_ctx.prog = prog;
 	serve_ctx.fcgi = !cgi;
 	serve_fn = handler;
@@ -352,15 +361,17 @@ serve_spawn(struct serve_req *sr)
  * serve_accept_mu polls the listening socket (the others sleep on the
  * mutex, so a new connection wakes one thread, not every idle one).
  * Returns the accepted request, or NULL at the stop or when this thread
- * is to retire (*retire 1: SERVE_IDLE_MS without a connection while more
- * than SERVE_IDLE_MIN threads were idle; it is no longer counted idle).
+ * is to retire (*retire 1: it is no longer counted idle).  A leader that
+ * waited SERVE_IDLE_MS without a connection marks the process quiet;
+ * while it is, each leader in turn only looks at the socket and retires
+ * until conf.threads idle threads are left.  A connection ends the quiet.
  */
 static struct serve_req *
 serve_accept(int *retire)
 {
 	struct pollfd pfd[2];
 	struct serve_req *sr = NULL;
-	int rc, accepted = 0;
+	int rc, accepted = 0, wait_ms;
 
 	*retire = 0;
 	pthread_mutex_lock(&serve_accept_mu);
@@ -369,9 +380,14 @@ serve_accept(int *retire)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = serve_stopfd;
 		pfd[1].events = POLLIN;
-		if ((rc = poll(pfd, 2, SERVE_IDLE_MS)) == 0) {
+		pthread_mutex_lock(&serve_live_mu);
+		wait_ms = serve_quiet && serve_idle > serve_idle_max ? 0 :
+		    SERVE_IDLE_MS;
+		pthread_mutex_unlock(&serve_live_mu);
+		if ((rc = poll(pfd, 2, wait_ms)) == 0) {
 			pthread_mutex_lock(&serve_live_mu);
-			if (serve_idle > SERVE_IDLE_MIN) {
+			serve_quiet = 1;
+			if (serve_idle > serve_idle_max) {
 				serve_idle--;
 				*retire = 1;
 			}
@@ -438,7 +454,7 @@ serve_one(struct serve_req *sr)
 /*
  * After a request (live: it was counted live): 1 if this thread is to
  * queue for the socket again (it is counted idle then), 0 if it is to
- * leave because serve_idle_max threads wait there already.
+ * leave because SERVE_IDLE_CAP threads wait there already.
  */
 static int
 serve_rejoin(int live)
@@ -448,7 +464,7 @@ serve_rejoin(int live)
 	pthread_mutex_lock(&serve_live_mu);
 	if (live)
 		serve_live--;
-	stay = serve_idle < serve_idle_max && !serve_stop;
+	stay = serve_idle < SERVE_IDLE_CAP && !serve_stop;
 	if (stay)
 		serve_idle++;
 	pthread_mutex_unlock(&serve_live_mu);
@@ -457,8 +473,8 @@ serve_rejoin(int live)
 
 /*
  * A request thread: serve the request it was started with, if any, then
- * accept (as the leader, in turn) and serve, and go back to the queue, or
- * leave when serve_idle_max threads wait there already.  The last thread
+ * accept (as the leader, in turn) and serve, and go back to the queue
+ * (serve_accept says when to leave it).  The last thread
  * at the socket does not serve what it accepts: it hands the request to
  * a new thread and goes on accepting, so that the socket is never left
  * unattended while a long request (a stream) lasts, and a burst of new
@@ -480,6 +496,7 @@ serve_worker(void *arg)
 	while (stay && (sr = serve_accept(&retire)) != NULL) {
 		pthread_mutex_lock(&serve_live_mu);
 		serve_idle--;
+		serve_quiet = 0;
 		full = serve_live >= serve_ctx.conf.max_subscribers ||
 		    serve_stop;
 		if (!full)

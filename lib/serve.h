@@ -14,13 +14,14 @@
  * non-blocking listening socket together with the stop descriptor and
  * accepts (FCGX_Accept_r); the others sleep on the mutex, so a connection
  * wakes one thread, not all.  The thread that accepted serves that
- * request itself and then queues to accept again, unless it was the last
- * one waiting: then it hands the request to a new thread and goes on
+ * request itself, unless it was the last one waiting: then it hands the request to a new thread and goes on
  * accepting, so that the socket is never unattended while streams last
  * and a burst of connections is accepted at the pace of thread creation.
- * Up to conf.threads threads wait at the socket, more end, and after a
- * quiet second (SERVE_IDLE_MS in serve.c) the waiting ones beyond one end
- * too; short requests (publishes) thus cost no thread creation.  Above
+ * A thread whose request ended queues again (up to SERVE_IDLE_CAP in
+ * serve.c), so that clients that come straight back (long-polls,
+ * publishes) find a thread ready; after a quiet second (SERVE_IDLE_MS)
+ * without a new connection, the waiting threads beyond conf.threads end,
+ * one right after another.  Above
  * conf.max_subscribers live requests, or when a thread cannot be made,
  * the answer is a 503 with Retry-After.
  *
