@@ -474,13 +474,13 @@ serve_rejoin(int live)
 /*
  * A request thread: serve the request it was started with, if any, then
  * accept (as the leader, in turn) and serve, and go back to the queue
- * (serve_accept says when to leave it).  The last thread
- * at the socket does not serve what it accepts: it hands the request to
- * a new thread and goes on accepting, so that the socket is never left
- * unattended while a long request (a stream) lasts, and a burst of new
- * connections is accepted at the pace of thread creation rather than of
- * a new thread's first turn on a CPU.  Short requests (publishes) taken
- * while other threads wait cost no thread creation.
+ * (serve_accept says when to leave it).  The last thread at the socket
+ * does not serve what it accepts: it hands the request to a new thread
+ * and goes on accepting, so that the socket is never left unattended
+ * while a long request (a stream) lasts, and a burst of new connections
+ * is accepted at the pace of thread creation rather than of a new
+ * thread's first turn on a CPU.  Short requests (publishes) taken while
+ * other threads wait cost no thread creation.
  */
 static void *
 serve_worker(void *arg)
