@@ -95,14 +95,14 @@ struct mlog_stat {
 
 /*
  * Call once at the start of a single-threaded program that reads the log
- * while others write it (followers, CGI responders): keep up to MLOG_HEAP_KEEP bytes of
- * freed heap mapped instead of giving them back to the kernel.  SQLite
- * empties a connection's page cache whenever another connection has
- * committed, freeing its ~85 KiB block of cache pages, and allocates it
- * again at once; glibc would trim that block off the heap each time and
- * page it back in, which was most of a woken follower's CPU (measured:
- * 100 followers, slowest p99 156 ms -> 29 ms).  Does nothing where the C
- * library has no such setting.
+ * while others write it (followers, CGI responders): keep up to
+ * MLOG_HEAP_KEEP bytes of freed heap mapped instead of giving them back
+ * to the kernel.  SQLite empties a connection's page cache whenever
+ * another connection has committed, freeing its ~85 KiB block of cache
+ * pages, and allocates it again at once; glibc would trim that block off
+ * the heap each time and page it back in, which was most of a woken
+ * follower's CPU (measured: 100 followers, slowest p99 156 ms -> 34 ms).
+ * Does nothing where the C library has no such setting.
  */
 #define MLOG_HEAP_KEEP (4 * 1024 * 1024)
 void mlog_process_init(void);

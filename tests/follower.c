@@ -477,7 +477,7 @@ main(int argc, char **argv)
 {
 	if (argc < 2)
 		fol_usage();
-	mlog_process_init();    /* as pushctl and the responders do */
+	mlog_process_init();    /* as pushctl and CGI responders do */
 	argc--;
 	argv++;
 	if (strcmp(argv[0], "follow") == 0)
