@@ -8,13 +8,7 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 export PUSHCGI_DB="$tmp/log.db" PUSHCGI_CONF=
 fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # $1 name, rest: command that must succeed
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else nok "$name"; fi
-}
+. "$(dirname "$0")/tap.sh" || exit 99
 status_is() { # $1 expected exit code, rest: pushctl args
 	local want=$1 got
 	shift

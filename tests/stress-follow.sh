@@ -34,8 +34,7 @@ DEADLINE=240                    # any follower gives up after this (s)
 [ "$NIDLE" -ge 1 ] || NIDLE=1
 
 fails=0
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/tap.sh" || exit 99
 # is CONDITION-STATUS "ok message" "not ok message"
 is() { if [ "$1" -eq 0 ]; then ok "$2"; else nok "$3"; fi; }
 

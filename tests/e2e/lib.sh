@@ -257,15 +257,8 @@ e2e_procs() {
 	done
 }
 
-# Test output for the scripts that source this file: one line per
-# assertion, "ok - NAME" or "not ok - NAME"; each failure counts in $fails.
-ok() { echo "ok - $1"; }
-nok() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { # $1 description, rest: command that must succeed
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
+# ok, nok, check: the test output of the scripts that source this file.
+. "$(dirname "${BASH_SOURCE[0]}")/../tap.sh" || return 99
 
 e2e_start() {
 	local kind=$1 port=${2:-} bin tpl i code
