@@ -387,7 +387,7 @@ hub_main(void *arg)
 			poll(NULL, 0, h->conf.check_ms);
 		} else if (advanced)
 			stale = 0;
-		w = bell_wait(h->bell, seen, HUB_WAIT_MS, hub_check, h);
+		w = bell_wait(h->bell, seen, -1, hub_check, h);
 		if (w == BELL_ERROR) {
 			hub_log("E302 waiting on the bell: %s",
 			    strerror(errno));
@@ -820,7 +820,9 @@ hub_unsubscribe(struct hub_sub *s)
 		h->subs = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	h->nsubs--;
+	/* The last one out takes the hub thread off the bell (hub.h). */
+	if (--h->nsubs == 0)
+		bell_interrupt(h->bell);
 	/* The hub thread may be writing to a copy of our descriptor. */
 	while (h->waking)
 		pthread_cond_wait(&h->woke, &h->mu);

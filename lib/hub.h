@@ -36,6 +36,15 @@
  * wake up and see hub_stopping(); hub_close (after the last unsubscribe)
  * joins the thread and frees everything.  The hub thread waits on a
  * condition variable, not on the bell, while no subscription exists.
+ *
+ * The hub thread's bell wait has no time bound: it returns on progress,
+ * or when hub_stop, hub_interrupt or the last hub_unsubscribe interrupts
+ * it.  Heartbeats are the subscription threads' business (their poll
+ * timeout), so an idle process never leaves the bell: a gatekeeper that
+ * let go of its gate every second would wake every other waiting process
+ * of the log each time (bell.c), and a process that rejoined the gate
+ * every second would cost a wake-up each; with a thousand CGI responders
+ * that was a thousand wake-ups a second while nothing happened.
  */
 #ifndef PUSHCGI_HUB_H
 #define PUSHCGI_HUB_H
@@ -54,8 +63,6 @@
 #define HUB_DB_BYTES     (4L << 20)  /* bytes copied per read, catch-up or
                                         the hub thread's (at least one
                                         message is always taken) */
-#define HUB_WAIT_MS      1000        /* bell wait bound: lets an idle hub
-                                        leave the bell within a second */
 #define HUB_ERR_MAX      160
 #define HUB_SECRET_BYTES 16          /* random bytes in a stream's secret */
 #define HUB_HANDLE_MAX   64          /* "ID.SECRET" with its NUL */
