@@ -6,16 +6,23 @@
  *	           [-I SECONDS] [-P PUBLISHES] [-d DIR]
  *
  * 1. Wake latency with COUNTS follower processes (default 1,100,1000):
- *    each runs `follower follow` (the loop a CGI responder runs) on a
- *    fresh log; once all are waiting, messages are published one at a
- *    time through the C API, spaced so that publishes do not overlap.
- *    Latency = a follower's CLOCK_MONOTONIC receive time minus the time
- *    the publish call began (so it includes the commit).  Reported: p50
- *    and p99 over every (follower, message) pair, and over the slowest
- *    follower of each publish.
- * 2. CPU used by IDLE (default 1000) followers waiting with heartbeat
- *    timeouts (bell_wait bounded by 20 s, looping) over SECONDS (default
- *    30, or $BENCH_IDLE_S), from /proc/PID/schedstat: % of one core.
+ *    each runs `follower follow` (one process, one bell_wait loop, as
+ *    pushctl tail -f) on a fresh log; once all are waiting and a settling
+ *    second has passed, messages are published one at a time through the
+ *    C API, spaced so that publishes do not overlap, then one untimed
+ *    message after which the followers exit.  Latency = a follower's
+ *    CLOCK_MONOTONIC receive time minus the time the publish call began
+ *    (so it includes the commit).  Reported: p50 and p99 over every
+ *    (follower, message) pair, and over the slowest follower of each
+ *    publish, leaving out the first publish, whose slowest follower is
+ *    shown apart ("first": each process's first read of the log).
+ * 2. CPU used by IDLE (default 1000) followers over SECONDS (default 30,
+ *    or $BENCH_IDLE_S), summed over all their threads from
+ *    /proc/PID/task/TID/schedstat: % of one core.  Twice: followers whose
+ *    bell_wait is bounded by the 20 s heartbeat (looping, as pushctl
+ *    tail -f), then followers that wait through a hub (follower -H: the
+ *    hub thread on the bell without a bound, the heartbeat a poll()
+ *    timeout, as the responders wait).
  * 3. Publish rate of `pushctl send`, one process per message, and of
  *    pushcgi_publish() on one open handle (PUBLISHES, default 20000).
  *
@@ -31,6 +38,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -66,6 +74,7 @@
 static char bw_dir[PATH_MAX / 2];
 static char bw_follower[PATH_MAX];
 static char bw_pushctl[PATH_MAX];
+static int bw_hub;              /* spawn followers with -H */
 static int bw_own_dir;
 
 static void
@@ -122,15 +131,28 @@ bw_cpu_ns(pid_t pid)
 {
 	char path[64];
 	unsigned long long run;
+	struct dirent *de;
+	int64_t t = 0;
 	FILE *fp;
-	int ok;
+	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
-	if ((fp = fopen(path, "r")) == NULL)
+	/* Every thread of the process: a follower with -H has two. */
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	if ((d = opendir(path)) == NULL)
 		return 0;
-	ok = fscanf(fp, "%llu", &run) == 1;
-	fclose(fp);
-	return ok ? (int64_t)run : 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/schedstat",
+		    (long)pid, de->d_name);
+		if ((fp = fopen(path, "r")) == NULL)
+			continue;
+		if (fscanf(fp, "%llu", &run) == 1)
+			t += (int64_t)run;
+		fclose(fp);
+	}
+	closedir(d);
+	return t;
 }
 
 static int64_t
@@ -149,12 +171,12 @@ static pid_t
 bw_spawn(const char *db, int64_t cursor, const char *results, int index,
     int msgs, int timeout_s)
 {
-	char c[32], n[32], t[32], w[32], i[32], m[32];
+	char c[32], n[32], t[32], w[32], i[32], m[32], *av[20];
 	pid_t pid;
-	int fd;
+	int fd, ac = 0;
 
 	snprintf(c, sizeof(c), "%lld", (long long)cursor);
-	snprintf(n, sizeof(n), "%d", msgs);
+	snprintf(n, sizeof(n), "%d", msgs + 1);  /* + the closing one */
 	snprintf(t, sizeof(t), "%d", timeout_s);
 	snprintf(w, sizeof(w), "%d", BW_IDLE_WAIT_MS);
 	snprintf(i, sizeof(i), "%d", index);
@@ -167,13 +189,30 @@ bw_spawn(const char *db, int64_t cursor, const char *results, int index,
 		dup2(fd, STDOUT_FILENO);
 		close(fd);
 	}
-	if (results != NULL)
-		execl(bw_follower, "follower", "follow", "-c", c, "-n", n,
-		    "-t", t, "-w", w, "-R", results, "-i", i, "-m", m, db,
-		    "bench", (char *)NULL);
-	else
-		execl(bw_follower, "follower", "follow", "-c", c, "-t", t,
-		    "-w", w, db, "bench", (char *)NULL);
+	av[ac++] = "follower";
+	av[ac++] = "follow";
+	if (bw_hub)
+		av[ac++] = "-H";
+	av[ac++] = "-c";
+	av[ac++] = c;
+	av[ac++] = "-t";
+	av[ac++] = t;
+	av[ac++] = "-w";
+	av[ac++] = w;
+	if (results != NULL) {
+		av[ac++] = "-n";
+		av[ac++] = n;
+		av[ac++] = "-R";
+		av[ac++] = (char *)results;
+		av[ac++] = "-i";
+		av[ac++] = i;
+		av[ac++] = "-m";
+		av[ac++] = m;
+	}
+	av[ac++] = (char *)db;
+	av[ac++] = "bench";
+	av[ac] = NULL;
+	execv(bw_follower, av);
 	fprintf(stderr, "bench-wake: %s: %s\n", bw_follower, strerror(errno));
 	_exit(BW_EX_SYSTEM);
 }
@@ -260,23 +299,28 @@ bw_path(char *buf, const char *name)
 	}
 }
 
-/* Part 1 for nf followers and msgs publishes spaced gap_ms apart. */
+/*
+ * Part 1 for nf followers and msgs publishes spaced gap_ms apart.  One
+ * more publish goes first: a process's first wake-up also pays for its
+ * first look at the log (page faults on the read path), so it is shown
+ * apart, as "first" (its slowest follower), not in the percentiles.
+ */
 static void
 bw_latency(int nf, int msgs, int gap_ms)
 {
 	char db[BW_DB_MAX], res[PATH_MAX], err[BW_ERR_MAX], name[64];
 	struct pushcgi *p;
 	pid_t *pids;
-	int64_t *map, *pub, *all, *slow, t0, rt, d, base = 0;
+	int64_t *map, *pub, *all, *slow, t0, rt, d, first = -1, base = 0;
 	size_t len, nall = 0, nslow = 0, missed = 0;
-	int i, k, fd;
+	int i, k, fd, rows = msgs + 1;  /* row 0: the first publish */
 
 	snprintf(name, sizeof(name), "lat%d.db", nf);
 	bw_path(db, name);
 	snprintf(res, sizeof(res), "%s.times", db);
 	if ((p = pushcgi_open(db, err, sizeof(err))) == NULL)
 		bw_die(db, err);
-	len = (size_t)(BW_RES_HEADER + (int64_t)nf * msgs) * sizeof(int64_t);
+	len = (size_t)(BW_RES_HEADER + (int64_t)nf * rows) * sizeof(int64_t);
 	if ((fd = open(res, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) <
 	    0 || ftruncate(fd, (off_t)len) != 0)
 		bw_die(res, strerror(errno));
@@ -285,44 +329,56 @@ bw_latency(int nf, int msgs, int gap_ms)
 	if (map == MAP_FAILED)
 		bw_die(res, strerror(errno));
 	pids = calloc((size_t)nf, sizeof(*pids));
-	pub = calloc((size_t)msgs, sizeof(*pub));
+	pub = calloc((size_t)rows, sizeof(*pub));
 	all = calloc((size_t)nf * msgs, sizeof(*all));
 	slow = calloc((size_t)msgs, sizeof(*slow));
 	if (pids == NULL || pub == NULL || all == NULL || slow == NULL)
 		bw_die("memory", strerror(ENOMEM));
 	for (i = 0; i < nf; i++)
-		pids[i] = bw_spawn(db, base, res, i, msgs,
+		pids[i] = bw_spawn(db, base, res, i, rows,
 		    BW_READY_S + msgs * (gap_ms + 100) / 1000 + 60);
 	if (bw_wait_ready(&map[0], nf) != 0) {
 		bw_reap(pids, nf, 0);
 		bw_die("followers", "not ready in time");
 	}
-	for (k = 0; k < msgs; k++) {
+	/* "Ready" is counted before a follower's first wait: let the last
+	 * ones reach it, or the first publish times their start-up. */
+	bw_sleep_ms(BW_SETTLE_MS);
+	for (k = 0; k < rows; k++) {
 		t0 = bw_now();
 		if (pushcgi_publish(p, "bench", NULL, NULL, "x", 1, NULL) != 0)
 			bw_die("publish", pushcgi_error(p));
 		pub[k] = t0;
 		bw_sleep_ms(gap_ms);
 	}
+	/* Followers exit after one more, untimed message: a thousand
+	 * exiting processes would otherwise compete with the last timed
+	 * publish's slowest followers. */
+	if (pushcgi_publish(p, "bench", NULL, NULL, "end", 3, NULL) != 0)
+		bw_die("publish", pushcgi_error(p));
 	bw_reap(pids, nf, BW_DRAIN_MS);
-	for (k = 0; k < msgs; k++) {
+	for (k = 0; k < rows; k++) {
 		d = -1;
 		for (i = 0; i < nf; i++) {
-			rt = map[BW_RES_HEADER + (int64_t)i * msgs + k];
+			rt = map[BW_RES_HEADER + (int64_t)i * rows + k];
 			if (rt == 0) {
 				missed++;
 				continue;
 			}
-			all[nall++] = rt - pub[k];
 			if (rt - pub[k] > d)
 				d = rt - pub[k];
+			if (k > 0)
+				all[nall++] = rt - pub[k];
 		}
-		if (d >= 0)
+		if (k == 0)
+			first = d;
+		else if (d >= 0)
 			slow[nslow++] = d;
 	}
-	printf("%9d %9d %10.2f %10.2f %10.2f %10.2f %7zu\n", nf, msgs,
+	printf("%9d %9d %10.2f %10.2f %10.2f %10.2f %7zu %10.2f\n", nf, msgs,
 	    bw_pct(all, nall, 50), bw_pct(all, nall, 99),
-	    bw_pct(slow, nslow, 50), bw_pct(slow, nslow, 99), missed);
+	    bw_pct(slow, nslow, 50), bw_pct(slow, nslow, 99), missed,
+	    first / 1e6);
 	fflush(stdout);
 	munmap(map, len);
 	unlink(res);
@@ -370,8 +426,10 @@ bw_idle(int nf, int seconds)
 	bw_sleep_ms((int64_t)seconds * 1000);
 	c1 = bw_cpu_all(pids, nf);
 	t1 = bw_now();
-	printf("%d idle followers, heartbeat %d s, over %d s: CPU %.3f%% of "
-	    "one core in total (%.1f ms)\n", nf, BW_IDLE_WAIT_MS / 1000,
+	printf("%d idle followers, heartbeat %d s, %s, over %d s: CPU %.3f%% "
+	    "of one core in total (%.1f ms)\n", nf, BW_IDLE_WAIT_MS / 1000,
+	    bw_hub ? "through a hub (as push-stream and push-poll wait)" :
+	    "bell_wait bounded by it (as pushctl tail -f waits)",
 	    seconds, 100.0 * (double)(c1 - c0) / (double)(t1 - t0),
 	    (double)(c1 - c0) / 1e6);
 	fflush(stdout);
@@ -532,8 +590,9 @@ main(int argc, char **argv)
 		bw_die("signals", strerror(errno));
 
 	printf("wake-up latency, commit to follower (ms)\n");
-	printf("%9s %9s %10s %10s %10s %10s %7s\n", "followers", "publishes",
-	    "p50", "p99", "slow p50", "slow p99", "missed");
+	printf("%9s %9s %10s %10s %10s %10s %7s %10s\n", "followers",
+	    "publishes", "p50", "p99", "slow p50", "slow p99", "missed",
+	    "first");
 	fflush(stdout);
 	for (i = 0; i < ncounts; i++) {
 		if (counts[i] <= 0)
@@ -541,8 +600,12 @@ main(int argc, char **argv)
 		bw_plan(counts[i], scale, &msgs, &gap);
 		bw_latency(counts[i], msgs, gap);
 	}
-	if (idle > 0)
+	if (idle > 0) {
 		bw_idle(idle, idle_s);
+		bw_hub = 1;
+		bw_idle(idle, idle_s);
+		bw_hub = 0;
+	}
 	bw_cli_rate();
 	if (api > 0)
 		bw_api_rate(api);

@@ -1,7 +1,7 @@
 /*
  * follower: a test and benchmark helper built on the library.
  *
- *	follower follow [-n COUNT] [-t SECONDS] [-w WAIT_MS] [-c CURSOR]
+ *	follower follow [-H] [-n COUNT] [-t SECONDS] [-w WAIT_MS] [-c CURSOR]
  *	                [-o FILE] [-R RESULTS -i INDEX -m MAX] DB CHANNELS
  *	follower publish [-s] [-n COUNT] [-g MAX_GAP_US] DB CHANNEL
  *	follower keeper DB
@@ -18,6 +18,10 @@
  * Exit status 0 when COUNT messages arrived in order, 1 on an order or gap
  * violation, 2 at the deadline, 111 on a system error.  WAIT_MS is the
  * heartbeat-style bound of each bell_wait (default 20000).
+ * With -H it follows the way push-stream and push-poll really do, through
+ * the hub (hub.h): the hub thread waits on the bell with no time bound and
+ * this thread polls the subscription's eventfd with WAIT_MS as its
+ * heartbeat timeout, so a heartbeat never touches the bell's locks.
  * For the benchmark, -R names a results file made by bench-wake: this
  * follower (number INDEX) increments its ready counter once it is
  * following and stores the CLOCK_MONOTONIC receive time of message k
@@ -48,6 +52,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +64,7 @@
 
 #include "bell.h"
 #include "conf.h"
+#include "hub.h"
 #include "mlog.h"
 #include "pushcgi.h"
 #include "valid.h"
@@ -91,7 +97,7 @@ static void
 fol_usage(void)
 {
 	fprintf(stderr,
-	    "usage: follower follow [-n COUNT] [-t SECONDS] [-w WAIT_MS] "
+	    "usage: follower follow [-H] [-n COUNT] [-t SECONDS] [-w WAIT_MS] "
 	    "[-c CURSOR] [-o FILE]\n"
 	    "                       [-R RESULTS -i INDEX -m MAX] DB CHANNELS\n"
 	    "       follower publish [-s] [-n COUNT] [-g MAX_GAP_US] DB "
@@ -231,6 +237,67 @@ fol_read(struct fol *f, const char *const *chans, int n)
 	return 0;
 }
 
+/* hub_cb: a message or a gap, as the hub hands them to a responder. */
+static int
+fol_on_hub(void *arg, struct hub_msg *m, int64_t gap)
+{
+	struct fol *f = arg;
+
+	if (m == NULL) {
+		if (gap > 0)
+			f->gap = 1;
+		return 0;
+	}
+	return fol_on_msg(f, &m->m);
+}
+
+/*
+ * follow -H: subscribe through a hub and wait as a responder's request
+ * thread does, in poll() on the subscription's eventfd with the heartbeat
+ * as timeout.  Stops like the plain loop; exits on a system error.
+ */
+static void
+fol_hub_loop(struct fol *f, const struct conf *c, const char *const *chans,
+    int n, long long want, int64_t deadline, long long wait_ms,
+    int64_t *map)
+{
+	char err[FOL_ERR_MAX];
+	struct hub *h;
+	struct hub_sub *s;
+	struct pollfd pfd;
+	int64_t now, left;
+	int counted = 0;
+
+	if (hub_open(&h, c, err, sizeof(err)) != HUB_OK)
+		fol_die("hub", err);
+	if (hub_subscribe(h, &s, chans, n, f->cursor, 0, NULL, err,
+	    sizeof(err)) != HUB_OK)
+		fol_die("subscribe", err);
+	for (;;) {
+		if (hub_sub_next(s, fol_on_hub, f) != HUB_OK)
+			fol_die("read", hub_sub_error(s));
+		if (map != NULL && !counted) {
+			__atomic_add_fetch(&map[0], 1, __ATOMIC_SEQ_CST);
+			counted = 1;
+		}
+		if (f->order_bad || (want >= 0 && f->count >= want))
+			break;
+		now = fol_now_ns();
+		if (now >= deadline)
+			break;
+		left = (deadline - now) / 1000000 + 1;
+		pfd.fd = hub_sub_fd(s);
+		pfd.events = POLLIN;
+		/* A timeout is where a responder writes its heartbeat. */
+		if (poll(&pfd, 1, left < wait_ms ? (int)left : (int)wait_ms) <
+		    0 && errno != EINTR)
+			fol_die("poll", strerror(errno));
+	}
+	hub_unsubscribe(s);
+	hub_stop(h);
+	hub_close(h);
+}
+
 static int
 fol_follow(int argc, char **argv)
 {
@@ -242,14 +309,15 @@ fol_follow(int argc, char **argv)
 	long long want = -1, deadline_s = FOL_DEADLINE_S;
 	long long wait_ms = FOL_WAIT_MS, index = -1, max = 0;
 	int64_t deadline, known, now, left;
-	int ch, n, w, fd, need_read = 1, counted = 0;
+	int ch, n, w, fd, need_read = 1, counted = 0, hub = 0;
 	int64_t *map = NULL;
 	size_t maplen = 0;
 	FILE *fp;
 
 	memset(&f, 0, sizeof(f));
-	while ((ch = getopt(argc, argv, "n:t:w:c:o:R:i:m:")) != -1) {
+	while ((ch = getopt(argc, argv, "Hn:t:w:c:o:R:i:m:")) != -1) {
 		switch (ch) {
+		case 'H': hub = 1; break;
 		case 'n': want = fol_num(optarg, 0, INT64_MAX); break;
 		case 't': deadline_s = fol_num(optarg, 1, 86400); break;
 		case 'w': wait_ms = fol_num(optarg, 1, 3600000); break;
@@ -265,8 +333,13 @@ fol_follow(int argc, char **argv)
 		fol_usage();
 	n = fol_channels(argv[optind + 1], names, chans);
 	f.log = fol_open_log(fol_db(argv[optind]), &c);
-	if (bell_init_signals() != 0 ||
-	    bell_open(&f.bell, c.db, c.check_ms) != 0)
+	if (bell_init_signals() != 0)
+		fol_die("signals", strerror(errno));
+	if (hub) {
+		/* The hub opens its own: keep no idle connection besides. */
+		mlog_close(f.log);
+		f.log = NULL;
+	} else if (bell_open(&f.bell, c.db, c.check_ms) != 0)
 		fol_die("bell", strerror(errno));
 	if (results != NULL) {
 		maplen = (size_t)(FOL_RES_HEADER + (index + 1) * max) *
@@ -284,7 +357,9 @@ fol_follow(int argc, char **argv)
 	}
 
 	deadline = fol_now_ns() + deadline_s * 1000000000LL;
-	for (;;) {
+	if (hub)
+		fol_hub_loop(&f, &c, chans, n, want, deadline, wait_ms, map);
+	while (!hub) {
 		/* The bell is read BEFORE the log: a publish that lands
 		 * after the read raises it above `known`. */
 		known = bell_last(f.bell);
@@ -319,7 +394,8 @@ fol_follow(int argc, char **argv)
 	if (map != NULL)
 		munmap(map, maplen);
 	bell_close(f.bell);
-	mlog_close(f.log);
+	if (f.log != NULL)
+		mlog_close(f.log);
 	if (f.order_bad || f.gap)
 		return 1;
 	return want >= 0 && f.count < want ? 2 : 0;
