@@ -14,6 +14,11 @@
 #    nobody may spin (their total CPU time over a few seconds after each
 #    kill stays under 5% of one core: a bound about behaviour, a spinning
 #    waiter burns a whole core).
+# 3. Hub followers (follower -H: one thread on the bell with no time
+#    bound, heartbeats as poll() timeouts, as the responders wait): their
+#    frequent heartbeats never move the gatekeeper role (the same keeper
+#    throughout a few seconds); killing the keeper hands the role on and
+#    one publish still reaches every survivor.
 #
 # Environment: top_builddir (where tests/follower is), STRESS_SCALE
 # (percent of the follower counts above, default 100; for heavy builds).
@@ -234,6 +239,46 @@ done
 reap "${alive[@]}"
 is "$bad" "one publish reached all ${#alive[@]} surviving followers" \
     "$bad of ${#alive[@]} surviving followers stalled"
+
+### Part 3: hub followers ################################################
+NHUB=50
+HB_MS=200                       # their heartbeat: many in the window below
+db3="$tmp/hub.db"
+res3="$tmp/hub.res"
+"$FOL" sum "$db3" hub >/dev/null || { nok "create the third log"; exit 1; }
+truncate -s $(((8 + NHUB) * 8)) "$res3"
+hpids=()
+for i in $(seq 0 $((NHUB - 1))); do
+	"$FOL" follow -H -n 1 -t "$DEADLINE" -w "$HB_MS" \
+	    -R "$res3" -i "$i" -m 1 -o "$tmp/h.$i" "$db3" hub &
+	hpids+=($!)
+	pids+=($!)
+done
+wait_for '[ "$(ready_count "$res3")" -ge "$NHUB" ]' 60 ||
+	nok "only $(ready_count "$res3") of $NHUB hub followers started"
+wait_for '[ -n "$(keeper "$db3")" ]' 30 || nok "no hub gatekeeper appeared"
+sleep 1
+k0=$(keeper "$db3")
+moved=""
+for i in $(seq 1 12); do  # 3 s: 15 heartbeats of every follower
+	sleep 0.25
+	k=$(keeper "$db3")
+	[ "$k" = "$k0" ] || moved="$moved $k"
+done
+is "$([ -n "$k0" ] && [ -z "$moved" ]; echo $?)" \
+    "hub followers: keeper $k0 kept the role through 15 heartbeats each" \
+    "hub followers: the keeper role moved from '$k0' to:$moved"
+disown "$k0" 2>/dev/null
+kill -KILL "$k0" 2>/dev/null
+wait_for 'n=$(keeper "$db3"); [ -n "$n" ] && [ "$n" != "$k0" ]' 30
+is $? "hub followers: keeper $k0 killed, another took over" \
+    "hub followers: no new keeper after killing $k0"
+"$FOL" publish -n 1 -g 0 "$db3" hub >/dev/null || nok "publish to hub followers"
+alive=()
+for p in "${hpids[@]}"; do [ "$p" = "$k0" ] || alive+=("$p"); done
+reap "${alive[@]}"
+is "$bad" "one publish reached all ${#alive[@]} surviving hub followers" \
+    "$bad of ${#alive[@]} surviving hub followers stalled"
 
 [ "$fails" -eq 0 ] && echo "# all passed" || echo "# $fails failed"
 [ "$fails" -eq 0 ]
