@@ -692,10 +692,9 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
     int64_t *stream, char *err, size_t errlen)
 {
 	struct hub_sub *s;
-	struct mlog_stat st;
 	struct mlog *db;
 	char secret[2 * HUB_SECRET_BYTES + 1];
-	int64_t end = 0;
+	int64_t end = 0, subs;
 	size_t len;
 	char *p;
 	int i, rc = HUB_OK;
@@ -739,18 +738,18 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 
 	db = hub_db(h);
 	if (h->conf.max_channel_subscribers > 0) {
+		/* Counted from the subscriptions themselves: a channel that
+		 * was never published to has no channels row, but may have
+		 * subscribers. */
 		for (i = 0; i < n && rc == HUB_OK; i++) {
-			int r = mlog_stat(db, s->chans[i], &st);
-
-			if (r == MLOG_OK &&
-			    st.subscribers >= h->conf.max_channel_subscribers) {
+			if (mlog_subscribers(db, s->chans[i], &subs) != MLOG_OK) {
+				snprintf(err, errlen, "%s", mlog_errmsg(db));
+				rc = HUB_ERR;
+			} else if (subs >= h->conf.max_channel_subscribers) {
 				snprintf(err, errlen, "channel %s has %d "
 				    "subscribers already", s->chans[i],
 				    h->conf.max_channel_subscribers);
 				rc = HUB_EFULL;
-			} else if (r != MLOG_OK && r != MLOG_ENOENT) {
-				snprintf(err, errlen, "%s", mlog_errmsg(db));
-				rc = HUB_ERR;
 			}
 		}
 	}
