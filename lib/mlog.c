@@ -199,9 +199,10 @@ static const struct {
 	 * (plain SQL may set any time). */
 	[S_AGE_CHANNEL] = { "DELETE FROM messages WHERE channel = ?1"
 	    " AND time < ?2", NULL },
-	[S_AGE_ALL] = { "DELETE FROM messages WHERE time < ?1", NULL },
+	[S_AGE_ALL] = { "DELETE FROM messages WHERE time < ?1"
+	    " AND channel <> '" MLOG_CONTROL "'", NULL },
 	[S_CHANNEL_NEXT] = { "SELECT name FROM channels WHERE name > ?1"
-	    " ORDER BY name LIMIT 1", NULL },
+	    " AND name <> '" MLOG_CONTROL "' ORDER BY name LIMIT 1", NULL },
 	[S_LAST_ID] = { "SELECT seq FROM sqlite_sequence"
 	    " WHERE name = 'messages'", NULL },
 	[S_DATA_VERSION] = { "PRAGMA data_version", NULL },
@@ -1212,8 +1213,9 @@ mlog_stats(struct mlog *l, int (*cb)(void *, const struct mlog_stat *),
 	return ret;
 }
 
-/* mlog_prune() of every channel, inside the caller's write transaction,
- * which is rolled back on failure. */
+/* mlog_prune() of every channel but '.control' (which keeps its own
+ * retention), inside the caller's write transaction, which is rolled back
+ * on failure. */
 static int
 mlog_prune_all(struct mlog *l, long keep, int64_t cutoff, int64_t *n)
 {

@@ -26,8 +26,8 @@
  * "end-channel NAME" ends every stream and poll subscribed to NAME (type
  * text/plain, exactly these bytes, no newline).  The schema allows it so
  * that a plain SQL INSERT is a valid control request too; the C API never
- * lets it be published to (valid_channel() refuses a leading '.'), reads
- * and stats of "every channel" leave it out, and its retention is short
+ * lets it be published to (valid_channel() refuses a leading '.'), reads,
+ * stats and prunes of "every channel" leave it out, and its retention is short
  * (MLOG_CONTROL_KEEP rows, MLOG_CONTROL_AGE seconds, applied by each
  * mlog_control_* call).
  *
@@ -158,7 +158,8 @@ int mlog_stats(struct mlog *l,
     int (*cb)(void *arg, const struct mlog_stat *st), void *arg);
 
 /* Apply retention now: keep_count per channel (0 = no cap), max_age seconds
- * (0 = no limit), channel NULL = all.  *deleted gets the number removed. */
+ * (0 = no limit), channel NULL = all but '.control', whose own retention
+ * applies.  *deleted gets the number removed. */
 int mlog_prune(struct mlog *l, const char *channel, long keep_count,
     long max_age, int64_t *deleted);
 

@@ -917,6 +917,38 @@ START_TEST(control_invisible)
 }
 END_TEST
 
+/* A prune of every channel, by count or by age, leaves the control
+ * channel to its own retention: a request not yet read stays. */
+START_TEST(prune_all_spares_control)
+{
+	struct mlog *l = open_log();
+	int64_t first, del;
+	sqlite3 *db;
+	char sql[200];
+	int i;
+
+	for (i = 0; i < 3; i++)
+		append(l, "a", "m");
+	db = open_sql();
+	ck_assert_int_eq(mlog_control_end_channel_id(l, "a", &first),
+	    MLOG_OK);
+	/* Two minutes old: inside MLOG_CONTROL_AGE, outside --age 60. */
+	snprintf(sql, sizeof(sql), "INSERT INTO messages(channel, time, data)"
+	    " VALUES('.control', %lld, 'end-stream 1')",
+	    (long long)(now_ms() - 120 * 1000));
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(mlog_prune(l, NULL, 1, 60, &del), MLOG_OK);
+	ck_assert_int_eq(del, 2);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages WHERE "
+	    "channel = 'a'"), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages WHERE "
+	    "channel = '.control'"), 2);
+	sqlite3_close(db);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
 /* The control channel keeps at most MLOG_CONTROL_KEEP requests and none
  * older than MLOG_CONTROL_AGE, pruned as requests are appended, without
  * touching other channels or reporting a gap to their readers.  (Rows
@@ -1170,6 +1202,7 @@ main(void)
 	tcase_add_test(tc, control_schema);
 	tcase_add_test(tc, control_invisible);
 	tcase_add_test(tc, control_pruned);
+	tcase_add_test(tc, prune_all_spares_control);
 	tcase_add_test(tc, schema_versions);
 	tcase_add_test(tc, create_mode_and_wal);
 	tcase_add_test(tc, concurrent_create);
