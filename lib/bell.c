@@ -217,7 +217,7 @@ static void bell_on_alarm(int);
 static void bell_arm(struct bell *, int64_t);
 static off_t bell_byte(int64_t, int);
 static int bell_lock(int, int, short, off_t, off_t);
-static struct bell_file *bell_file_get(const char *);
+static struct bell_file *bell_file_get(const char *, const struct stat *);
 static void bell_file_put(struct bell_file *);
 static int bell_raise(struct bell_file *, int64_t);
 static void bell_signal(struct bell_file *, int64_t, int);
@@ -322,18 +322,26 @@ bell_lock(int fd, int cmd, short type, off_t off, off_t len)
 }
 
 /*
- * The process-wide entry for the bell file at path, opened (and created
- * with mode 0666 & ~umask) if this process has none yet; NULL with errno
- * on failure.  Caller holds bell_files_mu.  An existing entry is found by
- * stat() BEFORE opening: opening a second descriptor and closing it would
- * drop the locks held through the first.
+ * The process-wide entry for the bell file at path, opened (and created)
+ * if this process has none yet; NULL with errno on failure.  Caller holds
+ * bell_files_mu.  An existing entry is found by stat() BEFORE opening:
+ * opening a second descriptor and closing it would drop the locks held
+ * through the first.
+ *
+ * db is what stat() said of the log, or NULL if it does not exist yet.
+ * Everyone who may use the log must be able to open its bell read-write,
+ * so, as SQLite does for its -wal and -shm files, a new bell file gets
+ * the log's permission bits, and a process running as root (pushctl run
+ * by an administrator) hands the file to the log's owner; without a log
+ * the mode is 0666 less the umask.
  */
 static struct bell_file *
-bell_file_get(const char *path)
+bell_file_get(const char *path, const struct stat *db)
 {
 	struct bell_file *f;
 	struct stat st;
 	uint64_t zero = 0;
+	mode_t mode = db != NULL ? (db->st_mode & 0666) : 0666;
 	void *pg;
 	int fd, e;
 
@@ -343,7 +351,7 @@ bell_file_get(const char *path)
 				f->refs++;
 				return f;
 			}
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666)) < 0)
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode)) < 0)
 		return NULL;
 	if (fstat(fd, &st) != 0)
 		goto fail;
@@ -351,6 +359,11 @@ bell_file_get(const char *path)
 		errno = EINVAL;
 		goto fail;
 	}
+	if (db != NULL && st.st_size == 0 && (st.st_mode & 0666) != mode)
+		(void)fchmod(fd, mode);  /* new: the umask took some bits */
+	if (db != NULL && geteuid() == 0 && (st.st_uid != db->st_uid ||
+	    st.st_gid != db->st_gid))
+		(void)fchown(fd, db->st_uid, db->st_gid);
 	/* Never shrink: concurrent creators all extend to the same size. */
 	if (st.st_size < BELL_GATE_BASE && ftruncate(fd, BELL_GATE_BASE) != 0)
 		goto fail;
@@ -411,6 +424,7 @@ int
 bell_open(struct bell **out, const char *db_path, int check_ms)
 {
 	char path[PATH_MAX];
+	struct stat db;
 	struct bell *b;
 	int n;
 
@@ -435,7 +449,7 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	b->check_ms = check_ms > BELL_CHECK_MAX_MS ? BELL_CHECK_MAX_MS :
 	    check_ms;
 	pthread_mutex_lock(&bell_files_mu);
-	b->f = bell_file_get(path);
+	b->f = bell_file_get(path, stat(db_path, &db) == 0 ? &db : NULL);
 	pthread_mutex_unlock(&bell_files_mu);
 	if (b->f == NULL) {
 		n = errno;

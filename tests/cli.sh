@@ -131,4 +131,25 @@ check "token lasts SECONDS" bash -c "e=\$(cut -d. -f1 '$tmp/out'); [ \$e -ge $((
 check "token MAC with SECONDS" mac_ok private.room
 check "token for a public channel still prints, with a note" status_is 0 --conf "$tmp/sub.conf" token news
 check "the note says the channel needs no token" grep -q 'needs no token' "$tmp/err"
+
+# Root publishing to a log another user owns (an administrator's pushctl
+# next to www-data's responders): the bell file it creates goes to the
+# log's owner, with the log's mode, so that the owner can still use it.
+if [ "$(id -u)" -eq 0 ] && id -u nobody >/dev/null 2>&1 &&
+    command -v setpriv >/dev/null; then
+	own="$tmp/owned"
+	mkdir -m 0777 "$own" && chmod 0711 "$tmp"
+	as_nobody() {
+		setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups \
+		    -- "$PUSHCTL" --db "$own/p.db" "$@" >/dev/null 2>"$tmp/err"
+	}
+	check "another user creates a log" as_nobody init
+	rm -f "$own/p.db-bell"
+	check "root publishes to it" status_is 0 --db "$own/p.db" send x hi
+	check "the bell file root created belongs to the log's owner" \
+	    [ "$(stat -c %U:%a "$own/p.db-bell")" = "$(stat -c %U:%a "$own/p.db")" ]
+	check "the owner publishes after root did" as_nobody send x again
+else
+	echo "# not run (needs root and a user nobody): root's bell file goes to the log's owner"
+fi
 [ $fails -eq 0 ]

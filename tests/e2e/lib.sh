@@ -146,9 +146,9 @@ e2e_as_user() {
 
 # As root: the server user must write the log and its folder (SQLite adds
 # -wal and -shm files, the wake-up module a -bell file).  Hand over the
-# folder and the files that exist; create the bell file now, because a
-# root publisher would create it readable only.  SQLite itself, running as
-# root, gives the -wal and -shm files it creates the log file's owner.
+# folder and the files that exist, the bell file too (created now if
+# need be).  A root publisher that creates one later gives it the log
+# file's owner, as SQLite, running as root, does with -wal and -shm.
 e2e_share_db() {
 	local db=${PUSHCGI_DB:?PUSHCGI_DB is not set} d f
 	[ "$(id -u)" -eq 0 ] || return 0
