@@ -33,7 +33,8 @@
  * printable ASCII written as \\, \n, \r, \t, \xHH), and a line
  * "gap<TAB>ID" when messages up to ID were pruned before they could be
  * shown, printed before the messages that follow the gap.  --raw writes
- * each message's bytes alone, with nothing between.
+ * each message's bytes alone, with nothing between.  tail -f wakes at
+ * every heartbeat (config) only to see whether its reader is gone.
  */
 #include "config.h"
 
@@ -42,6 +43,7 @@
 #include <stdarg.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,7 @@ static int status_exit(struct mlog *, int);
 static int cmd_init(int, char **);
 static int cmd_send(int, char **);
 static int cmd_tail(int, char **);
+static int reader_gone(void);
 static int cmd_ls(int, char **);
 static int cmd_stat(int, char **);
 static int cmd_rm(int, char **);
@@ -420,6 +423,19 @@ channel_args(int argc, char **argv,
 	return n;
 }
 
+/* 1 if stdout is a pipe or socket whose reader has gone (POLLERR or
+ * POLLHUP with nothing asked for), else 0. */
+static int
+reader_gone(void)
+{
+	struct pollfd p;
+
+	p.fd = STDOUT_FILENO;
+	p.events = 0;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
+
 static int
 cmd_tail(int argc, char **argv)
 {
@@ -532,10 +548,16 @@ cmd_tail(int argc, char **argv)
 			if (deadline - monotonic_ms() < wait_ms)
 				wait_ms = (int)(deadline - monotonic_ms());
 		}
-		if (bell_wait(tail_bell, known, wait_ms, tail_check, l) ==
-		    BELL_ERROR)
+		rc = bell_wait(tail_bell, known, wait_ms, tail_check, l);
+		if (rc == BELL_ERROR)
 			die(EX_SYSTEM, "waiting for messages: %s",
 			    strerror(errno));
+		/* Each heartbeat: a reader that left (the pipe's far end
+		 * closed) ends us now, not at the next message. */
+		if (rc == BELL_TIMEOUT && reader_gone()) {
+			out.failed = 1;
+			break;
+		}
 	}
 	if (stream != 0)
 		mlog_stream_close(l, stream);

@@ -88,6 +88,14 @@ wait $fpid
 check "tail -f ends cleanly on SIGTERM" test $? -eq 0
 check "SIGTERM'd follower unregistered" bash -c "[ \$(sqlite3 '$PUSHCGI_DB' 'select count(*) from subscriptions') -eq 0 ]"
 
+# A reader that leaves while nothing is published ends the follower at
+# its next heartbeat (1 s here), not at the next message; it unregisters.
+printf 'heartbeat = 1\n' >"$tmp/hb.conf"
+timeout 30 "$PUSHCTL" --conf "$tmp/hb.conf" tail -f -n 0 news 2>/dev/null | true
+st=${PIPESTATUS[0]}
+check "tail -f whose reader left ends by itself (exit 111, as on a failed write)" test "$st" -eq 111
+check "that follower unregistered" bash -c "[ \$(sqlite3 '$PUSHCGI_DB' 'select count(*) from subscriptions') -eq 0 ]"
+
 # every: a command's output published periodically.
 check "every publishes a command's output" status_is 0 every --count 2 1 clock -- echo tick
 check "every published twice" bash -c "[ \$('$PUSHCTL' tail clock | grep -c tick) -eq 2 ]"
