@@ -742,7 +742,8 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 		 * was never published to has no channels row, but may have
 		 * subscribers. */
 		for (i = 0; i < n && rc == HUB_OK; i++) {
-			if (mlog_subscribers(db, s->chans[i], &subs) != MLOG_OK) {
+			if (mlog_subscribers(db, s->chans[i], &subs) !=
+			    MLOG_OK) {
 				snprintf(err, errlen, "%s", mlog_errmsg(db));
 				rc = HUB_ERR;
 			} else if (subs >= h->conf.max_channel_subscribers) {
