@@ -32,6 +32,7 @@
 #include <sqlite3.h>
 
 #include "mlog.h"
+#include "walbuf.h"
 
 #define MLOG_ERRMSG_MAX  320  /* bytes in the last failure's reason */
 #define MLOG_SQL_MAX     1024 /* bytes in one statement's text */
@@ -707,7 +708,8 @@ mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
 	if (rc == MLOG_OK) {
 		oflags = (l->readonly ? SQLITE_OPEN_READONLY :
 		    SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-		if (sqlite3_open_v2(c->db, &l->db, oflags, NULL) != SQLITE_OK)
+		if (sqlite3_open_v2(c->db, &l->db, oflags,
+		    walbuf_register()) != SQLITE_OK)
 			rc = mlog_fail(l, MLOG_ERR, "cannot open %s: %s",
 			    c->db, l->db != NULL ? sqlite3_errmsg(l->db) :
 			    "out of memory");
