@@ -85,17 +85,6 @@ static const char mlog_schema[] =
 "  last_id INTEGER NOT NULL DEFAULT 0,"
 "  last_time INTEGER NOT NULL DEFAULT 0,"
 "  pruned_to INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-"CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN"
-"  INSERT INTO channels(name, last_id, last_time)"
-"    VALUES(NEW.channel, NEW.id, NEW.time)"
-"    ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id,"
-"      last_time = excluded.last_time"
-"    WHERE excluded.last_id > channels.last_id;"
-"END;"
-"CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN"
-"  UPDATE channels SET pruned_to = OLD.id"
-"    WHERE name = OLD.channel AND pruned_to < OLD.id;"
-"END;"
 "CREATE TRIGGER messages_update BEFORE UPDATE OF id, channel ON messages"
 " BEGIN"
 "  SELECT RAISE(ABORT, 'a message''s id and channel cannot change');"
@@ -110,6 +99,32 @@ static const char mlog_schema[] =
 "  channel TEXT NOT NULL,"
 "  PRIMARY KEY(stream, channel)) WITHOUT ROWID;"
 "CREATE INDEX subscriptions_channel ON subscriptions(channel);";
+
+/*
+ * The triggers that keep channels, created with the schema and replaced by
+ * an upgrade from version 1.  An insert only makes sure the channel has a
+ * row: leaving an existing row alone spares every publish a page write
+ * (version 1 stored the last id and time there on each insert).  What is
+ * newest is in messages; channels keeps what a delete takes away: the
+ * highest id deleted (pruned_to, for gap detection; last_id, the same)
+ * and its time, so that a channel emptied by retention still tells its
+ * last id and publish time.
+ */
+static const char mlog_triggers[] =
+"CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN"
+"  INSERT OR IGNORE INTO channels(name) VALUES(NEW.channel);"
+"END;"
+"CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN"
+"  UPDATE channels SET pruned_to = OLD.id, last_id = OLD.id,"
+"    last_time = OLD.time"
+"    WHERE name = OLD.channel AND pruned_to < OLD.id;"
+"END;";
+
+/* From version 1: its triggers wrote the last id and time on insert;
+ * the rows it left are right under the new rules too. */
+static const char mlog_upgrade_1[] =
+"DROP TRIGGER IF EXISTS messages_insert;"
+"DROP TRIGGER IF EXISTS messages_delete;";
 
 /* Statements, prepared on first use. */
 enum mlog_sid {
@@ -159,7 +174,10 @@ enum mlog_sid {
 	" ON t.id = s.stream WHERE s.channel = c.name" \
 	" AND mlog_pid_alive(t.pid))"
 #define MLOG_STAT_COLS \
-	"c.name, c.last_id, c.last_time, c.pruned_to," \
+	"c.name, max(c.last_id, coalesce((SELECT max(id) FROM messages" \
+	" WHERE channel = c.name), 0))," \
+	" coalesce((SELECT time FROM messages WHERE channel = c.name" \
+	" ORDER BY id DESC LIMIT 1), c.last_time), c.pruned_to," \
 	" (SELECT count(*) FROM messages WHERE channel = c.name)," \
 	" (SELECT min(id) FROM messages WHERE channel = c.name), " \
 	MLOG_LIVE_SUBS
@@ -296,7 +314,8 @@ static int mlog_setup(struct mlog *, const char *, int);
 static int mlog_schema_state(struct mlog *, int64_t *, int64_t *);
 static int mlog_schema_verdict(struct mlog *, const char *, int64_t, int64_t,
     int *);
-static int mlog_create_schema(struct mlog *, const char *);
+static int mlog_create_schema(struct mlog *, const char *, int);
+static int mlog_set_wal(struct mlog *, const char *);
 static int mlog_check_channels(struct mlog *, const char *const *, int,
     int);
 static void mlog_bind_channels(sqlite3_stmt *, const char *const *, int);
@@ -555,54 +574,67 @@ mlog_schema_verdict(struct mlog *l, const char *path, int64_t version,
 	return MLOG_OK;
 }
 
-/* Create the schema in a blank file, unless another process does so
- * first (then its schema is checked like any other). */
+/* Put a blank file in WAL mode.  That must be done outside a transaction;
+ * it persists in the file.  The caller saw a blank file, so this changes
+ * no one else's. */
 static int
-mlog_create_schema(struct mlog *l, const char *path)
+mlog_set_wal(struct mlog *l, const char *path)
 {
 	sqlite3_stmt *st;
-	int64_t version = 0, objects = 0;
 	const char *mode = NULL;
-	char *msg = NULL;
-	int create, rc;
+	int rc = MLOG_OK;
 
-	/* WAL must be set outside a transaction; it persists in the file.
-	 * The caller saw a blank file, so this changes no one else's. */
 	if (sqlite3_prepare_v2(l->db, "PRAGMA journal_mode = WAL", -1, &st,
 	    NULL) != SQLITE_OK)
 		return mlog_sqlfail(l, "setting WAL mode");
 	if (sqlite3_step(st) == SQLITE_ROW)
 		mode = (const char *)sqlite3_column_text(st, 0);
-	if (mode == NULL || strcmp(mode, "wal") != 0) {
-		mlog_fail(l, MLOG_ERR, "%s: cannot use WAL mode: %s", path,
-		    mode != NULL ? mode : sqlite3_errmsg(l->db));
-		sqlite3_finalize(st);
-		return MLOG_ERR;
-	}
+	if (mode == NULL || strcmp(mode, "wal") != 0)
+		rc = mlog_fail(l, MLOG_ERR, "%s: cannot use WAL mode: %s",
+		    path, mode != NULL ? mode : sqlite3_errmsg(l->db));
 	sqlite3_finalize(st);
+	return rc;
+}
 
+/* Create the schema in a blank file (create set), or bring an older
+ * version up to date, unless another process does so first (then its
+ * schema is checked like any other). */
+static int
+mlog_create_schema(struct mlog *l, const char *path, int create)
+{
+	int64_t version = 0, objects = 0;
+	const char *what;
+	char *msg = NULL;
+	int rc;
+
+	if (create && mlog_set_wal(l, path) != MLOG_OK)
+		return MLOG_ERR;
 	if (mlog_begin(l, 1) != MLOG_OK)
 		return MLOG_ERR;
-	/* Again under the write lock: two creators may race to here. */
+	/* Again under the write lock: two processes may race to here. */
 	if (mlog_schema_state(l, &version, &objects) != SQLITE_OK)
 		return mlog_sqlfail(l, "reading the schema");
 	if ((rc = mlog_schema_verdict(l, path, version, objects, &create)) !=
-	    MLOG_OK || !create) {
+	    MLOG_OK || version == MLOG_SCHEMA_VERSION) {
 		mlog_rollback(l);
 		return rc;
 	}
-	rc = sqlite3_exec(l->db, mlog_schema, NULL, NULL, &msg);
+	what = create ? "creating the schema" : "upgrading the schema";
+	rc = sqlite3_exec(l->db, create ? mlog_schema : mlog_upgrade_1, NULL,
+	    NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(l->db, mlog_triggers, NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(l->db, "PRAGMA user_version = "
 		    MLOG_XSTR(MLOG_SCHEMA_VERSION), NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		mlog_fail(l, MLOG_ERR, "%s: creating the schema: %s", path,
+		mlog_fail(l, MLOG_ERR, "%s: %s: %s", path, what,
 		    msg != NULL ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		mlog_rollback(l);
 		return MLOG_ERR;
 	}
-	return mlog_commit(l, "creating the schema");
+	return mlog_commit(l, what);
 }
 
 /* Settings, schema check (and creation), pragmas of a fresh connection. */
@@ -631,9 +663,11 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 		if (!(flags & MLOG_CREATE) || l->readonly)
 			return mlog_fail(l, MLOG_ESCHEMA, "%s: not a pushcgi "
 			    "message log (no schema)", path);
-		if ((rc = mlog_create_schema(l, path)) != MLOG_OK)
+		if ((rc = mlog_create_schema(l, path, 1)) != MLOG_OK)
 			return rc;
-	}
+	} else if (version < MLOG_SCHEMA_VERSION && !l->readonly &&
+	    (rc = mlog_create_schema(l, path, 0)) != MLOG_OK)
+		return rc;
 	/* Per-connection settings (foreign_keys would be ignored inside a
 	 * transaction; none is open here). */
 	rc = sqlite3_exec(l->db, "PRAGMA foreign_keys = ON", NULL, NULL,

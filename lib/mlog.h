@@ -1,7 +1,7 @@
 /*
  * mlog: the SQLite message log.
  *
- * Schema (user_version 1), which is also the public SQL interface:
+ * Schema (user_version 2), which is also the public SQL interface:
  *
  *   messages(id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused
  *            channel TEXT NOT NULL (checked: 1-128 of [A-Za-z0-9._-], no
@@ -12,8 +12,11 @@
  *            event TEXT,                              -- SSE event name
  *            data BLOB NOT NULL DEFAULT x'')
  *   channels(name TEXT PRIMARY KEY, last_id, last_time, pruned_to)
- *            -- kept by triggers; pruned_to is the highest id ever deleted
- *            -- from the channel, which is what gap detection compares with
+ *            -- kept by triggers: a row per channel ever published to;
+ *            -- pruned_to (= last_id) is the highest id ever deleted from
+ *            -- the channel, which is what gap detection compares with,
+ *            -- last_time that message's time; the newest message is in
+ *            -- messages (version 1 stored it here on every insert)
  *   streams(id INTEGER PRIMARY KEY AUTOINCREMENT, pid, started, secret)
  *   subscriptions(stream REFERENCES streams ON DELETE CASCADE, channel)
  *
@@ -46,7 +49,7 @@
 #include "valid.h"
 
 #define MLOG_DEFAULT_TYPE "text/plain; charset=utf-8"
-#define MLOG_SCHEMA_VERSION 1
+#define MLOG_SCHEMA_VERSION 2
 #define MLOG_BUSY_MS 5000          /* busy_timeout */
 #define MLOG_READ_MAX 1000         /* rows one mlog_read() call may return */
 #define MLOG_CONTROL ".control"    /* the reserved control channel */
@@ -87,7 +90,8 @@ struct mlog_stat {
 	char channel[VALID_CHANNEL_MAX + 1];
 	int64_t count;        /* messages retained */
 	int64_t first_id;     /* 0 if none retained */
-	int64_t last_id;      /* last id ever published to it */
+	int64_t last_id;      /* last id ever published to it (retained
+				 or deleted) */
 	int64_t last_time_ms; /* time of that publish */
 	int64_t pruned_to;    /* highest id deleted from it, 0 if none */
 	int64_t subscribers;  /* live streams and polls on it now */

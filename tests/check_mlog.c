@@ -290,6 +290,12 @@ START_TEST(retention_by_age)
 	ck_assert_int_eq(st.count, 0);
 	ck_assert_int_eq(st.first_id, 0);
 	ck_assert_int_eq(st.pruned_to, 4);
+	/* An emptied channel still knows its last message. */
+	ck_assert_int_eq(st.last_id, 4);
+	ck_assert_int_eq(st.last_time_ms, old + 3);
+	ck_assert_int_eq(mlog_stat(l, "aged", &st), MLOG_OK);
+	ck_assert_int_eq(st.last_id, 5);
+	ck_assert_int_ge(st.last_time_ms, now_ms() - 60 * 1000);
 	/* A huge age deletes nothing and does not overflow. */
 	ck_assert_int_eq(mlog_prune(l, NULL, 0, 0x7fffffffL, &del), MLOG_OK);
 	ck_assert_int_eq(del, 0);
@@ -1036,8 +1042,9 @@ START_TEST(schema_versions)
 	db = open_sql();
 	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode", NULL, NULL,
 	    NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL,
-	    NULL, NULL), SQLITE_OK);
+	snprintf(err, sizeof(err), "PRAGMA user_version = %d",
+	    MLOG_SCHEMA_VERSION + 1);
+	ck_assert_int_eq(sqlite3_exec(db, err, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
 	    MLOG_ESCHEMA);
@@ -1070,6 +1077,71 @@ START_TEST(schema_versions)
 	}
 	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
 	    MLOG_ESCHEMA);
+}
+END_TEST
+
+/* Version 1's triggers, as a log created by an older pushcgi has them. */
+static const char v1_triggers[] =
+"DROP TRIGGER messages_insert; DROP TRIGGER messages_delete;"
+"CREATE TRIGGER messages_insert AFTER INSERT ON messages BEGIN"
+"  INSERT INTO channels(name, last_id, last_time)"
+"    VALUES(NEW.channel, NEW.id, NEW.time)"
+"    ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id,"
+"      last_time = excluded.last_time"
+"    WHERE excluded.last_id > channels.last_id;"
+"END;"
+"CREATE TRIGGER messages_delete AFTER DELETE ON messages BEGIN"
+"  UPDATE channels SET pruned_to = OLD.id"
+"    WHERE name = OLD.channel AND pruned_to < OLD.id;"
+"END;"
+"PRAGMA user_version = 1;";
+
+START_TEST(schema_upgrade)
+{
+	struct mlog *l;
+	struct mlog_stat st;
+	sqlite3 *db;
+	char err[256];
+
+	mlog_close(open_log());
+	db = open_sql();
+	ck_assert_int_eq(sqlite3_exec(db, v1_triggers, NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO messages(channel, "
+	    "time, data) VALUES('a', 1000, 'x'), ('a', 2000, 'y'), "
+	    "('b', 3000, 'z'); DELETE FROM messages WHERE id = 3", NULL, NULL,
+	    NULL), SQLITE_OK);
+	ck_assert_int_eq(sql_int(db, "SELECT last_id FROM channels "
+	    "WHERE name = 'a'"), 2);
+
+	/* Reading does not upgrade, and reads the old rows right. */
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_READONLY, err, sizeof(err)),
+	    MLOG_OK);
+	ck_assert_int_eq(mlog_stat(l, "a", &st), MLOG_OK);
+	ck_assert_int_eq(st.last_id, 2);
+	ck_assert_int_eq(st.last_time_ms, 2000);
+	mlog_close(l);
+	ck_assert_int_eq(sql_int(db, "PRAGMA user_version"), 1);
+
+	/* A writer does, once. */
+	l = open_log();
+	ck_assert_int_eq(sql_int(db, "PRAGMA user_version"),
+	    MLOG_SCHEMA_VERSION);
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE type = 'trigger' AND sql LIKE '%OR IGNORE%'"), 1);
+	ck_assert_int_eq(mlog_stat(l, "b", &st), MLOG_OK);
+	ck_assert_int_eq(st.last_id, 3);
+	ck_assert_int_eq(st.last_time_ms, 3000);
+	ck_assert_int_eq(append(l, "a", "w"), 4);
+	ck_assert_int_eq(mlog_stat(l, "a", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 3);
+	ck_assert_int_eq(st.last_id, 4);
+	ck_assert_int_ge(st.last_time_ms, now_ms() - 60 * 1000);
+	/* An insert leaves the channel's row alone now. */
+	ck_assert_int_eq(sql_int(db, "SELECT last_id FROM channels "
+	    "WHERE name = 'a'"), 2);
+	mlog_close(l);
+	sqlite3_close(db);
 }
 END_TEST
 
@@ -1204,6 +1276,7 @@ main(void)
 	tcase_add_test(tc, control_pruned);
 	tcase_add_test(tc, prune_all_spares_control);
 	tcase_add_test(tc, schema_versions);
+	tcase_add_test(tc, schema_upgrade);
 	tcase_add_test(tc, create_mode_and_wal);
 	tcase_add_test(tc, concurrent_create);
 	tcase_add_test(tc, readonly_open);

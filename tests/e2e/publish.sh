@@ -326,7 +326,7 @@ import json, sqlite3, sys
 j = json.load(open(sys.argv[1]))
 con = sqlite3.connect(sys.argv[2])
 cnt, first = con.execute("SELECT count(*), coalesce(min(id), 0) FROM messages WHERE channel = ?", (sys.argv[3],)).fetchone()
-last, t = con.execute("SELECT last_id, last_time FROM channels WHERE name = ?", (sys.argv[3],)).fetchone()
+last, t = con.execute("SELECT id, time FROM messages WHERE channel = ? ORDER BY id DESC LIMIT 1", (sys.argv[3],)).fetchone()
 want = {"channel": sys.argv[3], "messages": cnt, "first_id": first, "last_id": last, "last_time": t, "subscribers": 1}
 if j != want or cnt != 2:
     print("# got %r, want %r" % (j, want)); sys.exit(1)' \
