@@ -26,9 +26,11 @@
  *  2. Got one: this process is a gatekeeper of gate L (bell_keep).  It
  *     re-reads last after the lock is granted: a publisher that raised it
  *     just before could not have seen our lock, so without this re-read
- *     its wake-up would be lost.  Then it sleeps in sigtimedwait(SIGURG)
- *     for at most check_ms; each time it wakes it re-reads last.  The
- *     keeper also calls check() at once and then every check_ms: that is
+ *     its wake-up would be lost.  Then it sleeps in ppoll() with only
+ *     SIGURG let through; each time it wakes it re-reads last.  The
+ *     keeper also calls check() at once, then whenever the log's files
+ *     are written (an inotify watch on their folder, bell_watch_start)
+ *     and once a second, or every check_ms if it cannot watch: that is
  *     how rows inserted by plain SQL, which nobody announces, are noticed,
  *     and only the keeper pays for it.  If check() finds a newer id it
  *     raises last itself and signals the other gatekeepers like a
@@ -86,7 +88,7 @@
  * and a gatekeeper re-reads last AFTER its lock is granted.  The kernel
  * serialises lock operations on the file, so either the probe sees the
  * lock (and the gatekeeper gets SIGURG, which stays pending while blocked
- * until sigtimedwait takes it) or the re-read sees the new id.  A spare
+ * until its ppoll lets it through) or the re-read sees the new id.  A spare
  * needs no signal: the keeper it waits behind releases the keeper byte on
  * progress, and the spare re-reads last once it has that byte.  Waiters in step 3 re-read after their grant,
  * which comes after both gatekeepers' releases, which come after they saw
@@ -119,6 +121,7 @@
  */
 #include "config.h"
 
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -127,6 +130,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -156,6 +160,10 @@
 #define BELL_MS               1000000LL
 #define BELL_WAL_SUFFIX       "-wal"
 #define BELL_CHECK_FORCE_MS   1000   /* check() at least this often */
+#define BELL_WATCH_CHECK_MS   1000   /* check() period while watching */
+#define BELL_SETTLE_MS        1      /* first re-check after a write */
+#define BELL_JOURNAL_SUFFIX   "-journal"
+#define BELL_EVENTS_MAX       4096   /* bytes of inotify events per read */
 #define BELL_STAT_MARGIN_NS   BELL_NS /* trust an mtime this much older */
 
 /* The shared first page. */
@@ -196,6 +204,9 @@ struct bell {
 	pid_t timer_pid;
 	/* The keeper's cheap look before check() (see bell_quiet). */
 	char files[2][PATH_MAX];  /* the log and its -wal */
+	char dir[PATH_MAX];       /* their folder, watched by the keeper */
+	const char *base;         /* the log's name in it (in files[0]) */
+	int watch;                /* the keeper's inotify descriptor, or -1 */
 	struct bell_stamp seen[2];
 	int64_t seen_at;        /* CLOCK_REALTIME ns of those stamps, 0 none */
 	int64_t checked;        /* CLOCK_MONOTONIC ns of the last check() */
@@ -231,6 +242,11 @@ static int bell_loop(struct bell *, int64_t, int64_t, bell_check_fn,
 static void bell_pause(int64_t);
 static void bell_stamp(const char *, struct bell_stamp *);
 static int bell_quiet(struct bell *, int64_t);
+static void bell_on_urg(int);
+static int bell_watch_start(struct bell *);
+static void bell_watch_stop(struct bell *);
+static int bell_watch_drain(struct bell *);
+static int bell_doze(struct bell *, int64_t);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 static int64_t
@@ -273,11 +289,19 @@ bell_on_alarm(int sig)
 	errno = saved;
 }
 
+/* SIGURG's handler: nothing; its arrival ends the keeper's ppoll(), the
+ * one place where SIGURG is not blocked (see bell_doze). */
+static void
+bell_on_urg(int sig)
+{
+	(void)sig;
+}
+
 /*
  * Install the SIGALRM handler (no SA_RESTART, so lock waits return EINTR)
- * and block SIGURG in the calling thread, so that threads created later
- * inherit the mask and a SIGURG sent to the process stays pending for the
- * gatekeeper's sigtimedwait instead of being discarded by another thread.
+ * and SIGURG's, and block SIGURG in the calling thread, so that threads
+ * created later inherit the mask and a SIGURG sent to the process stays
+ * pending for the gatekeeper's ppoll instead of going to another thread.
  * Returns 0, or -1 with errno set.
  */
 int
@@ -291,6 +315,9 @@ bell_init_signals(void)
 	sa.sa_flags = 0;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGALRM, &sa, NULL) != 0)
+		return -1;
+	sa.sa_handler = bell_on_urg;
+	if (sigaction(SIGURG, &sa, NULL) != 0)
 		return -1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGURG);
@@ -441,6 +468,17 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return -1;
 	snprintf(b->files[0], sizeof(b->files[0]), "%s", db_path);
+	b->watch = -1;
+	if ((b->base = strrchr(b->files[0], '/')) == NULL) {
+		b->base = b->files[0];
+		snprintf(b->dir, sizeof(b->dir), ".");
+	} else {
+		snprintf(b->dir, sizeof(b->dir), "%.*s",
+		    (int)(b->base - b->files[0]), b->files[0]);
+		if (b->dir[0] == '\0')
+			snprintf(b->dir, sizeof(b->dir), "/");
+		b->base++;
+	}
 	if ((size_t)snprintf(b->files[1], sizeof(b->files[1]), "%s%s",
 	    db_path, BELL_WAL_SUFFIX) >= sizeof(b->files[1]))
 		b->files[1][0] = '\0';  /* no pre-check: check() every time */
@@ -469,6 +507,7 @@ bell_close(struct bell *b)
 		return;
 	if (b->has_timer && b->timer_pid == getpid())
 		timer_delete(b->timer);
+	bell_watch_stop(b);
 	pthread_mutex_lock(&bell_files_mu);
 	bell_file_put(b->f);
 	pthread_mutex_unlock(&bell_files_mu);
@@ -679,6 +718,104 @@ bell_quiet(struct bell *b, int64_t now)
 	return 0;
 }
 
+/*
+ * The keeper's watch for plain SQL inserts: an inotify instance on the
+ * log's folder, which reports every write to the log or its -wal (SQLite
+ * writes them with write(), never through a shared mapping).  While it
+ * works the keeper checks at once after a write, and otherwise only every
+ * BELL_WATCH_CHECK_MS as a safety net, instead of every check_ms: an idle
+ * keeper then wakes once a second rather than ten times.  The instance
+ * lives only while this process keeps a gate, so that a log has one or
+ * two at a time (a user may create 128 by default); if none can be had,
+ * the keeper checks every check_ms as before.  Returns 0 when watching.
+ */
+static int
+bell_watch_start(struct bell *b)
+{
+	if (b->watch >= 0)
+		return 0;
+	if (b->files[1][0] == '\0')
+		return -1;
+	if ((b->watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+		return -1;
+	if (inotify_add_watch(b->watch, b->dir, IN_MODIFY | IN_MOVED_TO) <
+	    0) {
+		close(b->watch);
+		b->watch = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+bell_watch_stop(struct bell *b)
+{
+	if (b->watch >= 0) {
+		close(b->watch);
+		b->watch = -1;
+	}
+}
+
+/* Read the pending events: 1 if one concerns the log, its -wal or
+ * -journal (or some were lost), else 0. */
+static int
+bell_watch_drain(struct bell *b)
+{
+	char buf[BELL_EVENTS_MAX]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	size_t blen = strlen(b->base);
+	const char *sfx;
+	ssize_t n;
+	char *p;
+	int ours = 0;
+
+	while ((n = read(b->watch, buf, sizeof(buf))) > 0) {
+		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				ours = 1;
+				continue;
+			}
+			if (ev->len == 0 || strncmp(ev->name, b->base,
+			    blen) != 0)
+				continue;
+			sfx = ev->name + blen;
+			if (*sfx == '\0' || strcmp(sfx, BELL_WAL_SUFFIX) == 0 ||
+			    strcmp(sfx, BELL_JOURNAL_SUFFIX) == 0)
+				ours = 1;
+		}
+	}
+	return ours;
+}
+
+/*
+ * The keeper's sleep: at most wait ns, in ppoll() on the watch (if any)
+ * with SIGURG let through, so that a publisher's signal, another signal
+ * or a write to the log ends it.  A SIGURG that came while we were awake
+ * is pending and ends it at once.  Returns 1 after a write to the log,
+ * else 0.
+ */
+static int
+bell_doze(struct bell *b, int64_t wait)
+{
+	struct pollfd pfd;
+	struct timespec ts;
+	sigset_t mask;
+
+	ts.tv_sec = wait / BELL_NS;
+	ts.tv_nsec = wait % BELL_NS;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	sigdelset(&mask, SIGURG);
+	pfd.fd = b->watch;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (ppoll(&pfd, b->watch >= 0 ? 1 : 0, &ts, &mask) > 0 &&
+	    (pfd.revents & POLLIN))
+		return bell_watch_drain(b);
+	return 0;
+}
+
 /* Sleep ms milliseconds (cut short by any signal): only after a lock
  * refusal that should not happen, so that it can never become a spin. */
 static void
@@ -738,10 +875,10 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
     bell_check_fn check, void *arg)
 {
 	struct bell_file *f = b->f;
-	struct timespec ts, zero = { 0, 0 };
+	struct timespec zero = { 0, 0 };
 	sigset_t urg;
 	int64_t now, next, wait, x;
-	int r;
+	int r, period, settle = 0;
 
 	sigemptyset(&urg);
 	sigaddset(&urg, SIGURG);
@@ -761,6 +898,9 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 	while (sigtimedwait(&urg, NULL, &zero) == SIGURG)
 		;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* Watch before the first check: a write after it shows as an event. */
+	period = bell_watch_start(b) == 0 && b->check_ms < BELL_WATCH_CHECK_MS ?
+	    BELL_WATCH_CHECK_MS : b->check_ms;
 	next = bell_now();  /* check at once */
 	for (;;) {
 		if (__atomic_load_n(&f->pg->last, __ATOMIC_SEQ_CST) != L)
@@ -779,18 +919,30 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 				break;
 			}
 			now = bell_now();
-			next = now + (int64_t)b->check_ms * BELL_MS;
+			/* After a write the commit may not be visible yet (the
+			 * writer still syncs or updates the -shm index, which
+			 * makes no event): look again soon, less and less. */
+			if (settle > 0 && settle < period) {
+				next = now + (int64_t)settle * BELL_MS;
+				settle *= 2;
+			} else {
+				settle = 0;
+				next = now + (int64_t)period * BELL_MS;
+			}
 		}
 		if (deadline >= 0 && now >= deadline)
 			break;
 		wait = next - now;
 		if (deadline >= 0 && deadline - now < wait)
 			wait = deadline - now;
-		ts.tv_sec = wait / BELL_NS;
-		ts.tv_nsec = wait % BELL_NS;
-		/* SIGURG, timeout (EAGAIN) or a signal (EINTR): look again. */
-		sigtimedwait(&urg, NULL, &ts);
+		/* SIGURG, a timeout or another signal: look again; a write
+		 * to the log's files: check at once. */
+		if (bell_doze(b, wait) > 0) {
+			next = bell_now();
+			settle = BELL_SETTLE_MS;
+		}
 	}
+	bell_watch_stop(b);
 	__atomic_store_n(&f->gate, -1, __ATOMIC_SEQ_CST);
 	if (bell_lock(f->fd, F_SETLK, F_UNLCK, bell_byte(L, BELL_KEEPER), 1) !=
 	    0)
@@ -891,7 +1043,7 @@ bell_wait(struct bell *b, int64_t seen, int timeout_ms, bell_check_fn check,
 		deadline = bell_now() + (int64_t)timeout_ms * BELL_MS;
 	if (bell_timer(b) != 0)
 		return BELL_ERROR;
-	/* SIGURG blocked (taken by sigtimedwait), SIGALRM deliverable. */
+	/* SIGURG blocked (but in the keeper's ppoll), SIGALRM deliverable. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGURG);
 	if ((errno = pthread_sigmask(SIG_BLOCK, &set, &old)) != 0)

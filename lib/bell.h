@@ -6,9 +6,10 @@
  * after each commit.  Waiters sleep in the kernel on POSIX record locks of
  * "gates" (gate L = the two bytes at offset BELL_GATE_BASE + 2L, meaning
  * "nothing after L yet"); one of them, the gatekeeper, holds the first
- * byte's write lock, wakes on SIGURG from a publisher or every check_ms to
- * look for plain SQL inserts, and releases the gate when the last id has
- * moved, which wakes all others at once.  A second one holds the other
+ * byte's write lock, wakes on SIGURG from a publisher, looks for plain SQL
+ * inserts when the log's files are written (inotify on their folder;
+ * every check_ms where it cannot watch), and releases the gate when the
+ * last id has moved, which wakes all others at once.  A second one holds the other
  * byte as a spare, so that a gatekeeper's leaving does not wake everyone.
  * The protocol, and why each step is there, is in bell.c.
  *
@@ -18,8 +19,8 @@
  * - in a threaded process only one thread calls bell_wait() (the hub's bell
  *   thread); others may call bell_last() and bell_ring();
  * - call bell_init_signals() before creating any thread: it blocks SIGURG
- *   (taken with sigtimedwait by the gatekeeper) and installs a no-op
- *   SIGALRM handler used to time out lock waits.
+ *   (let through only in the gatekeeper's ppoll) and installs no-op
+ *   handlers for it and for SIGALRM, used to time out lock waits.
  */
 #ifndef PUSHCGI_BELL_H
 #define PUSHCGI_BELL_H

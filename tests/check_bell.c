@@ -68,6 +68,14 @@ t_setup(void)
 static void
 t_teardown(void)
 {
+	char p[T_PATH_MAX + 32];
+	const char *extra[] = { "log.db-wal", "log.dbx", "other-wal" };
+	size_t i;
+
+	for (i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", t_dir, extra[i]);
+		unlink(p);
+	}
 	unlink(t_bellpath);
 	rmdir(t_dir);
 	munmap(t_counter, sizeof(*t_counter));
@@ -388,6 +396,69 @@ START_TEST(check_runs_at_once)
 }
 END_TEST
 
+/* Append a byte to the file name in the test's folder. */
+static void
+t_touch(const char *name)
+{
+	char path[T_PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", t_dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "x", 1), 1);
+	close(fd);
+}
+
+START_TEST(write_to_log_wakes_keeper)
+{
+	pid_t k;
+
+	/* The keeper checks at once, then not for 60 s: only its watch on
+	 * the log's folder can make it see the unannounced id before the
+	 * waiter's 20 s run out. */
+	k = t_waiter(0, 20000, 60000, 1);
+	ck_assert_int_gt(t_find_keeper(0), 0);
+	t_sleep_ms(200);
+	__atomic_store_n(t_counter, 5, __ATOMIC_SEQ_CST);  /* no ring */
+	t_touch("log.db-wal");                /* what a plain INSERT does */
+	ck_assert_int_eq(t_reap(k), T_EXIT_BASE + BELL_READY);
+}
+END_TEST
+
+START_TEST(commit_visible_after_write)
+{
+	pid_t k;
+
+	/* A commit shows only after its last write (the writer syncs, then
+	 * updates the -shm index, which makes no event): the keeper must
+	 * look again after the write, not only once. */
+	k = t_waiter(0, 20000, 60000, 1);
+	ck_assert_int_gt(t_find_keeper(0), 0);
+	t_sleep_ms(200);
+	t_touch("log.db-wal");
+	t_sleep_ms(50);
+	__atomic_store_n(t_counter, 6, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(t_reap(k), T_EXIT_BASE + BELL_READY);
+}
+END_TEST
+
+START_TEST(other_files_do_not_count)
+{
+	pid_t k;
+
+	/* A write to another file of the folder makes the keeper drain its
+	 * watch but not check, so the unannounced id stays unseen. */
+	k = t_waiter(0, 2000, 60000, 1);
+	ck_assert_int_gt(t_find_keeper(0), 0);
+	t_sleep_ms(200);
+	__atomic_store_n(t_counter, 5, __ATOMIC_SEQ_CST);
+	t_touch("log.dbx");
+	t_touch("other-wal");
+	ck_assert_int_eq(t_reap(k), T_EXIT_BASE + BELL_TIMEOUT);
+}
+END_TEST
+
 struct t_later {
 	struct bell *b;
 	int ms;
@@ -668,6 +739,9 @@ bell_suite(void)
 	tcase_add_test(tc, ring_wakes_every_waiter);
 	tcase_add_test(tc, check_finds_unannounced);
 	tcase_add_test(tc, check_runs_at_once);
+	tcase_add_test(tc, write_to_log_wakes_keeper);
+	tcase_add_test(tc, commit_visible_after_write);
+	tcase_add_test(tc, other_files_do_not_count);
 	tcase_add_test(tc, interrupt_from_thread);
 	tcase_add_test(tc, interrupt_before_wait);
 	tcase_add_test(tc, interrupt_from_signal_handler);
