@@ -22,7 +22,9 @@
  *    bell_wait is bounded by the 20 s heartbeat (looping, as pushctl
  *    tail -f), then followers that wait through a hub (follower -H: the
  *    hub thread on the bell without a bound, the heartbeat a poll()
- *    timeout, as the responders wait).
+ *    timeout, as the responders wait).  Then, as the floor, as many
+ *    processes of the same program that do nothing but wake at the same
+ *    interval (follower sleep): what the heartbeats alone cost here.
  * 3. Publish rate of `pushctl send`, one process per message, and of
  *    pushcgi_publish() on one open handle (PUBLISHES, default 20000).
  *
@@ -68,13 +70,19 @@
 #define BW_API_SENDS     20000
 #define BW_PUBLISHES_MAX 10000000
 #define BW_ERR_MAX       256
+#define BW_SLEEP_START_MS 3000    /* start-up allowance of idle sleepers */
 
 #define BW_DB_MAX (PATH_MAX / 2 + 80) /* bw_dir + "/" + a file name */
 
 static char bw_dir[PATH_MAX / 2];
 static char bw_follower[PATH_MAX];
 static char bw_pushctl[PATH_MAX];
-static int bw_hub;              /* spawn followers with -H */
+enum bw_mode {
+	BW_BELL,        /* follower follow: bell_wait bounded by heartbeats */
+	BW_HUB,         /* follower follow -H: through a hub */
+	BW_SLEEP        /* follower sleep: wakes for heartbeats only */
+};
+static enum bw_mode bw_mode;    /* how bw_spawn starts followers */
 static int bw_own_dir;
 
 static void
@@ -190,8 +198,20 @@ bw_spawn(const char *db, int64_t cursor, const char *results, int index,
 		close(fd);
 	}
 	av[ac++] = "follower";
+	if (bw_mode == BW_SLEEP) {
+		av[ac++] = "sleep";
+		av[ac++] = "-t";
+		av[ac++] = t;
+		av[ac++] = "-w";
+		av[ac++] = w;
+		av[ac] = NULL;
+		execv(bw_follower, av);
+		fprintf(stderr, "bench-wake: %s: %s\n", bw_follower,
+		    strerror(errno));
+		_exit(BW_EX_SYSTEM);
+	}
 	av[ac++] = "follow";
-	if (bw_hub)
+	if (bw_mode == BW_HUB)
 		av[ac++] = "-H";
 	av[ac++] = "-c";
 	av[ac++] = c;
@@ -417,7 +437,10 @@ bw_idle(int nf, int seconds)
 	for (i = 0; i < nf; i++)
 		pids[i] = bw_spawn(db, 0, res, i, 1, BW_READY_S + seconds +
 		    60);
-	if (bw_wait_ready(&map[0], nf) != 0) {
+	/* A sleeper has nothing to get ready: give them all time to start. */
+	if (bw_mode == BW_SLEEP)
+		bw_sleep_ms(BW_SLEEP_START_MS);
+	else if (bw_wait_ready(&map[0], nf) != 0) {
 		bw_reap(pids, nf, 0);
 		bw_die("followers", "not ready in time");
 	}
@@ -426,9 +449,13 @@ bw_idle(int nf, int seconds)
 	bw_sleep_ms((int64_t)seconds * 1000);
 	c1 = bw_cpu_all(pids, nf);
 	t1 = bw_now();
-	printf("%d idle followers, heartbeat %d s, %s, over %d s: CPU %.3f%% "
-	    "of one core in total (%.1f ms)\n", nf, BW_IDLE_WAIT_MS / 1000,
-	    bw_hub ? "through a hub (as push-stream and push-poll wait)" :
+	printf("%d idle %s, heartbeat %d s, %s, over %d s: CPU %.3f%% "
+	    "of one core in total (%.1f ms)\n", nf, bw_mode == BW_SLEEP ?
+	    "processes" : "followers", BW_IDLE_WAIT_MS / 1000,
+	    bw_mode == BW_HUB ?
+	    "through a hub (as push-stream and push-poll wait)" :
+	    bw_mode == BW_SLEEP ? "doing nothing else (the floor: what "
+	    "waking a process costs on this machine)" :
 	    "bell_wait bounded by it (as pushctl tail -f waits)",
 	    seconds, 100.0 * (double)(c1 - c0) / (double)(t1 - t0),
 	    (double)(c1 - c0) / 1e6);
@@ -602,9 +629,11 @@ main(int argc, char **argv)
 	}
 	if (idle > 0) {
 		bw_idle(idle, idle_s);
-		bw_hub = 1;
+		bw_mode = BW_HUB;
 		bw_idle(idle, idle_s);
-		bw_hub = 0;
+		bw_mode = BW_SLEEP;
+		bw_idle(idle, idle_s);
+		bw_mode = BW_BELL;
 	}
 	bw_cli_rate();
 	if (api > 0)

@@ -6,6 +6,7 @@
  *	follower publish [-s] [-n COUNT] [-g MAX_GAP_US] DB CHANNEL
  *	follower keeper DB
  *	follower sum DB CHANNELS
+ *	follower sleep [-t SECONDS] [-w WAIT_MS]
  *
  * follow: follows CHANNELS (comma-separated) after CURSOR (default 0), the
  * way a CGI responder does: loop { known = bell_last(); read everything
@@ -41,6 +42,10 @@
  *
  * sum: prints count= and sum= over every message in the log on CHANNELS,
  * for comparing with what followers received.
+ *
+ * sleep: does nothing but wake every WAIT_MS (poll() with no descriptor)
+ * until the deadline (-t): the benchmark's floor, what a wake-up of an
+ * otherwise idle process costs on this machine.
  *
  * The database may also be given as PUSHCGI_DB with DB "-".
  */
@@ -103,7 +108,8 @@ fol_usage(void)
 	    "       follower publish [-s] [-n COUNT] [-g MAX_GAP_US] DB "
 	    "CHANNEL\n"
 	    "       follower keeper DB\n"
-	    "       follower sum DB CHANNELS\n");
+	    "       follower sum DB CHANNELS\n"
+	    "       follower sleep [-t SECONDS] [-w WAIT_MS]\n");
 	exit(FOL_EX_USAGE);
 }
 
@@ -266,15 +272,16 @@ fol_hub_loop(struct fol *f, const struct conf *c, const char *const *chans,
 	struct hub_sub *s;
 	struct pollfd pfd;
 	int64_t now, left;
-	int counted = 0;
+	int counted = 0, ready;
 
 	if (hub_open(&h, c, err, sizeof(err)) != HUB_OK)
 		fol_die("hub", err);
 	if (hub_subscribe(h, &s, chans, n, f->cursor, 0, NULL, err,
 	    sizeof(err)) != HUB_OK)
 		fol_die("subscribe", err);
-	for (;;) {
-		if (hub_sub_next(s, fol_on_hub, f) != HUB_OK)
+	for (ready = 1;;) {
+		/* Only a wake-up (or the start) can have brought anything. */
+		if (ready && hub_sub_next(s, fol_on_hub, f) != HUB_OK)
 			fol_die("read", hub_sub_error(s));
 		if (map != NULL && !counted) {
 			__atomic_add_fetch(&map[0], 1, __ATOMIC_SEQ_CST);
@@ -289,8 +296,8 @@ fol_hub_loop(struct fol *f, const struct conf *c, const char *const *chans,
 		pfd.fd = hub_sub_fd(s);
 		pfd.events = POLLIN;
 		/* A timeout is where a responder writes its heartbeat. */
-		if (poll(&pfd, 1, left < wait_ms ? (int)left : (int)wait_ms) <
-		    0 && errno != EINTR)
+		if ((ready = poll(&pfd, 1, left < wait_ms ? (int)left :
+		    (int)wait_ms)) < 0 && errno != EINTR)
 			fol_die("poll", strerror(errno));
 	}
 	hub_unsubscribe(s);
@@ -548,6 +555,28 @@ fol_sum(int argc, char **argv)
 	return 0;
 }
 
+static int
+fol_sleep(int argc, char **argv)
+{
+	long long deadline_s = FOL_DEADLINE_S, wait_ms = FOL_WAIT_MS;
+	int64_t deadline, left;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "t:w:")) != -1) {
+		switch (ch) {
+		case 't': deadline_s = fol_num(optarg, 1, 86400); break;
+		case 'w': wait_ms = fol_num(optarg, 1, INT_MAX); break;
+		default: fol_usage();
+		}
+	}
+	if (optind != argc)
+		fol_usage();
+	deadline = fol_now_ns() + deadline_s * 1000000000LL;
+	while ((left = (deadline - fol_now_ns()) / 1000000 + 1) > 0)
+		(void)poll(NULL, 0, left < wait_ms ? (int)left : (int)wait_ms);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -564,6 +593,8 @@ main(int argc, char **argv)
 		return fol_keeper(argc, argv);
 	if (strcmp(argv[0], "sum") == 0)
 		return fol_sum(argc, argv);
+	if (strcmp(argv[0], "sleep") == 0)
+		return fol_sleep(argc, argv);
 	fol_usage();
 	return FOL_EX_USAGE;
 }
