@@ -22,7 +22,9 @@
  *    bell_wait is bounded by the 20 s heartbeat (looping, as pushctl
  *    tail -f), then followers that wait through a hub (follower -H: the
  *    hub thread on the bell without a bound, the heartbeat a poll()
- *    timeout, as the responders wait).  Then, as the floor, as many
+ *    timeout, as the responders wait), then as many followers as threads
+ *    of one process on one hub (as push-stream's requests under FastCGI,
+ *    where a process holds many clients).  Then, as the floor, as many
  *    processes of the same program that do nothing but wake at the same
  *    interval (follower sleep): what the heartbeats alone cost here.
  * 3. Publish rate of `pushctl send`, one process per message, and of
@@ -80,9 +82,11 @@ static char bw_pushctl[PATH_MAX];
 enum bw_mode {
 	BW_BELL,        /* follower follow: bell_wait bounded by heartbeats */
 	BW_HUB,         /* follower follow -H: through a hub */
+	BW_THREADS,     /* one follower follow -H -T N: threads on one hub */
 	BW_SLEEP        /* follower sleep: wakes for heartbeats only */
 };
 static enum bw_mode bw_mode;    /* how bw_spawn starts followers */
+static int bw_threads;          /* -T of a BW_THREADS follower */
 static int bw_own_dir;
 
 static void
@@ -179,7 +183,7 @@ static pid_t
 bw_spawn(const char *db, int64_t cursor, const char *results, int index,
     int msgs, int timeout_s)
 {
-	char c[32], n[32], t[32], w[32], i[32], m[32], *av[20];
+	char c[32], n[32], t[32], w[32], i[32], m[32], nt[32], *av[24];
 	pid_t pid;
 	int fd, ac = 0;
 
@@ -189,6 +193,7 @@ bw_spawn(const char *db, int64_t cursor, const char *results, int index,
 	snprintf(w, sizeof(w), "%d", BW_IDLE_WAIT_MS);
 	snprintf(i, sizeof(i), "%d", index);
 	snprintf(m, sizeof(m), "%d", msgs > 0 ? msgs : 1);
+	snprintf(nt, sizeof(nt), "%d", bw_threads);
 	if ((pid = fork()) < 0)
 		bw_die("fork", strerror(errno));
 	if (pid > 0)
@@ -211,8 +216,12 @@ bw_spawn(const char *db, int64_t cursor, const char *results, int index,
 		_exit(BW_EX_SYSTEM);
 	}
 	av[ac++] = "follow";
-	if (bw_mode == BW_HUB)
+	if (bw_mode == BW_HUB || bw_mode == BW_THREADS)
 		av[ac++] = "-H";
+	if (bw_mode == BW_THREADS) {
+		av[ac++] = "-T";
+		av[ac++] = nt;
+	}
 	av[ac++] = "-c";
 	av[ac++] = c;
 	av[ac++] = "-t";
@@ -418,7 +427,7 @@ bw_idle(int nf, int seconds)
 	int64_t *map, c0, c1, t0, t1;
 	pid_t *pids;
 	size_t len;
-	int i, fd;
+	int i, fd, np;
 
 	bw_path(db, "idle.db");
 	snprintf(res, sizeof(res), "%s.times", db);
@@ -434,33 +443,37 @@ bw_idle(int nf, int seconds)
 	    sizeof(*pids))) == NULL)
 		bw_die(res, strerror(errno));
 	/* -n 1 with nothing published: they wait until killed. */
-	for (i = 0; i < nf; i++)
+	bw_threads = nf;
+	np = bw_mode == BW_THREADS ? 1 : nf;
+	for (i = 0; i < np; i++)
 		pids[i] = bw_spawn(db, 0, res, i, 1, BW_READY_S + seconds +
 		    60);
 	/* A sleeper has nothing to get ready: give them all time to start. */
 	if (bw_mode == BW_SLEEP)
 		bw_sleep_ms(BW_SLEEP_START_MS);
 	else if (bw_wait_ready(&map[0], nf) != 0) {
-		bw_reap(pids, nf, 0);
+		bw_reap(pids, np, 0);
 		bw_die("followers", "not ready in time");
 	}
 	t0 = bw_now();
-	c0 = bw_cpu_all(pids, nf);
+	c0 = bw_cpu_all(pids, np);
 	bw_sleep_ms((int64_t)seconds * 1000);
-	c1 = bw_cpu_all(pids, nf);
+	c1 = bw_cpu_all(pids, np);
 	t1 = bw_now();
 	printf("%d idle %s, heartbeat %d s, %s, over %d s: CPU %.3f%% "
 	    "of one core in total (%.1f ms)\n", nf, bw_mode == BW_SLEEP ?
 	    "processes" : "followers", BW_IDLE_WAIT_MS / 1000,
 	    bw_mode == BW_HUB ?
 	    "through a hub (as push-stream and push-poll wait)" :
+	    bw_mode == BW_THREADS ? "threads of one process on one hub "
+	    "(as push-stream's requests under FastCGI)" :
 	    bw_mode == BW_SLEEP ? "doing nothing else (the floor: what "
 	    "waking a process costs on this machine)" :
 	    "bell_wait bounded by it (as pushctl tail -f waits)",
 	    seconds, 100.0 * (double)(c1 - c0) / (double)(t1 - t0),
 	    (double)(c1 - c0) / 1e6);
 	fflush(stdout);
-	bw_reap(pids, nf, 0);
+	bw_reap(pids, np, 0);
 	munmap(map, len);
 	unlink(res);
 	free(pids);
@@ -630,6 +643,8 @@ main(int argc, char **argv)
 	if (idle > 0) {
 		bw_idle(idle, idle_s);
 		bw_mode = BW_HUB;
+		bw_idle(idle, idle_s);
+		bw_mode = BW_THREADS;
 		bw_idle(idle, idle_s);
 		bw_mode = BW_SLEEP;
 		bw_idle(idle, idle_s);

@@ -1,8 +1,9 @@
 /*
  * follower: a test and benchmark helper built on the library.
  *
- *	follower follow [-H] [-n COUNT] [-t SECONDS] [-w WAIT_MS] [-c CURSOR]
- *	                [-o FILE] [-R RESULTS -i INDEX -m MAX] DB CHANNELS
+ *	follower follow [-H [-T THREADS]] [-n COUNT] [-t SECONDS] [-w WAIT_MS]
+ *	                [-c CURSOR] [-o FILE] [-R RESULTS -i INDEX -m MAX]
+ *	                DB CHANNELS
  *	follower publish [-s] [-n COUNT] [-g MAX_GAP_US] DB CHANNEL
  *	follower keeper DB
  *	follower sum DB CHANNELS
@@ -23,6 +24,8 @@
  * the hub (hub.h): the hub thread waits on the bell with no time bound and
  * this thread polls the subscription's eventfd with WAIT_MS as its
  * heartbeat timeout, so a heartbeat never touches the bell's locks.
+ * -T runs THREADS such followers as threads of this process on one hub,
+ * as push-stream's request threads under FastCGI.
  * For the benchmark, -R names a results file made by bench-wake: this
  * follower (number INDEX) increments its ready counter once it is
  * following and stores the CLOCK_MONOTONIC receive time of message k
@@ -58,6 +61,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +87,8 @@
 #define FOL_RES_HEADER   8       /* int64 slots before the rows */
 #define FOL_RES_MAX      100000  /* -m cap: messages timed per follower */
 #define FOL_INDEX_MAX    100000  /* -i cap */
+#define FOL_THREADS_MAX  10000   /* -T cap */
+#define FOL_STACK        (256 * 1024) /* bytes of stack per -T thread */
 #define FOL_ERR_MAX      256
 
 struct fol {
@@ -102,7 +108,8 @@ static void
 fol_usage(void)
 {
 	fprintf(stderr,
-	    "usage: follower follow [-H] [-n COUNT] [-t SECONDS] [-w WAIT_MS] "
+	    "usage: follower follow [-H [-T THREADS]] [-n COUNT] [-t SECONDS] "
+	    "[-w WAIT_MS] "
 	    "[-c CURSOR] [-o FILE]\n"
 	    "                       [-R RESULTS -i INDEX -m MAX] DB CHANNELS\n"
 	    "       follower publish [-s] [-n COUNT] [-g MAX_GAP_US] DB "
@@ -257,25 +264,34 @@ fol_on_hub(void *arg, struct hub_msg *m, int64_t gap)
 	return fol_on_msg(f, &m->m);
 }
 
+/* One -T thread's follower (fol_hub_follow's arguments). */
+struct fol_thread {
+	struct fol f;
+	struct hub *h;
+	const char *const *chans;
+	int n;
+	long long want;
+	int64_t deadline;
+	long long wait_ms;
+	int64_t *map;
+	pthread_t tid;
+};
+
 /*
- * follow -H: subscribe through a hub and wait as a responder's request
- * thread does, in poll() on the subscription's eventfd with the heartbeat
- * as timeout.  Stops like the plain loop; exits on a system error.
+ * follow -H: subscribe to h and wait as a responder's request thread
+ * does, in poll() on the subscription's eventfd with the heartbeat as
+ * timeout.  Stops like the plain loop; exits on a system error.
  */
 static void
-fol_hub_loop(struct fol *f, const struct conf *c, const char *const *chans,
-    int n, long long want, int64_t deadline, long long wait_ms,
-    int64_t *map)
+fol_hub_follow(struct fol *f, struct hub *h, const char *const *chans, int n,
+    long long want, int64_t deadline, long long wait_ms, int64_t *map)
 {
 	char err[FOL_ERR_MAX];
-	struct hub *h;
 	struct hub_sub *s;
 	struct pollfd pfd;
 	int64_t now, left;
 	int counted = 0, ready;
 
-	if (hub_open(&h, c, err, sizeof(err)) != HUB_OK)
-		fol_die("hub", err);
 	if (hub_subscribe(h, &s, chans, n, f->cursor, 0, NULL, err,
 	    sizeof(err)) != HUB_OK)
 		fol_die("subscribe", err);
@@ -301,6 +317,74 @@ fol_hub_loop(struct fol *f, const struct conf *c, const char *const *chans,
 			fol_die("poll", strerror(errno));
 	}
 	hub_unsubscribe(s);
+}
+
+static void *
+fol_hub_thread(void *arg)
+{
+	struct fol_thread *t = arg;
+
+	fol_hub_follow(&t->f, t->h, t->chans, t->n, t->want, t->deadline,
+	    t->wait_ms, t->map);
+	return NULL;
+}
+
+/*
+ * follow -H [-T THREADS]: one hub for the process (its thread waits on the
+ * bell with no time bound), and THREADS followers on it, each a thread
+ * with its own subscription and heartbeat, as push-stream's request
+ * threads under FastCGI.  Thread k fills results row INDEX + k.  With
+ * several threads f is left describing the slowest one (fewest messages),
+ * with the order and gap flags of all.
+ */
+static void
+fol_hub_loop(struct fol *f, const struct conf *c, const char *const *chans,
+    int n, long long want, int64_t deadline, long long wait_ms,
+    int64_t *map, int threads)
+{
+	char err[FOL_ERR_MAX];
+	struct fol_thread *t;
+	pthread_attr_t attr;
+	struct hub *h;
+	int k, e;
+
+	if (hub_open(&h, c, err, sizeof(err)) != HUB_OK)
+		fol_die("hub", err);
+	if (threads <= 1)
+		fol_hub_follow(f, h, chans, n, want, deadline, wait_ms, map);
+	else {
+		if ((t = calloc((size_t)threads, sizeof(*t))) == NULL)
+			fol_die("threads", strerror(errno));
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, FOL_STACK);
+		for (k = 0; k < threads; k++) {
+			t[k].f = *f;
+			if (f->times != NULL)
+				t[k].f.times = f->times + k * f->max;
+			t[k].h = h;
+			t[k].chans = chans;
+			t[k].n = n;
+			t[k].want = want;
+			t[k].deadline = deadline;
+			t[k].wait_ms = wait_ms;
+			t[k].map = map;
+			if ((e = pthread_create(&t[k].tid, &attr,
+			    fol_hub_thread, &t[k])) != 0)
+				fol_die("pthread_create", strerror(e));
+		}
+		pthread_attr_destroy(&attr);
+		for (k = 0; k < threads; k++) {
+			pthread_join(t[k].tid, NULL);
+			if (k == 0 || t[k].f.count < f->count) {
+				f->count = t[k].f.count;
+				f->sum = t[k].f.sum;
+				f->cursor = t[k].f.cursor;
+			}
+			f->order_bad |= t[k].f.order_bad;
+			f->gap |= t[k].f.gap;
+		}
+		free(t);
+	}
 	hub_stop(h);
 	hub_close(h);
 }
@@ -316,15 +400,17 @@ fol_follow(int argc, char **argv)
 	long long want = -1, deadline_s = FOL_DEADLINE_S;
 	long long wait_ms = FOL_WAIT_MS, index = -1, max = 0;
 	int64_t deadline, known, now, left;
-	int ch, n, w, fd, need_read = 1, counted = 0, hub = 0;
+	int ch, n, w, fd, need_read = 1, counted = 0, hub = 0, threads = 1;
 	int64_t *map = NULL;
 	size_t maplen = 0;
 	FILE *fp;
 
 	memset(&f, 0, sizeof(f));
-	while ((ch = getopt(argc, argv, "Hn:t:w:c:o:R:i:m:")) != -1) {
+	while ((ch = getopt(argc, argv, "HT:n:t:w:c:o:R:i:m:")) != -1) {
 		switch (ch) {
 		case 'H': hub = 1; break;
+		case 'T': threads = (int)fol_num(optarg, 1, FOL_THREADS_MAX);
+			break;
 		case 'n': want = fol_num(optarg, 0, INT64_MAX); break;
 		case 't': deadline_s = fol_num(optarg, 1, 86400); break;
 		case 'w': wait_ms = fol_num(optarg, 1, 3600000); break;
@@ -336,7 +422,8 @@ fol_follow(int argc, char **argv)
 		default: fol_usage();
 		}
 	}
-	if (argc - optind != 2 || (results != NULL && (index < 0 || max < 1)))
+	if (argc - optind != 2 || (results != NULL && (index < 0 || max < 1)) ||
+	    (threads > 1 && !hub))
 		fol_usage();
 	n = fol_channels(argv[optind + 1], names, chans);
 	f.log = fol_open_log(fol_db(argv[optind]), &c);
@@ -349,7 +436,7 @@ fol_follow(int argc, char **argv)
 	} else if (bell_open(&f.bell, c.db, c.check_ms) != 0)
 		fol_die("bell", strerror(errno));
 	if (results != NULL) {
-		maplen = (size_t)(FOL_RES_HEADER + (index + 1) * max) *
+		maplen = (size_t)(FOL_RES_HEADER + (index + threads) * max) *
 		    sizeof(int64_t);
 		if ((fd = open(results, O_RDWR | O_CLOEXEC)) < 0)
 			fol_die(results, strerror(errno));
@@ -365,7 +452,8 @@ fol_follow(int argc, char **argv)
 
 	deadline = fol_now_ns() + deadline_s * 1000000000LL;
 	if (hub)
-		fol_hub_loop(&f, &c, chans, n, want, deadline, wait_ms, map);
+		fol_hub_loop(&f, &c, chans, n, want, deadline, wait_ms, map,
+		    threads);
 	while (!hub) {
 		/* The bell is read BEFORE the log: a publish that lands
 		 * after the read raises it above `known`. */
