@@ -31,7 +31,8 @@ struct conf {
 	int poll_timeout;           /* default long-poll hold, seconds */
 	int poll_timeout_max;       /* cap on a client's timeout= */
 	int check_ms;               /* how often the gatekeeper looks for plain
-	                               SQL inserts, milliseconds */
+	                               SQL inserts when it cannot watch the
+	                               log's folder, milliseconds */
 	int synchronous_full;       /* 1: PRAGMA synchronous=FULL, 0: NORMAL */
 	int max_subscribers;        /* streams and polls held by one process */
 	int max_channel_subscribers;/* per channel, across processes (0 = none) */
