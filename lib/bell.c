@@ -246,7 +246,7 @@ static void bell_on_urg(int);
 static int bell_watch_start(struct bell *);
 static void bell_watch_stop(struct bell *);
 static int bell_watch_drain(struct bell *);
-static int bell_doze(struct bell *, int64_t);
+static int bell_doze(struct bell *, int64_t, const sigset_t *);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 static int64_t
@@ -791,26 +791,23 @@ bell_watch_drain(struct bell *b)
 
 /*
  * The keeper's sleep: at most wait ns, in ppoll() on the watch (if any)
- * with SIGURG let through, so that a publisher's signal, another signal
- * or a write to the log ends it.  A SIGURG that came while we were awake
+ * with mask (the thread's, SIGURG let through), so that a publisher's
+ * signal, another signal or a write to the log ends it.  A SIGURG that came while we were awake
  * is pending and ends it at once.  Returns 1 after a write to the log,
  * else 0.
  */
 static int
-bell_doze(struct bell *b, int64_t wait)
+bell_doze(struct bell *b, int64_t wait, const sigset_t *mask)
 {
 	struct pollfd pfd;
 	struct timespec ts;
-	sigset_t mask;
 
 	ts.tv_sec = wait / BELL_NS;
 	ts.tv_nsec = wait % BELL_NS;
-	pthread_sigmask(SIG_BLOCK, NULL, &mask);
-	sigdelset(&mask, SIGURG);
 	pfd.fd = b->watch;
 	pfd.events = POLLIN;
 	pfd.revents = 0;
-	if (ppoll(&pfd, b->watch >= 0 ? 1 : 0, &ts, &mask) > 0 &&
+	if (ppoll(&pfd, b->watch >= 0 ? 1 : 0, &ts, mask) > 0 &&
 	    (pfd.revents & POLLIN))
 		return bell_watch_drain(b);
 	return 0;
@@ -876,12 +873,14 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 {
 	struct bell_file *f = b->f;
 	struct timespec zero = { 0, 0 };
-	sigset_t urg;
+	sigset_t urg, doze;
 	int64_t now, next, wait, x;
 	int r, period, settle = 0;
 
 	sigemptyset(&urg);
 	sigaddset(&urg, SIGURG);
+	pthread_sigmask(SIG_BLOCK, NULL, &doze);
+	sigdelset(&doze, SIGURG);
 	__atomic_store_n(&f->keeper, (pid_t)syscall(SYS_gettid),
 	    __ATOMIC_SEQ_CST);
 	__atomic_store_n(&f->gate, L, __ATOMIC_SEQ_CST);
@@ -937,7 +936,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			wait = deadline - now;
 		/* SIGURG, a timeout or another signal: look again; a write
 		 * to the log's files: check at once. */
-		if (bell_doze(b, wait) > 0) {
+		if (bell_doze(b, wait, &doze) > 0) {
 			next = bell_now();
 			settle = BELL_SETTLE_MS;
 		}

@@ -410,6 +410,19 @@ t_touch(const char *name)
 	close(fd);
 }
 
+/* A waiter (bounded by timeout_ms) whose keeper checks at once and then
+ * not for 60 s; returns once it keeps the gate and has made that check. */
+static pid_t
+t_slow_keeper(int timeout_ms)
+{
+	pid_t k;
+
+	k = t_waiter(0, timeout_ms, 60000, 1);
+	ck_assert_int_gt(t_find_keeper(0), 0);
+	t_sleep_ms(200);
+	return k;
+}
+
 START_TEST(write_to_log_wakes_keeper)
 {
 	pid_t k;
@@ -417,9 +430,7 @@ START_TEST(write_to_log_wakes_keeper)
 	/* The keeper checks at once, then not for 60 s: only its watch on
 	 * the log's folder can make it see the unannounced id before the
 	 * waiter's 20 s run out. */
-	k = t_waiter(0, 20000, 60000, 1);
-	ck_assert_int_gt(t_find_keeper(0), 0);
-	t_sleep_ms(200);
+	k = t_slow_keeper(20000);
 	__atomic_store_n(t_counter, 5, __ATOMIC_SEQ_CST);  /* no ring */
 	t_touch("log.db-wal");                /* what a plain INSERT does */
 	ck_assert_int_eq(t_reap(k), T_EXIT_BASE + BELL_READY);
@@ -433,9 +444,7 @@ START_TEST(commit_visible_after_write)
 	/* A commit shows only after its last write (the writer syncs, then
 	 * updates the -shm index, which makes no event): the keeper must
 	 * look again after the write, not only once. */
-	k = t_waiter(0, 20000, 60000, 1);
-	ck_assert_int_gt(t_find_keeper(0), 0);
-	t_sleep_ms(200);
+	k = t_slow_keeper(20000);
 	t_touch("log.db-wal");
 	t_sleep_ms(50);
 	__atomic_store_n(t_counter, 6, __ATOMIC_SEQ_CST);
@@ -449,9 +458,7 @@ START_TEST(other_files_do_not_count)
 
 	/* A write to another file of the folder makes the keeper drain its
 	 * watch but not check, so the unannounced id stays unseen. */
-	k = t_waiter(0, 2000, 60000, 1);
-	ck_assert_int_gt(t_find_keeper(0), 0);
-	t_sleep_ms(200);
+	k = t_slow_keeper(2000);
 	__atomic_store_n(t_counter, 5, __ATOMIC_SEQ_CST);
 	t_touch("log.dbx");
 	t_touch("other-wal");
