@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fastcgi.h>
+
 #include "http.h"
 
 #define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
@@ -30,6 +32,7 @@ static int http_decode(const char *, size_t, char *, size_t, size_t *);
 static void http_sanitize(char *, size_t, const char *);
 static const char *http_reason(int);
 static int http_write_fd(struct http_out *, const char *, size_t);
+static int http_grow(struct http_out *, size_t);
 static int http_is_tchar(int);
 static void http_poll_init(struct http_req *);
 
@@ -44,6 +47,7 @@ http_init_cgi(struct http_req *r, const char *prog)
 	r->prog = prog;
 	r->out.fd = 1;
 	r->out.fs = NULL;
+	r->out.nw_fd = -1;
 	http_poll_init(r);
 }
 
@@ -58,6 +62,8 @@ http_init_fcgi(struct http_req *r, FCGX_Request *fr, const char *prog)
 	r->prog = prog;
 	r->out.fd = -1;
 	r->out.fs = fr->out;
+	r->out.nw_fd = fr->ipcFd;
+	r->out.nw_id = fr->requestId;
 	http_poll_init(r);
 }
 
@@ -484,36 +490,49 @@ http_write_fd(struct http_out *o, const char *p, size_t n)
 	return 0;
 }
 
+/* Room for n more bytes in o->buf (memory output, collection). */
+static int
+http_grow(struct http_out *o, size_t n)
+{
+	size_t ncap;
+	char *nb;
+
+	if (o->used + n <= o->cap)
+		return 0;
+	ncap = o->cap ? o->cap : 256;
+	while (ncap < o->used + n)
+		ncap *= 2;
+	if ((nb = realloc(o->buf, ncap)) == NULL) {
+		o->failed = 1;
+		o->err = ENOMEM;
+		return -1;
+	}
+	o->buf = nb;
+	o->cap = ncap;
+	return 0;
+}
+
 int
 http_put(struct http_out *o, const void *p, size_t n)
 {
 	const char *s = p;
 	size_t chunk;
-	char *nb;
 
 	if (o->failed)
 		return -1;
 	if (n == 0)
 		return 0;
-	if (o->mem) {
-		if (o->used + n > o->cap) {
-			size_t ncap = o->cap ? o->cap : 256;
-
-			while (ncap < o->used + n)
-				ncap *= 2;
-			if ((nb = realloc(o->buf, ncap)) == NULL) {
-				o->failed = 1;
-				o->err = ENOMEM;
-				return -1;
-			}
-			o->buf = nb;
-			o->cap = ncap;
-		}
+	if (o->mem || o->collect) {
+		if (http_grow(o, n) != 0)
+			return -1;
 		memcpy(o->buf + o->used, s, n);
 		o->used += n;
 		return 0;
 	}
 	if (o->fs != NULL) {
+		if (http_drain(o) != 0)
+			return -1;
+		o->dirty = 1;
 		while (n > 0) {
 			chunk = n > HTTP_FCGX_CHUNK ? HTTP_FCGX_CHUNK : n;
 			if (FCGX_PutStr(s, (int)chunk, o->fs) != (int)chunk) {
@@ -584,17 +603,114 @@ http_flush(struct http_out *o)
 	if (o->mem)
 		return 0;
 	if (o->fs != NULL) {
+		if (http_drain(o) != 0)
+			return -1;
 		if (FCGX_FFlush(o->fs) != 0 || FCGX_GetError(o->fs) != 0) {
 			o->failed = 1;
 			o->err = FCGX_GetError(o->fs);
 			return -1;
 		}
+		o->dirty = 0;
 		return 0;
 	}
 	if (o->used > 0 && http_write_fd(o, o->buf, o->used) != 0)
 		return -1;
 	o->used = 0;
 	return 0;
+}
+
+int
+http_nowait_begin(struct http_out *o)
+{
+	if (o->fs == NULL || o->nw_fd < 0 || o->failed || o->dirty ||
+	    o->pend != NULL || o->collect)
+		return -1;
+	o->collect = 1;
+	o->used = 0;
+	/* Room for the record header, filled in by http_nowait_end. */
+	if (http_grow(o, FCGI_HEADER_LEN) != 0) {
+		o->collect = 0;
+		return -1;
+	}
+	o->used = FCGI_HEADER_LEN;
+	return 0;
+}
+
+int
+http_nowait_end(struct http_out *o)
+{
+	size_t clen = o->used - FCGI_HEADER_LEN;
+	unsigned char *h = (unsigned char *)o->buf;
+	ssize_t w;
+	int rc;
+
+	o->collect = 0;
+	if (o->failed || clen == 0 || clen > HTTP_NOWAIT_MAX) {
+		rc = o->failed || clen > 0 ? HTTP_NOWAIT_NONE :
+		    HTTP_NOWAIT_SENT;
+		goto done;
+	}
+	/* FastCGI record header: version 1, FCGI_STDOUT, request id,
+	 * content length, no padding. */
+	h[0] = FCGI_VERSION_1;
+	h[1] = FCGI_STDOUT;
+	h[2] = (unsigned char)((o->nw_id >> 8) & 0xff);
+	h[3] = (unsigned char)(o->nw_id & 0xff);
+	h[4] = (unsigned char)((clen >> 8) & 0xff);
+	h[5] = (unsigned char)(clen & 0xff);
+	h[6] = 0;
+	h[7] = 0;
+	do
+		w = send(o->nw_fd, o->buf, o->used, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			o->failed = 1;
+			o->err = errno;
+		}
+		rc = HTTP_NOWAIT_NONE;
+	} else if ((size_t)w == o->used)
+		rc = HTTP_NOWAIT_SENT;
+	else {
+		/* The buffer becomes the remainder. */
+		o->pend = o->buf;
+		o->pendoff = (size_t)w;
+		o->pendlen = o->used;
+		o->buf = NULL;
+		o->cap = 0;
+		rc = HTTP_NOWAIT_PART;
+	}
+done:
+	/* An idle stream keeps no buffer. */
+	free(o->buf);
+	o->buf = NULL;
+	o->used = o->cap = 0;
+	return rc;
+}
+
+int
+http_drain(struct http_out *o)
+{
+	ssize_t w;
+
+	if (o->failed)
+		return -1;
+	while (o->pend != NULL && o->pendoff < o->pendlen) {
+		w = write(o->nw_fd, o->pend + o->pendoff,
+		    o->pendlen - o->pendoff);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			o->failed = 1;
+			o->err = w < 0 ? errno : EPIPE;
+			break;
+		}
+		o->pendoff += (size_t)w;
+	}
+	free(o->pend);
+	o->pend = NULL;
+	o->pendoff = o->pendlen = 0;
+	return o->failed ? -1 : 0;
 }
 
 void
@@ -611,6 +727,9 @@ http_out_free(struct http_out *o)
 	free(o->buf);
 	o->buf = NULL;
 	o->used = o->cap = 0;
+	free(o->pend);
+	o->pend = NULL;
+	o->pendoff = o->pendlen = 0;
 }
 
 int

@@ -40,6 +40,8 @@
 #define HTTP_OUTBUF        8192 /* CGI output buffer */
 #define HTTP_DISCARD_MAX   65536 /* body bytes a bodiless request may send */
 #define HTTP_LOG_MAX       512  /* bytes in one error-log line */
+#define HTTP_NOWAIT_MAX    32768 /* bytes one non-blocking write may carry
+                                    (one FastCGI record holds 65535) */
 
 /* Where response bytes go. */
 struct http_out {
@@ -50,6 +52,12 @@ struct http_out {
 	int mem;             /* 1: memory output, grows without limit */
 	int failed;          /* a write failed: sticky */
 	int err;             /* errno of that failure */
+	int nw_fd;           /* FastCGI: the connection, for http_nowait */
+	int nw_id;           /* FastCGI: the request id of its records */
+	int collect;         /* between http_nowait_begin and _end */
+	int dirty;           /* FastCGI: written since the last flush */
+	char *pend;          /* a record http_nowait sent only in part */
+	size_t pendoff, pendlen;
 };
 
 struct http_param {
@@ -146,6 +154,34 @@ int http_puts(struct http_out *o, const char *s);
 int http_printf(struct http_out *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int http_flush(struct http_out *o);
+
+/*
+ * Writing on a request's behalf from another thread, without blocking
+ * (FastCGI only): while the request's own thread sleeps, a thread that
+ * serves many requests (hub.h's direct delivery) collects one message's
+ * bytes with http_nowait_begin, the usual http_put calls, and
+ * http_nowait_end, which sends them at once as one FastCGI record with a
+ * single non-blocking send.  It returns
+ *   HTTP_NOWAIT_SENT   all sent;
+ *   HTTP_NOWAIT_PART   part sent: the rest is kept and goes out first,
+ *                      blocking, with the next http_put, http_flush or
+ *                      http_drain of the request's own thread;
+ *   HTTP_NOWAIT_NONE   nothing sent (no room now, too big, a failure: a
+ *                      failure is sticky as usual); the caller undoes its
+ *                      framing state and leaves the bytes to the
+ *                      request's thread.
+ * http_nowait_begin returns -1 when this output cannot take part
+ * (CGI, memory output, failed, a remainder pending, bytes not flushed).
+ * The caller must make sure the request's own thread writes nothing
+ * meanwhile, and that everything it wrote before was flushed: records
+ * then follow each other whole on the connection.
+ */
+enum { HTTP_NOWAIT_SENT, HTTP_NOWAIT_PART, HTTP_NOWAIT_NONE };
+int http_nowait_begin(struct http_out *o);
+int http_nowait_end(struct http_out *o);
+/* Write out (blocking) the remainder http_nowait_end kept, if any.
+ * 0, or -1 once the output has failed. */
+int http_drain(struct http_out *o);
 
 /* Memory output for tests: bytes accumulate in o->buf[0..o->used). */
 void http_out_mem(struct http_out *o);

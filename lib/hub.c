@@ -13,8 +13,14 @@
  *
  * Wake-ups of many subscriptions (hub_fill) are written after mu is
  * released, so that the woken threads do not queue on it: the hub thread
- * copies the descriptors under mu and sets h->waking; hub_unsubscribe
- * waits until waking is clear before it closes its descriptor.
+ * lists the subscriptions under mu and sets h->waking; hub_unsubscribe
+ * waits until waking is clear before it frees its subscription.
+ *
+ * Direct delivery (hub_sub_park): a subscription's dmu guards its parked
+ * state, and whoever holds it while parked is 1 owns the subscription's
+ * cursor and its delivery callback's state: the hub thread delivers
+ * only after a trylock, the subscription's thread unparks under it.  So
+ * the cursor keeps a single writer at any time.
  */
 #include "config.h"
 
@@ -50,6 +56,10 @@ struct hub_sub {
 	int64_t stream;           /* streams row, 0 = none */
 	int64_t ctl_from;         /* control requests after this id count */
 	int ended;                /* a control request ended it (atomic) */
+	pthread_mutex_t dmu;      /* direct delivery: see the locks above */
+	int parked;               /* under dmu */
+	hub_cb dcb;               /* under dmu: the direct callback */
+	void *darg;
 	char handle[HUB_HANDLE_MAX]; /* "ID.SECRET", "" without a row */
 	char err[HUB_ERR_MAX];
 };
@@ -76,9 +86,9 @@ struct hub {
 	int nsubs;
 	struct hub_msg **fresh;   /* the hub thread's read batch */
 	int nfresh;
-	int *wakefds;             /* hub_fill's wake list (hub thread) */
+	struct hub_sub **wakes;   /* hub_fill's wake list (hub thread) */
 	int wakecap;
-	int waking;               /* under mu: wakefds being written */
+	int waking;               /* under mu: the wake list is in use */
 	pthread_cond_t woke;      /* waking cleared */
 };
 
@@ -107,7 +117,10 @@ static void hub_append(struct hub *, struct hub_msg *);
 static int hub_wants(const struct hub_sub *, const struct hub_msg *);
 static void hub_wake(struct hub_sub *);
 static void hub_wake_fd(int);
-static void hub_wake_list(struct hub *, int);
+static int hub_direct(struct hub_sub *, struct hub_msg **, int, int64_t,
+    int64_t);
+static void hub_wake_list(struct hub *, int, struct hub_msg **, int,
+    int64_t, int64_t);
 static int64_t hub_sub_pos(const struct hub_sub *);
 static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *);
 static void hub_sub_setpos(struct hub_sub *, int64_t);
@@ -261,7 +274,7 @@ hub_close(struct hub *h)
 		h->count--;
 	}
 	free(h->fresh);
-	free(h->wakefds);
+	free(h->wakes);
 	pthread_cond_destroy(&h->woke);
 	mlog_close(h->log);
 	mlog_close(h->shared);
@@ -471,7 +484,8 @@ hub_wake_fd(int fd)
 		hub_log("E303 eventfd: %s", strerror(errno));
 }
 
-/* Wake s now.  Under mu (its descriptor stays open while mu is held). */
+/* Wake s now.  Under mu, or listed while h->waking is set (either keeps
+ * s and its descriptor alive). */
 static void
 hub_wake(struct hub_sub *s)
 {
@@ -479,17 +493,53 @@ hub_wake(struct hub_sub *s)
 }
 
 /*
- * Write the n wake-ups listed in h->wakefds by hub_fill (which set
- * h->waking under mu), outside mu, then clear waking.  Hub thread only;
- * called without mu.
+ * Hand the batch msgs[0..n) straight to s when it is parked and has seen
+ * everything up to `from` (the batch starts after it; a gap, which raises
+ * base, is for its own thread to report).  `upto` is where the hub stands
+ * after the batch.  Returns 1 when s has everything and needs no wake-up.
+ * Hub thread only, without mu.
+ */
+static int
+hub_direct(struct hub_sub *s, struct hub_msg **msgs, int n, int64_t from,
+    int64_t upto)
+{
+	int i, rc = HUB_DIRECT_DONE;
+
+	if (pthread_mutex_trylock(&s->dmu) != 0)
+		return 0;
+	if (!s->parked || s->dcb == NULL || hub_sub_ended(s) ||
+	    hub_sub_pos(s) < from) {
+		pthread_mutex_unlock(&s->dmu);
+		return 0;
+	}
+	for (i = 0; i < n && rc == HUB_DIRECT_DONE; i++) {
+		if (!hub_wants(s, msgs[i]))
+			continue;
+		rc = s->dcb(s->darg, msgs[i], 0);
+		if (rc != HUB_DIRECT_NO)
+			hub_sub_setpos(s, msgs[i]->m.id);
+	}
+	if (rc == HUB_DIRECT_DONE)
+		hub_sub_setpos(s, upto);
+	pthread_mutex_unlock(&s->dmu);
+	return rc == HUB_DIRECT_DONE;
+}
+
+/*
+ * Serve the n subscriptions listed in h->wakes by hub_fill (which set
+ * h->waking under mu), outside mu: deliver the batch msgs[0..nmsgs)
+ * directly to those parked, wake the others; then clear waking.  from,
+ * upto: see hub_direct.  Hub thread only; called without mu.
  */
 static void
-hub_wake_list(struct hub *h, int n)
+hub_wake_list(struct hub *h, int n, struct hub_msg **msgs, int nmsgs,
+    int64_t from, int64_t upto)
 {
 	int i;
 
 	for (i = 0; i < n; i++)
-		hub_wake_fd(h->wakefds[i]);
+		if (!hub_direct(h->wakes[i], msgs, nmsgs, from, upto))
+			hub_wake(h->wakes[i]);
 	pthread_mutex_lock(&h->mu);
 	h->waking = 0;
 	pthread_cond_broadcast(&h->woke);
@@ -505,9 +555,9 @@ static int
 hub_fill(struct hub *h)
 {
 	struct hub_take t;
-	struct hub_sub *s;
-	int64_t after, last, gap, end;
-	int i, rc, nwake, *fds;
+	struct hub_sub *s, **subs;
+	int64_t after, last, gap, end, from, upto;
+	int i, rc, nwake, done;
 
 	if (mlog_last_id(h->log, &end) != MLOG_OK) {
 		hub_log("E304 reading the last id: %s", mlog_errmsg(h->log));
@@ -542,6 +592,9 @@ hub_fill(struct hub *h)
 		pthread_mutex_lock(&h->mu);
 		if (gap > h->base)
 			h->base = gap;
+		/* Direct delivery needs a subscriber to have seen all
+		 * before this batch, and no gap left to report. */
+		from = after > h->base ? after : h->base;
 		/* The ring takes one reference; ours keeps the batch alive
 		 * for the wake-ups below even if the ring drops some. */
 		for (i = 0; i < t.n; i++) {
@@ -551,10 +604,10 @@ hub_fill(struct hub *h)
 		if (t.n > 0 && t.msgs[t.n - 1]->m.id > h->cursor)
 			h->cursor = t.msgs[t.n - 1]->m.id;
 		if (h->nsubs > h->wakecap) {
-			fds = realloc(h->wakefds, (size_t)h->nsubs *
-			    sizeof(*fds));
-			if (fds != NULL) {
-				h->wakefds = fds;
+			subs = realloc(h->wakes, (size_t)h->nsubs *
+			    sizeof(*subs));
+			if (subs != NULL) {
+				h->wakes = subs;
 				h->wakecap = h->nsubs;
 			}
 		}
@@ -567,30 +620,30 @@ hub_fill(struct hub *h)
 			if (!want)
 				continue;
 			if (nwake < h->wakecap)
-				h->wakefds[nwake++] = s->efd;
+				h->wakes[nwake++] = s;
 			else
 				hub_wake(s);    /* no memory for the list */
 		}
 		h->waking = nwake > 0;
-		for (i = 0; i < t.n; i++)
-			hub_msg_drop(t.msgs[i]);
-		if (rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX) {
-			/* Everything up to end is in.  Control requests up
-			 * to end are acted on only now, after the messages
-			 * before them are in the ring: a stream ended by one
-			 * still gets every message published before it. */
-			if (end > h->cursor)
-				h->cursor = end;
-			pthread_mutex_unlock(&h->mu);
-			if (nwake > 0)
-				hub_wake_list(h, nwake);
-			hub_control(h, end);
-			return 1;
-		}
+		/* Everything up to end is in? */
+		done = rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX;
+		if (done && end > h->cursor)
+			h->cursor = end;
+		upto = h->cursor;
 		after = h->cursor;
 		pthread_mutex_unlock(&h->mu);
 		if (nwake > 0)
-			hub_wake_list(h, nwake);
+			hub_wake_list(h, nwake, t.msgs, t.n, from, upto);
+		for (i = 0; i < t.n; i++)
+			hub_msg_drop(t.msgs[i]);
+		if (done) {
+			/* Control requests up to end are acted on only now,
+			 * after the messages before them are in the ring: a
+			 * stream ended by one still gets every message
+			 * published before it. */
+			hub_control(h, end);
+			return 1;
+		}
 	}
 }
 
@@ -735,6 +788,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 		free(s);
 		return HUB_ERR;
 	}
+	pthread_mutex_init(&s->dmu, NULL);
 
 	db = hub_db(h);
 	if (h->conf.max_channel_subscribers > 0) {
@@ -795,6 +849,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 			hub_db_done(h);
 		}
 		close(s->efd);
+		pthread_mutex_destroy(&s->dmu);
 		free(s);
 		return rc;
 	}
@@ -835,7 +890,26 @@ hub_unsubscribe(struct hub_sub *s)
 		hub_db_done(h);
 	}
 	close(s->efd);
+	pthread_mutex_destroy(&s->dmu);
 	free(s);
+}
+
+void
+hub_sub_park(struct hub_sub *s, hub_cb cb, void *arg)
+{
+	pthread_mutex_lock(&s->dmu);
+	s->dcb = cb;
+	s->darg = arg;
+	s->parked = 1;
+	pthread_mutex_unlock(&s->dmu);
+}
+
+void
+hub_sub_unpark(struct hub_sub *s)
+{
+	pthread_mutex_lock(&s->dmu);
+	s->parked = 0;
+	pthread_mutex_unlock(&s->dmu);
 }
 
 int
@@ -869,7 +943,8 @@ hub_sub_handle(const struct hub_sub *s)
 }
 
 /* Move the cursor forward (never back).  The subscription's own thread
- * is its only writer, so no lock is needed. */
+ * is its only writer, or the hub thread while it is parked (see the
+ * locks above), so no lock is needed. */
 static void
 hub_sub_setpos(struct hub_sub *s, int64_t pos)
 {

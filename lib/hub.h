@@ -174,6 +174,31 @@ int hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg);
  */
 int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
 
+/*
+ * Direct delivery, for a subscription whose thread sleeps most of the
+ * time (a FastCGI stream): waking a thousand threads for one message
+ * costs a thousand wake-ups, polls and context switches, when one thread
+ * could write the message to each of them in turn.  While parked (from
+ * hub_sub_park until hub_sub_unpark, typically around its poll), the hub
+ * thread may call cb itself for new messages, in order, each matching
+ * one of the channels and after the cursor, moving the cursor past each
+ * one cb takes.  cb runs in the hub thread and must not block (see
+ * http_nowait); it returns
+ *   HUB_DIRECT_DONE  delivered;
+ *   HUB_DIRECT_WAKE  delivered, but the subscription's thread has work
+ *                    (a write to finish): it is woken;
+ *   HUB_DIRECT_NO    not delivered (its state as before): it is woken,
+ *                    and hub_sub_next offers the message again.
+ * Messages that cannot go this way (a gap to report, a subscriber that
+ * is behind, the hub busy with it while it parks or unparks) wake the
+ * thread as usual; the eventfd stays the one signal to act on.  Between
+ * park and unpark the thread must not touch what cb uses.  Unpark waits
+ * for a delivery in progress.
+ */
+enum { HUB_DIRECT_DONE = 0, HUB_DIRECT_WAKE = 1, HUB_DIRECT_NO = 2 };
+void hub_sub_park(struct hub_sub *s, hub_cb cb, void *arg);
+void hub_sub_unpark(struct hub_sub *s);
+
 /* A copy of m as a held message (refs 1), or NULL when out of memory. */
 struct hub_msg *hub_msg_copy(const struct mlog_msg *m);
 void hub_msg_hold(struct hub_msg *m);

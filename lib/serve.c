@@ -215,6 +215,8 @@ serve_run(struct http_req *r)
 	 * write and one more wake-up of the web server. */
 	if (!serve_ctx.fcgi)
 		http_flush(&r->out);
+	else
+		http_drain(&r->out);    /* what a direct write left */
 }
 
 static int

@@ -84,6 +84,7 @@ static int stream_handle(struct serve *, struct http_req *);
 static int stream_request(struct stream_ask *, struct serve *,
     struct http_req *);
 static int stream_deliver(void *, struct hub_msg *, int64_t);
+static int stream_direct(void *, struct hub_msg *, int64_t);
 static void stream_beat_rest(struct stream *);
 
 int
@@ -165,6 +166,40 @@ stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
 	return 0;
 }
 
+/*
+ * The hub thread's delivery while the stream's thread sleeps (FastCGI,
+ * hub.h's direct delivery): one message, framed as stream_deliver does,
+ * sent without blocking.  What cannot go at once is left to the stream's
+ * thread, with the framing state as it was.
+ */
+static int
+stream_direct(void *arg, struct hub_msg *m, int64_t gap)
+{
+	struct stream *st = arg;
+	struct http_out *o = &st->r->out;
+	struct transport saved;
+	int rc;
+
+	if (m == NULL || gap != 0 || st->probe_at != 0 ||
+	    http_nowait_begin(o) != 0)
+		return HUB_DIRECT_NO;
+	saved = st->t;
+	transport_message(&st->t, o, &m->m,
+	    st->prev != NULL ? &st->prev->m : NULL);
+	rc = http_nowait_end(o);
+	if (rc == HTTP_NOWAIT_NONE) {
+		st->t = saved;
+		return HUB_DIRECT_NO;
+	}
+	if (st->t.kind == TRANSPORT_MIXED) {
+		hub_msg_hold(m);
+		hub_msg_drop(st->prev);
+		st->prev = m;
+	}
+	st->next_beat = serve_now_ms() + st->beat_ms;
+	return rc == HTTP_NOWAIT_SENT ? HUB_DIRECT_DONE : HUB_DIRECT_WAKE;
+}
+
 static int
 stream_handle(struct serve *s, struct http_req *r)
 {
@@ -243,14 +278,25 @@ stream_handle(struct serve *s, struct http_req *r)
 		}
 		now = serve_now_ms();
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
+		/* Under FastCGI the hub thread writes new messages itself
+		 * while this thread sleeps (stream_direct). */
+		if (s->fcgi)
+			hub_sub_park(sub, stream_direct, st);
 		w = serve_wait(s, r, hub_sub_fd(sub),
 		    due > now ? (int)(due - now) : 0);
+		if (s->fcgi)
+			hub_sub_unpark(sub);
 		if (w == SERVE_STOP) {
 			ended = 1;
 			break;
 		}
 		if (w == SERVE_GONE)
 			break;
+		/* What the hub thread wrote may have moved the next
+		 * heartbeat, or left a remainder to send. */
+		if (http_drain(&r->out) != 0)
+			break;
+		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
 		if (w != SERVE_TIMEOUT || serve_now_ms() < due)
 			continue;
 		/* A heartbeat goes out in two writes, TRANSPORT_PROBE_MS

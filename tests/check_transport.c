@@ -4,10 +4,16 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <check.h>
+#include <fastcgi.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "transport.h"
@@ -609,6 +615,186 @@ START_TEST(out_mem)
 }
 END_TEST
 
+/* ---- non-blocking writes on a real FastCGI connection ---------------- */
+
+#define FC_ID      1                    /* the request id used */
+#define FC_BIG     30000                /* more than the socket holds */
+#define FC_READ    (1 << 20)            /* what the reader keeps */
+
+/* Append one FastCGI record to buf at *n. */
+static void
+fc_record(unsigned char *buf, size_t *n, int type, const void *p,
+    size_t len)
+{
+	unsigned char *h = buf + *n;
+
+	h[0] = FCGI_VERSION_1;
+	h[1] = (unsigned char)type;
+	h[2] = 0;
+	h[3] = FC_ID;
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)(len & 0xff);
+	h[6] = h[7] = 0;
+	memcpy(h + FCGI_HEADER_LEN, p, len);
+	*n += FCGI_HEADER_LEN + len;
+}
+
+/* What the web server's side read, until the responder closed. */
+struct fc_reader {
+	int fd;
+	unsigned char *buf;
+	size_t n;
+};
+
+static void *
+fc_read_all(void *arg)
+{
+	struct fc_reader *rd = arg;
+	ssize_t k;
+
+	while (rd->n < FC_READ &&
+	    (k = read(rd->fd, rd->buf + rd->n, FC_READ - rd->n)) > 0)
+		rd->n += (size_t)k;
+	close(rd->fd);
+	return NULL;
+}
+
+/*
+ * A real libfcgi request over a Unix socket: records written by
+ * http_nowait_end (whole, in part, or not at all) and by libfcgi itself
+ * must follow each other whole, so that the web server's side reads
+ * STDOUT records carrying exactly the bytes written, in order, then the
+ * end of the request.
+ */
+START_TEST(nowait_records)
+{
+	static const unsigned char begin[8] = { 0, FCGI_RESPONDER, 0 };
+	static const char hdrs[] = "\r\n\r\nhello\n";
+	struct sockaddr_un sa;
+	struct fc_reader rd;
+	struct http_req r;
+	FCGX_Request fr;
+	pthread_t th;
+	unsigned char req[256], *p, *end;
+	char dir[] = "/tmp/pushcgi-check-XXXXXX", *big, *want, *got;
+	size_t n = 0, glen = 0, wlen, i;
+	int lfd, cfd, snd = 4096, ended = 0;
+	unsigned char nv[2 + 14 + 3];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	ck_assert_int_ge(lfd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_ge(cfd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+	ck_assert_int_eq(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	/* BEGIN_REQUEST, one parameter, end of parameters, empty body. */
+	fc_record(req, &n, FCGI_BEGIN_REQUEST, begin, sizeof(begin));
+	nv[0] = 14;
+	nv[1] = 3;
+	memcpy(nv + 2, "REQUEST_METHOD", 14);
+	memcpy(nv + 16, "GET", 3);
+	fc_record(req, &n, FCGI_PARAMS, nv, sizeof(nv));
+	fc_record(req, &n, FCGI_PARAMS, "", 0);
+	fc_record(req, &n, FCGI_STDIN, "", 0);
+	ck_assert_int_eq(write(cfd, req, n), (ssize_t)n);
+
+	ck_assert_int_eq(FCGX_Init(), 0);
+	ck_assert_int_eq(FCGX_InitRequest(&fr, lfd, 0), 0);
+	ck_assert_int_eq(FCGX_Accept_r(&fr), 0);
+	http_init_fcgi(&r, &fr, "check");
+	ck_assert_str_eq(http_method(&r), "GET");
+	/* A small send buffer, and nobody reading yet: the big message
+	 * cannot go whole. */
+	ck_assert_int_eq(setsockopt(fr.ipcFd, SOL_SOCKET, SO_SNDBUF, &snd,
+	    sizeof(snd)), 0);
+	ck_assert_int_eq(http_start(&r, 200, "text/plain"), 0);
+
+	/* Small: sent whole. */
+	ck_assert_int_eq(http_nowait_begin(&r.out), 0);
+	http_puts(&r.out, "hello\n");
+	ck_assert_int_eq(http_nowait_end(&r.out), HTTP_NOWAIT_SENT);
+	/* Over HTTP_NOWAIT_MAX: nothing sent, the output still good. */
+	ck_assert_int_eq(http_nowait_begin(&r.out), 0);
+	big = malloc(HTTP_NOWAIT_MAX + 1);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', HTTP_NOWAIT_MAX + 1);
+	http_put(&r.out, big, HTTP_NOWAIT_MAX + 1);
+	ck_assert_int_eq(http_nowait_end(&r.out), HTTP_NOWAIT_NONE);
+	ck_assert_int_eq(r.out.failed, 0);
+	/* Bigger than the socket holds: sent in part, the rest kept. */
+	for (i = 0; i < FC_BIG; i++)
+		big[i] = (char)('a' + i % 26);
+	ck_assert_int_eq(http_nowait_begin(&r.out), 0);
+	http_put(&r.out, big, FC_BIG);
+	ck_assert_int_eq(http_nowait_end(&r.out), HTTP_NOWAIT_PART);
+	/* While a remainder waits, no other non-blocking write starts,
+	 * and bytes not flushed refuse one too. */
+	ck_assert_int_eq(http_nowait_begin(&r.out), -1);
+
+	rd.fd = cfd;
+	rd.n = 0;
+	ck_assert_ptr_nonnull(rd.buf = malloc(FC_READ));
+	ck_assert_int_eq(pthread_create(&th, NULL, fc_read_all, &rd), 0);
+	/* The request's own thread: the remainder goes first. */
+	http_puts(&r.out, "tail\n");
+	ck_assert_int_eq(http_nowait_begin(&r.out), -1);
+	ck_assert_int_eq(http_flush(&r.out), 0);
+	ck_assert_int_eq(http_nowait_begin(&r.out), 0);
+	http_puts(&r.out, "last\n");
+	ck_assert_int_eq(http_nowait_end(&r.out), HTTP_NOWAIT_SENT);
+	ck_assert_int_eq(http_drain(&r.out), 0);
+	FCGX_Finish_r(&fr);
+	http_release(&r);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+
+	/* Every record whole, ours and libfcgi's; STDOUT's bytes in
+	 * order; an empty STDOUT record, then END_REQUEST, last. */
+	ck_assert_ptr_nonnull(got = malloc(FC_READ));
+	p = rd.buf;
+	end = rd.buf + rd.n;
+	while (p < end) {
+		size_t clen, plen;
+
+		ck_assert_int_ge(end - p, FCGI_HEADER_LEN);
+		ck_assert_int_eq(ended, 0);
+		ck_assert_int_eq(p[0], FCGI_VERSION_1);
+		ck_assert_int_eq((p[2] << 8) | p[3], FC_ID);
+		clen = (size_t)((p[4] << 8) | p[5]);
+		plen = p[6];
+		ck_assert_uint_le(FCGI_HEADER_LEN + clen + plen,
+		    (size_t)(end - p));
+		if (p[1] == FCGI_STDOUT) {
+			memcpy(got + glen, p + FCGI_HEADER_LEN, clen);
+			glen += clen;
+		} else {
+			ck_assert_int_eq(p[1], FCGI_END_REQUEST);
+			ended = 1;
+		}
+		p += FCGI_HEADER_LEN + clen + plen;
+	}
+	ck_assert_int_eq(ended, 1);
+	wlen = strlen(hdrs) + FC_BIG + 10;
+	ck_assert_ptr_nonnull(want = malloc(wlen));
+	memcpy(want, hdrs, strlen(hdrs));
+	memcpy(want + strlen(hdrs), big, FC_BIG);
+	memcpy(want + strlen(hdrs) + FC_BIG, "tail\nlast\n", 10);
+	ck_assert_int_eq(strncmp(got, "Status: 200 OK\r\n", 16), 0);
+	ck_assert_uint_ge(glen, wlen);
+	ck_assert_int_eq(memcmp(got + glen - wlen, want, wlen), 0);
+
+	free(want);
+	free(got);
+	free(big);
+	free(rd.buf);
+	close(lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *
 transport_suite(void)
 {
@@ -629,6 +815,7 @@ transport_suite(void)
 	tcase_add_test(tc, heartbeat_parts);
 	tcase_add_test(tc, codecs);
 	tcase_add_test(tc, out_mem);
+	tcase_add_test(tc, nowait_records);
 	suite_add_tcase(s, tc);
 	return s;
 }
