@@ -33,6 +33,8 @@ static void http_sanitize(char *, size_t, const char *);
 static const char *http_reason(int);
 static int http_write_fd(struct http_out *, const char *, size_t);
 static int http_grow(struct http_out *, size_t);
+static void http_fcgi_header(const struct http_out *, unsigned char *, int,
+    size_t);
 static int http_is_tchar(int);
 static void http_poll_init(struct http_req *);
 
@@ -305,8 +307,10 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 			    buf != NULL ? (int)(cap + 1 - got > INT_MAX ?
 			    INT_MAX : cap + 1 - got) : (int)sizeof(sink),
 			    r->fcgi->in);
-			if (c <= 0)
+			if (c <= 0) {
+				r->body_eof = FCGX_GetError(r->fcgi->in) == 0;
 				break;
+			}
 			got += (size_t)c;
 			if (got > cap) {
 				free(buf);
@@ -600,7 +604,7 @@ http_flush(struct http_out *o)
 {
 	if (o->failed)
 		return -1;
-	if (o->mem)
+	if (o->mem || o->collect)
 		return 0;
 	if (o->fs != NULL) {
 		if (http_drain(o) != 0)
@@ -636,11 +640,26 @@ http_nowait_begin(struct http_out *o)
 	return 0;
 }
 
+/* A FastCGI record header at h: version 1, type, the request's id,
+ * content length clen, no padding. */
+static void
+http_fcgi_header(const struct http_out *o, unsigned char *h, int type,
+    size_t clen)
+{
+	h[0] = FCGI_VERSION_1;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)((o->nw_id >> 8) & 0xff);
+	h[3] = (unsigned char)(o->nw_id & 0xff);
+	h[4] = (unsigned char)((clen >> 8) & 0xff);
+	h[5] = (unsigned char)(clen & 0xff);
+	h[6] = 0;
+	h[7] = 0;
+}
+
 int
 http_nowait_end(struct http_out *o)
 {
 	size_t clen = o->used - FCGI_HEADER_LEN;
-	unsigned char *h = (unsigned char *)o->buf;
 	ssize_t w;
 	int rc;
 
@@ -650,16 +669,7 @@ http_nowait_end(struct http_out *o)
 		    HTTP_NOWAIT_SENT;
 		goto done;
 	}
-	/* FastCGI record header: version 1, FCGI_STDOUT, request id,
-	 * content length, no padding. */
-	h[0] = FCGI_VERSION_1;
-	h[1] = FCGI_STDOUT;
-	h[2] = (unsigned char)((o->nw_id >> 8) & 0xff);
-	h[3] = (unsigned char)(o->nw_id & 0xff);
-	h[4] = (unsigned char)((clen >> 8) & 0xff);
-	h[5] = (unsigned char)(clen & 0xff);
-	h[6] = 0;
-	h[7] = 0;
+	http_fcgi_header(o, (unsigned char *)o->buf, FCGI_STDOUT, clen);
 	do
 		w = send(o->nw_fd, o->buf, o->used, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (w < 0 && errno == EINTR);

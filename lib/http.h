@@ -83,6 +83,7 @@ struct http_req {
 	short poll_events;   /* what to ask poll(2) for on it */
 	int started;         /* status and headers have been written */
 	int body_done;       /* the request body has been consumed */
+	int body_eof;        /* FastCGI: its end was read, nothing follows */
 	size_t hdrlen;
 	char hdrs[HTTP_RESP_HDRS_MAX]; /* extra header lines, CRLF-ended */
 	int fail_status;     /* 0 = no failure recorded */
@@ -159,9 +160,9 @@ int http_flush(struct http_out *o);
  * Writing on a request's behalf from another thread, without blocking
  * (FastCGI only): while the request's own thread sleeps, a thread that
  * serves many requests (hub.h's direct delivery) collects one message's
- * bytes with http_nowait_begin, the usual http_put calls, and
- * http_nowait_end, which sends them at once as one FastCGI record with a
- * single non-blocking send.  It returns
+ * bytes with http_nowait_begin, the usual http_put calls (http_flush
+ * does nothing meanwhile), and http_nowait_end, which sends them at once
+ * as one FastCGI record with a single non-blocking send.  It returns
  *   HTTP_NOWAIT_SENT   all sent;
  *   HTTP_NOWAIT_PART   part sent: the rest is kept and goes out first,
  *                      blocking, with the next http_put, http_flush or

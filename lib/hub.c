@@ -119,6 +119,9 @@ static void hub_wake(struct hub_sub *);
 static void hub_wake_fd(int);
 static int hub_direct(struct hub_sub *, struct hub_msg **, int, int64_t,
     int64_t);
+static void hub_pass(struct hub_sub *, int64_t, int64_t);
+static int hub_count(struct hub *, struct mlog *, struct hub_sub *, char *,
+    size_t);
 static void hub_wake_list(struct hub *, int, struct hub_msg **, int,
     int64_t, int64_t);
 static int64_t hub_sub_pos(const struct hub_sub *);
@@ -503,7 +506,7 @@ static int
 hub_direct(struct hub_sub *s, struct hub_msg **msgs, int n, int64_t from,
     int64_t upto)
 {
-	int i, rc = HUB_DIRECT_DONE;
+	int i, rc = HUB_DIRECT_DONE, end, taken = 0;
 
 	if (pthread_mutex_trylock(&s->dmu) != 0)
 		return 0;
@@ -516,13 +519,39 @@ hub_direct(struct hub_sub *s, struct hub_msg **msgs, int n, int64_t from,
 		if (!hub_wants(s, msgs[i]))
 			continue;
 		rc = s->dcb(s->darg, msgs[i], 0);
-		if (rc != HUB_DIRECT_NO)
+		if (rc != HUB_DIRECT_NO) {
 			hub_sub_setpos(s, msgs[i]->m.id);
+			taken = 1;
+		}
+	}
+	/* The end of what this batch had for s (hub.h). */
+	if (taken) {
+		end = s->dcb(s->darg, NULL, 0);
+		if (rc == HUB_DIRECT_DONE)
+			rc = end;
 	}
 	if (rc == HUB_DIRECT_DONE)
 		hub_sub_setpos(s, upto);
 	pthread_mutex_unlock(&s->dmu);
 	return rc == HUB_DIRECT_DONE;
+}
+
+/*
+ * A batch with nothing for s: when s is parked and had seen everything up
+ * to `from`, it has now seen everything up to `upto`, and the next batch
+ * can go to it directly (else it would count as behind from now on, and
+ * be woken for every later message until its thread caught up).  Under
+ * mu: the lock order is mu, then dmu (never waited for: trylock).
+ */
+static void
+hub_pass(struct hub_sub *s, int64_t from, int64_t upto)
+{
+	if (hub_sub_pos(s) >= upto || hub_sub_pos(s) < from ||
+	    pthread_mutex_trylock(&s->dmu) != 0)
+		return;
+	if (s->parked)
+		hub_sub_setpos(s, upto);
+	pthread_mutex_unlock(&s->dmu);
 }
 
 /*
@@ -611,25 +640,27 @@ hub_fill(struct hub *h)
 				h->wakecap = h->nsubs;
 			}
 		}
+		/* Everything up to end is in? */
+		done = rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX;
+		if (done && end > h->cursor)
+			h->cursor = end;
+		upto = h->cursor;
 		nwake = 0;
 		for (s = h->subs; s != NULL; s = s->next) {
 			int want = hub_sub_pos(s) < h->base;
 
 			for (i = 0; !want && i < t.n; i++)
 				want = hub_wants(s, t.msgs[i]);
-			if (!want)
+			if (!want) {
+				hub_pass(s, from, upto);
 				continue;
+			}
 			if (nwake < h->wakecap)
 				h->wakes[nwake++] = s;
 			else
 				hub_wake(s);    /* no memory for the list */
 		}
 		h->waking = nwake > 0;
-		/* Everything up to end is in? */
-		done = rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX;
-		if (done && end > h->cursor)
-			h->cursor = end;
-		upto = h->cursor;
 		after = h->cursor;
 		pthread_mutex_unlock(&h->mu);
 		if (nwake > 0)
@@ -739,6 +770,32 @@ hub_secret(char *buf, size_t len)
 	return 0;
 }
 
+/* Refuse s (HUB_EFULL) when one of its channels has its configured
+ * number of subscribers already.  Counted from the subscriptions
+ * themselves: a channel that was never published to has no channels
+ * row, but may have subscribers.  Under the shared connection's lock. */
+static int
+hub_count(struct hub *h, struct mlog *db, struct hub_sub *s, char *err,
+    size_t errlen)
+{
+	int64_t subs;
+	int i;
+
+	for (i = 0; i < s->n; i++) {
+		if (mlog_subscribers(db, s->chans[i], &subs) != MLOG_OK) {
+			snprintf(err, errlen, "%s", mlog_errmsg(db));
+			return HUB_ERR;
+		}
+		if (subs >= h->conf.max_channel_subscribers) {
+			snprintf(err, errlen, "channel %s has %d subscribers "
+			    "already", s->chans[i],
+			    h->conf.max_channel_subscribers);
+			return HUB_EFULL;
+		}
+	}
+	return HUB_OK;
+}
+
 int
 hub_subscribe(struct hub *h, struct hub_sub **out,
     const char *const *channels, int n, int64_t after, int flags,
@@ -747,10 +804,10 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 	struct hub_sub *s;
 	struct mlog *db;
 	char secret[2 * HUB_SECRET_BYTES + 1];
-	int64_t end = 0, subs;
+	int64_t end = 0;
 	size_t len;
 	char *p;
-	int i, rc = HUB_OK;
+	int i, rc = HUB_OK, active;
 
 	*out = NULL;
 	if (stream != NULL)
@@ -790,42 +847,44 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 	}
 	pthread_mutex_init(&s->dmu, NULL);
 
-	db = hub_db(h);
-	if (h->conf.max_channel_subscribers > 0) {
-		/* Counted from the subscriptions themselves: a channel that
-		 * was never published to has no channels row, but may have
-		 * subscribers. */
-		for (i = 0; i < n && rc == HUB_OK; i++) {
-			if (mlog_subscribers(db, s->chans[i], &subs) !=
-			    MLOG_OK) {
-				snprintf(err, errlen, "%s", mlog_errmsg(db));
-				rc = HUB_ERR;
-			} else if (subs >= h->conf.max_channel_subscribers) {
-				snprintf(err, errlen, "channel %s has %d "
-				    "subscribers already", s->chans[i],
-				    h->conf.max_channel_subscribers);
-				rc = HUB_EFULL;
-			}
+	/*
+	 * Control requests after `end` concern this subscription, and
+	 * "from now on" starts there.  A subscription that needs no row
+	 * and no count (a long-poll's first look) takes the hub's own view
+	 * of the log's end when the hub follows it, and does not touch
+	 * SQLite: a thousand polls coming back at once after a message
+	 * would otherwise queue for the shared connection.  The hub's view
+	 * may trail the log by what it has not read yet; those messages
+	 * are then delivered too, and a control request among them (made
+	 * before this subscription, a moment before) applies to it.
+	 */
+	pthread_mutex_lock(&h->mu);
+	active = h->active;
+	end = h->cursor;
+	pthread_mutex_unlock(&h->mu);
+	if ((flags & HUB_REGISTER) || h->conf.max_channel_subscribers > 0 ||
+	    !active) {
+		db = hub_db(h);
+		if (h->conf.max_channel_subscribers > 0)
+			rc = hub_count(h, db, s, err, errlen);
+		if (rc == HUB_OK && mlog_last_id(db, &end) != MLOG_OK) {
+			snprintf(err, errlen, "%s", mlog_errmsg(db));
+			rc = HUB_ERR;
 		}
-	}
-	/* Control requests after this id concern this subscription. */
-	if (rc == HUB_OK && mlog_last_id(db, &end) != MLOG_OK) {
-		snprintf(err, errlen, "%s", mlog_errmsg(db));
-		rc = HUB_ERR;
+		if (rc == HUB_OK && (flags & HUB_REGISTER) &&
+		    mlog_stream_open(db, s->chans, n, getpid(), secret,
+		    &s->stream) != MLOG_OK) {
+			snprintf(err, errlen, "%s", mlog_errmsg(db));
+			rc = HUB_ERR;
+		}
+		hub_db_done(h);
 	}
 	s->ctl_from = end;
 	if (after < 0)
 		after = end;
-	if (rc == HUB_OK && (flags & HUB_REGISTER) &&
-	    mlog_stream_open(db, s->chans, n, getpid(), secret, &s->stream) !=
-	    MLOG_OK) {
-		snprintf(err, errlen, "%s", mlog_errmsg(db));
-		rc = HUB_ERR;
-	}
 	if (s->stream != 0)
 		snprintf(s->handle, sizeof(s->handle), "%lld.%s",
 		    (long long)s->stream, secret);
-	hub_db_done(h);
 	if (rc == HUB_OK) {
 		pthread_mutex_lock(&h->mu);
 		if (h->stopping || h->sigstop) {

@@ -182,8 +182,10 @@ int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
  * hub_sub_park until hub_sub_unpark, typically around its poll), the hub
  * thread may call cb itself for new messages, in order, each matching
  * one of the channels and after the cursor, moving the cursor past each
- * one cb takes.  cb runs in the hub thread and must not block (see
- * http_nowait); it returns
+ * one cb takes, and then once more with m NULL and gap 0: the end of
+ * what this pass had for it (a callback that gathers sends then).
+ * cb runs in the hub thread and must not block (see http_nowait); it
+ * returns
  *   HUB_DIRECT_DONE  delivered;
  *   HUB_DIRECT_WAKE  delivered, but the subscription's thread has work
  *                    (a write to finish): it is woken;

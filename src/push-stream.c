@@ -180,8 +180,9 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 	struct transport saved;
 	int rc;
 
-	if (m == NULL || gap != 0 || st->probe_at != 0 ||
-	    http_nowait_begin(o) != 0)
+	if (m == NULL && gap == 0)
+		return HUB_DIRECT_DONE; /* the end of a pass: all went */
+	if (m == NULL || st->probe_at != 0 || http_nowait_begin(o) != 0)
 		return HUB_DIRECT_NO;
 	saved = st->t;
 	transport_message(&st->t, o, &m->m,
