@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,15 +298,33 @@ serve_fcgi(void)
 }
 
 /*
- * End a FastCGI request and free it.  FCGX_Finish_r keeps the connection
- * open when the server asked to keep it (FCGI_KEEP_CONN), for the next
- * FCGX_Accept_r on the same request; each of ours is used once, so close
- * it (FCGX_Free does nothing more when it is closed already).
+ * End a FastCGI request and free it.  FCGX_Finish_r writes the end of
+ * the request; closing is ours.  libfcgi's own close lingers (shutdown,
+ * then a wait of up to 2 s until the web server closes its end, so that
+ * unread input cannot turn the close into a reset that loses the
+ * answer): a sleep and a wake-up more for every request, which a
+ * thousand long-polls answered at once pay a thousand times.  When the
+ * request was read to its end (the web server has sent all it will) and
+ * nothing is left unread, a reset cannot happen and a plain close is
+ * enough; otherwise (an early refusal: the server may still be sending
+ * the body) libfcgi closes as it does.  Each
+ * connection is used for one request, whatever FCGI_KEEP_CONN asked.
  */
 static void
 serve_finish(struct serve_req *sr)
 {
+	char c;
+	int fd = sr->fr.ipcFd, keep = sr->fr.keepConnection;
+
+	sr->fr.keepConnection = 1;      /* FCGX_Finish_r: do not close */
 	FCGX_Finish_r(&sr->fr);
+	if (sr->fr.ipcFd >= 0 && !keep && sr->http.body_eof &&
+	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		close(fd);
+		sr->fr.ipcFd = -1;
+	}
+	/* Still open (input left, or an error): libfcgi's close. */
 	FCGX_Free(&sr->fr, 1);
 	http_release(&sr->http);
 	free(sr);
