@@ -13,8 +13,11 @@
  *
  * Wake-ups of many subscriptions (hub_fill) are written after mu is
  * released, so that the woken threads do not queue on it: the hub thread
- * lists the subscriptions under mu and sets h->waking; hub_unsubscribe
- * waits until waking is clear before it frees its subscription.
+ * lists the subscriptions under mu, marking each one listed, and clears
+ * the mark (atomically, without mu) once it is done with that one;
+ * hub_unsubscribe waits while its subscription is listed before it
+ * frees it.  A thread that was woken is normally no longer listed, so
+ * it leaves at once instead of waiting for the whole pass.
  *
  * Direct delivery (hub_sub_park): a subscription's dmu guards its parked
  * state, and whoever holds it while parked is 1 owns the subscription's
@@ -56,6 +59,8 @@ struct hub_sub {
 	int64_t stream;           /* streams row, 0 = none */
 	int64_t ctl_from;         /* control requests after this id count */
 	int ended;                /* a control request ended it (atomic) */
+	int listed;               /* in the hub's wake list (atomic; set
+	                             under mu) */
 	pthread_mutex_t dmu;      /* direct delivery: see the locks above */
 	int parked;               /* under dmu */
 	hub_cb dcb;               /* under dmu: the direct callback */
@@ -88,8 +93,7 @@ struct hub {
 	int nfresh;
 	struct hub_sub **wakes;   /* hub_fill's wake list (hub thread) */
 	int wakecap;
-	int waking;               /* under mu: the wake list is in use */
-	pthread_cond_t woke;      /* waking cleared */
+	pthread_cond_t woke;      /* a wake pass ended */
 };
 
 /* hub_control's reading state. */
@@ -487,8 +491,8 @@ hub_wake_fd(int fd)
 		hub_log("E303 eventfd: %s", strerror(errno));
 }
 
-/* Wake s now.  Under mu, or listed while h->waking is set (either keeps
- * s and its descriptor alive). */
+/* Wake s now.  Under mu, or while s is listed (either keeps s and its
+ * descriptor alive). */
 static void
 hub_wake(struct hub_sub *s)
 {
@@ -555,9 +559,10 @@ hub_pass(struct hub_sub *s, int64_t from, int64_t upto)
 }
 
 /*
- * Serve the n subscriptions listed in h->wakes by hub_fill (which set
- * h->waking under mu), outside mu: deliver the batch msgs[0..nmsgs)
- * directly to those parked, wake the others; then clear waking.  from,
+ * Serve the n subscriptions listed in h->wakes by hub_fill (which marked
+ * them under mu), outside mu: deliver the batch msgs[0..nmsgs) directly
+ * to those parked, wake the others, unmarking each; then wake whoever
+ * waits in hub_unsubscribe.  from,
  * upto: see hub_direct.  Hub thread only; called without mu.
  */
 static void
@@ -566,11 +571,12 @@ hub_wake_list(struct hub *h, int n, struct hub_msg **msgs, int nmsgs,
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (!hub_direct(h->wakes[i], msgs, nmsgs, from, upto))
 			hub_wake(h->wakes[i]);
+		__atomic_store_n(&h->wakes[i]->listed, 0, __ATOMIC_RELEASE);
+	}
 	pthread_mutex_lock(&h->mu);
-	h->waking = 0;
 	pthread_cond_broadcast(&h->woke);
 	pthread_mutex_unlock(&h->mu);
 }
@@ -655,12 +661,13 @@ hub_fill(struct hub *h)
 				hub_pass(s, from, upto);
 				continue;
 			}
-			if (nwake < h->wakecap)
+			if (nwake < h->wakecap) {
+				__atomic_store_n(&s->listed, 1,
+				    __ATOMIC_RELAXED);
 				h->wakes[nwake++] = s;
-			else
+			} else
 				hub_wake(s);    /* no memory for the list */
 		}
-		h->waking = nwake > 0;
 		after = h->cursor;
 		pthread_mutex_unlock(&h->mu);
 		if (nwake > 0)
@@ -938,7 +945,7 @@ hub_unsubscribe(struct hub_sub *s)
 	if (--h->nsubs == 0)
 		bell_interrupt(h->bell);
 	/* The hub thread may be writing to a copy of our descriptor. */
-	while (h->waking)
+	while (__atomic_load_n(&s->listed, __ATOMIC_ACQUIRE))
 		pthread_cond_wait(&h->woke, &h->mu);
 	pthread_mutex_unlock(&h->mu);
 	if (s->stream != 0) {
