@@ -277,7 +277,7 @@ poll_preflight(struct serve *s, struct http_req *r, int cors)
 	    "If-None-Match, Last-Event-ID");
 	http_header(r, "Access-Control-Max-Age", POLL_MAX_AGE);
 	http_header(r, "Allow", "GET, OPTIONS");
-	http_start(r, 204, NULL);
+	http_start_held(r, 204, NULL);
 	return 0;
 }
 
@@ -450,7 +450,9 @@ poll_release(struct poll *p)
 }
 
 /* Write the answer for what was collected; next: the cursor after it.
- * 0, or -1 (the client cannot be written). */
+ * Not flushed: it goes out with the end of the request (under FastCGI
+ * in one write with the end records, so the web server wakes once for
+ * it).  0, or -1 (the client cannot be written). */
 static int
 poll_answer(struct poll *p, const struct poll_ask *a, struct http_req *r,
     int64_t next)
@@ -500,12 +502,11 @@ poll_answer_json(struct poll *p, const struct poll_ask *a,
 		http_header(r, "X-Push-Next", num);
 		snprintf(num, sizeof(num), "%zu", body.used);
 		http_header(r, "Content-Length", num);
-		http_start(r, 200, a->callback[0] != '\0' ?
+		http_start_held(r, 200, a->callback[0] != '\0' ?
 		    POLL_JSONP_TYPE :
 		    "application/json");
 	}
-	http_put(&r->out, body.buf, body.used);
-	rc = http_flush(&r->out);
+	rc = http_put(&r->out, body.buf, body.used);
 	http_out_free(&body);
 	return rc;
 }
@@ -526,7 +527,7 @@ poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
 		snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", next);
 		http_header(r, "ETag", etag);
 		http_header(r, "X-Push-Next", num);
-		return http_start(r, 304, NULL);
+		return http_start_held(r, 304, NULL);
 	}
 	m = &p->msg[0]->m;
 	snprintf(num, sizeof(num), "%" PRId64, m->id);
@@ -540,10 +541,9 @@ poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
 	http_header(r, "X-Content-Type-Options", "nosniff");
 	snprintf(num, sizeof(num), "%zu", m->len);
 	http_header(r, "Content-Length", num);
-	if (http_start(r, 200, m->type) != 0)
+	if (http_start_held(r, 200, m->type) != 0)
 		return -1;
-	http_put(&r->out, m->data, m->len);
-	return http_flush(&r->out);
+	return http_put(&r->out, m->data, m->len);
 }
 
 /* Subscribe (with flags) after cursor `after`; a refusal is recorded
@@ -721,6 +721,10 @@ poll_handle(struct serve *s, struct http_req *r)
 	if (a->format == POLL_RAW && p->n > 0)
 		next = p->msg[0]->m.id;
 	poll_answer(p, a, r, next);
+	/* A registered poll's unsubscribe writes to the log: the answer
+	 * goes first. */
+	if (hub_sub_handle(sub)[0] != '\0')
+		http_flush(&r->out);
 out:
 	hub_unsubscribe(sub);
 	poll_release(p);
