@@ -314,15 +314,19 @@ static void
 serve_finish(struct serve_req *sr)
 {
 	char c;
+	ssize_t n;
 	int fd = sr->fr.ipcFd, keep = sr->fr.keepConnection;
 
 	sr->fr.keepConnection = 1;      /* FCGX_Finish_r: do not close */
 	FCGX_Finish_r(&sr->fr);
-	if (sr->fr.ipcFd >= 0 && !keep && sr->http.body_eof &&
-	    recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		close(fd);
-		sr->fr.ipcFd = -1;
+	if (sr->fr.ipcFd >= 0 && !keep && sr->http.body_eof) {
+		/* 0: the server closed already; EAGAIN: nothing unread. */
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && (errno == EAGAIN ||
+		    errno == EWOULDBLOCK))) {
+			close(fd);
+			sr->fr.ipcFd = -1;
+		}
 	}
 	/* Still open (input left, or an error): libfcgi's close. */
 	FCGX_Free(&sr->fr, 1);
