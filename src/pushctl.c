@@ -5,9 +5,10 @@
  *
  * Commands
  *	init                     create the log (and its bell file) if missing
- *	send [-t TYPE] [-e EVENT] CHANNEL [DATA|-]
+ *	send [-q] [-t TYPE] [-e EVENT] CHANNEL [DATA|-]
  *	                         publish one message; DATA, or stdin when DATA is
  *	                         "-" or absent (binary-safe); prints the new id
+ *	                         (not with -q)
  *	tail [-f] [--since ID] [-n N] [--raw] [--count N] [--timeout S] CHANNEL...
  *	                         print messages; -f keeps following (a subscriber)
  *	ls                       one line per channel
@@ -19,6 +20,11 @@
  *	    COMMAND [ARG...]     publish COMMAND's output every SECONDS
  *	token CHANNEL [SECONDS]  print a subscriber token for a private channel,
  *	                         good for SECONDS (default 3600; see auth.h)
+ *
+ * Options of a command may come before or after its operands, as in GNU
+ * tools; "--" ends them (pushctl send ch -- -x sends "-x").  The options
+ * before the command (--db, --conf) come before it.  every's COMMAND, after
+ * its "--", is never looked at for options.  man/pushctl.1 is the manual.
  *
  * The log is found as every pushcgi program finds it: --db, else
  * $PUSHCGI_DB, else "db" in the config file ($PUSHCGI_CONF or --conf, else
@@ -87,6 +93,9 @@ static int cmd_rm(int, char **);
 static int cmd_prune(int, char **);
 static int cmd_every(int, char **);
 static int cmd_token(int, char **);
+static int operands(int, char **);
+static void help_exit(void) __attribute__((noreturn));
+static void bad_option(int, char **) __attribute__((noreturn));
 static int tail_skip(void *, const struct mlog_msg *);
 struct tail_out;
 static int tail_gap(struct tail_out *, int64_t);
@@ -96,11 +105,13 @@ static const char usage_text[] =
 "usage: pushctl [--db PATH] [--conf PATH] COMMAND [ARGS]\n"
 "\n"
 "  init                      create the message log if it is missing\n"
-"  send [-t TYPE] [-e EVENT] CHANNEL [DATA|-]\n"
+"  send [-q] [-t TYPE] [-e EVENT] CHANNEL [DATA|-]\n"
 "                            publish DATA (or stdin) to CHANNEL; prints the id\n"
+"                            (-t, --type; -e, --event; -q, --quiet: no id)\n"
 "  tail [-f] [--since ID] [-n N] [--raw] [--count N] [--timeout S] CHANNEL...\n"
 "                            print the last N (10) messages, or all after ID;\n"
-"                            -f: keep following until interrupted\n"
+"                            -f, --follow: keep following until interrupted;\n"
+"                            -n, --lines\n"
 "  ls                        list channels: retained, last id, subscribers\n"
 "  stat [CHANNEL...]         details of the log or of channels\n"
 "  rm CHANNEL...             remove channels and their messages\n"
@@ -114,6 +125,9 @@ static const char usage_text[] =
 "  --db PATH     message log (default: $PUSHCGI_DB, the config, or %s)\n"
 "  --conf PATH   config file (default: $PUSHCGI_CONF or %s)\n"
 "  -h, --help    this text;  -V, --version  the version\n"
+"\n"
+"A command's options may also follow its operands; \"--\" ends them.\n"
+"See pushctl(1).\n"
 "\n"
 "Exit codes: 0 done, 1 refused (unknown channel, invalid input, too large),\n"
 "100 usage, 111 system error.\n";
@@ -131,6 +145,59 @@ usage_exit(const char *fmt, ...)
 		fprintf(stderr, " (see pushctl --help)\n");
 	}
 	exit(EX_USAGE);
+}
+
+/* Print the usage text on stdout and exit 0: --help, anywhere. */
+static void
+help_exit(void)
+{
+	printf(usage_text, AUTH_TTL_DEFAULT, conf_default_db(),
+	    conf_default_path());
+	exit(EX_OK);
+}
+
+/*
+ * A command's getopt_long said '?' (unknown option) or ':' (missing
+ * argument; every optstring starts with ':'): one line naming the program,
+ * the command and the option, then exit 100.  getopt's own message would
+ * name the command as if it were the program.
+ */
+static void
+bad_option(int ch, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	char opt[40];
+
+	if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0')
+		snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(arg, "="), arg);
+	else
+		snprintf(opt, sizeof(opt), "-%c", optopt);
+	if (ch == ':')
+		usage_exit("%s: option %.32s needs an argument", argv[0], opt);
+	usage_exit("%s: unknown option %.32s", argv[0], opt);
+}
+
+/*
+ * Options of a command that takes none but --help: reject any other, honour
+ * "--".  argv[0] is the command.  Returns the index of the first operand
+ * (GNU getopt has moved the operands after the options).
+ */
+static int
+operands(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (ch == 'h')
+			help_exit();
+		bad_option(ch, argv);
+	}
+	return optind;
 }
 
 static void
@@ -201,8 +268,7 @@ cmd_init(int argc, char **argv)
 	struct bell *b;
 	int64_t last;
 
-	(void)argv;
-	if (argc != 1)
+	if (operands(argc, argv) != argc)
 		usage_exit("init takes no arguments");
 	open_log(&l, MLOG_CREATE);
 	if (bell_open(&b, cfg.db, cfg.check_ms) != 0)
@@ -255,6 +321,7 @@ cmd_send(int argc, char **argv)
 		{ "type", required_argument, NULL, 't' },
 		{ "event", required_argument, NULL, 'e' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *type = NULL, *event = NULL, *channel;
@@ -267,12 +334,13 @@ cmd_send(int argc, char **argv)
 	int ch, rc, quiet = 0;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+t:e:q", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":t:e:qh", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'h': help_exit();
 		case 't': type = optarg; break;
 		case 'e': event = optarg; break;
 		case 'q': quiet = 1; break;
-		default: usage_exit(NULL);
+		default: bad_option(ch, argv);
 		}
 	}
 	argc -= optind;
@@ -446,6 +514,7 @@ cmd_tail(int argc, char **argv)
 		{ "raw", no_argument, NULL, 'r' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char names[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
@@ -457,8 +526,9 @@ cmd_tail(int argc, char **argv)
 	int ch, n, follow = 0, rc, wait_ms;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+fs:n:rc:T:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":fs:n:rc:T:h", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'h': help_exit();
 		case 'f': follow = 1; break;
 		case 's': cursor = parse_num("--since", optarg, INT64_MAX); break;
 		case 'n': lines = parse_num("-n", optarg, MLOG_READ_MAX); break;
@@ -468,7 +538,7 @@ cmd_tail(int argc, char **argv)
 			deadline = monotonic_ms() +
 			    parse_num("--timeout", optarg, 1000000) * 1000;
 			break;
-		default: usage_exit(NULL);
+		default: bad_option(ch, argv);
 		}
 	}
 	argc -= optind;
@@ -599,8 +669,7 @@ cmd_ls(int argc, char **argv)
 	struct mlog *l;
 	int rc;
 
-	(void)argv;
-	if (argc != 1)
+	if (operands(argc, argv) != argc)
 		usage_exit("ls takes no arguments");
 	open_log(&l, 0);
 	printf("%-24s %9s %12s %11s  %s\n", "CHANNEL", "RETAINED", "LAST-ID",
@@ -648,6 +717,9 @@ cmd_stat(int argc, char **argv)
 	int64_t last;
 	int i, rc, missing = 0;
 
+	i = operands(argc, argv) - 1;   /* argv[1..] are the operands */
+	argc -= i;
+	argv += i;
 	open_log(&l, 0);
 	if (argc == 1) {
 		if ((rc = mlog_last_id(l, &last)) != MLOG_OK ||
@@ -691,6 +763,9 @@ cmd_rm(int argc, char **argv)
 	int64_t deleted;
 	int i, rc, missing = 0;
 
+	i = operands(argc, argv) - 1;   /* argv[1..] are the operands */
+	argc -= i;
+	argv += i;
 	if (argc < 2)
 		usage_exit("rm needs at least one CHANNEL");
 	for (i = 1; i < argc; i++)
@@ -720,6 +795,7 @@ cmd_prune(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "keep", required_argument, NULL, 'k' },
 		{ "age", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	long keep = cfg.retain_count, age = cfg.retain_age;
@@ -729,11 +805,12 @@ cmd_prune(int argc, char **argv)
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+k:a:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":k:a:h", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'h': help_exit();
 		case 'k': keep = (long)parse_num("--keep", optarg, LONG_MAX); break;
 		case 'a': age = (long)parse_num("--age", optarg, LONG_MAX); break;
-		default: usage_exit(NULL);
+		default: bad_option(ch, argv);
 		}
 	}
 	argc -= optind;
@@ -793,6 +870,7 @@ cmd_every(int argc, char **argv)
 		{ "event", required_argument, NULL, 'e' },
 		{ "changed", no_argument, NULL, 'C' },
 		{ "count", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *type = NULL, *event = NULL, *channel;
@@ -802,22 +880,32 @@ cmd_every(int argc, char **argv)
 	struct mlog *l;
 	struct bell *b;
 	struct sigaction sa;
-	int ch, rc, status, changed_only = 0;
+	int ch, rc, status, changed_only = 0, dash, nargs;
+	char **cmd;
 	int64_t id, next;
 
+	/* Options are looked for only before the first "--": what follows
+	 * is COMMAND and its arguments, untouched. */
+	for (dash = 1; dash < argc; dash++)
+		if (strcmp(argv[dash], "--") == 0)
+			break;
+	if (dash >= argc - 1)
+		usage_exit("usage: every SECONDS CHANNEL -- COMMAND [ARG...]");
+	cmd = argv + dash + 1;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+t:e:Cc:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(dash, argv, ":t:e:Cc:h", opts, NULL)) != -1) {
 		switch (ch) {
+		case 'h': help_exit();
 		case 't': type = optarg; break;
 		case 'e': event = optarg; break;
 		case 'C': changed_only = 1; break;
 		case 'c': count = parse_num("--count", optarg, INT64_MAX); break;
-		default: usage_exit(NULL);
+		default: bad_option(ch, argv);
 		}
 	}
-	argc -= optind;
+	nargs = dash - optind;
 	argv += optind;
-	if (argc < 3 || strcmp(argv[2], "--") != 0 || argc < 4)
+	if (nargs != 2)
 		usage_exit("usage: every SECONDS CHANNEL -- COMMAND [ARG...]");
 	seconds = parse_num("SECONDS", argv[0], EVERY_MAX_SECONDS);
 	if (seconds < 1)
@@ -838,10 +926,10 @@ cmd_every(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	next = monotonic_ms();
 	while (!stopping && count != 0) {
-		status = run_capture(argv + 3, (size_t)cfg.max_data, &buf, &len);
+		status = run_capture(cmd, (size_t)cfg.max_data, &buf, &len);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			fprintf(stderr, "%s: %s failed (%s %d); nothing "
-			    "published\n", progname, argv[3],
+			    "published\n", progname, cmd[0],
 			    WIFEXITED(status) ? "exit" : "signal",
 			    WIFEXITED(status) ? WEXITSTATUS(status) :
 			    WTERMSIG(status));
@@ -886,7 +974,10 @@ cmd_token(int argc, char **argv)
 {
 	char tok[AUTH_SUB_TOKEN_MAX + 1];
 	long long ttl = AUTH_TTL_DEFAULT;
+	int first = operands(argc, argv) - 1;
 
+	argc -= first;                  /* argv[1..] are the operands */
+	argv += first;
 	if (argc < 2 || argc > 3)
 		usage_exit("usage: token CHANNEL [SECONDS]");
 	if (!valid_channel(argv[1]))
@@ -938,9 +1029,7 @@ main(int argc, char **argv)
 		case 'd': db = optarg; break;
 		case 'c': confpath = optarg; break;
 		case 'h':
-			printf(usage_text, AUTH_TTL_DEFAULT, conf_default_db(),
-			    conf_default_path());
-			return EX_OK;
+			help_exit();
 		case 'V':
 			printf("pushctl (%s) %s\n", PACKAGE_NAME,
 			    PACKAGE_VERSION);

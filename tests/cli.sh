@@ -160,4 +160,38 @@ if [ "$(id -u)" -eq 0 ] && id -u nobody >/dev/null 2>&1 &&
 else
 	echo "# not run (needs root and a user nobody): root's bell file goes to the log's owner"
 fi
+# GNU-style options: a command's options may follow its operands, and "--"
+# ends them; every's COMMAND after its "--" is never parsed.
+sql() { sqlite3 "$PUSHCGI_DB" "$1"; }
+printf 'png bytes' >"$tmp/frame"
+check "send CHANNEL -t TYPE - (options after the operands)" bash -c "'$PUSHCTL' send cam -t image/png - <'$tmp/frame' >'$tmp/out'"
+check "  ...kept the type and read stdin" bash -c "[ \"\$(sqlite3 '$PUSHCGI_DB' \"select type || '|' || data from messages where id = \$(cat '$tmp/out')\")\" = 'image/png|png bytes' ]"
+check "send CHANNEL DATA -e EVENT --type=TYPE" status_is 0 send cam hello -e frame --type=text/x-test
+check "  ...kept the event and the type" bash -c "[ \"\$(sqlite3 '$PUSHCGI_DB' \"select event || '|' || type || '|' || data from messages where id = \$(cat '$tmp/out')\")\" = 'frame|text/x-test|hello' ]"
+check "send CHANNEL -- -x sends \"-x\"" status_is 0 send cam -- -x
+check "  ...the data is \"-x\"" bash -c "[ \"\$(sqlite3 '$PUSHCGI_DB' \"select data from messages where id = \$(cat '$tmp/out')\")\" = '-x' ]"
+check "send -- -chan DATA: a channel starting with '-'" status_is 0 send -- -chan data
+check "send CHANNEL -x is an unknown option (100)" status_is 100 send cam -x
+check "  ...one line naming pushctl, the command and the option" bash -c "[ \$(wc -l <'$tmp/err') -eq 1 ] && grep -q '^pushctl: send: unknown option -x' '$tmp/err'"
+check "send CHANNEL -t without its argument (100)" status_is 100 send cam -t
+check "  ...says the option needs an argument" grep -q '^pushctl: send: option -t needs an argument' "$tmp/err"
+check "tail CHANNEL -n 1 --raw (options after the operand)" status_is 0 tail cam -n 1 --raw
+check "  ...printed the last message raw" bash -c "[ \"\$(cat '$tmp/out')\" = '-x' ]"
+check "tail --bogus is an unknown option (100)" status_is 100 tail cam --bogus
+check "  ...naming --bogus" grep -q '^pushctl: tail: unknown option --bogus' "$tmp/err"
+check "prune CHANNEL --keep 1" status_is 0 prune cam --keep 1
+check "  ...left one message" bash -c "'$PUSHCTL' stat cam | grep -qx 'retained: 1'"
+check "every SECONDS CHANNEL --count 1 -- CMD (option between the operands)" status_is 0 every 1 tick --count 1 -- printf '%s' -t --count
+check "  ...CMD's own options were passed on untouched" bash -c "[ \"\$(sqlite3 '$PUSHCGI_DB' \"select group_concat(data, '|') from messages where channel = 'tick'\")\" = '-t--count' ]"
+check "every -e after the operands, CMD with an option named like every's" status_is 0 every 1 tick2 -e up --count 1 -- echo -e x
+check "  ...published CMD's output with the event" bash -c "[ \"\$(sqlite3 '$PUSHCGI_DB' \"select event || '|' || data from messages where channel = 'tick2'\")\" = 'up|x' ]"
+check "every without a COMMAND after -- (100)" status_is 100 every 1 tick --
+check "every with an extra operand before -- (100)" status_is 100 every 1 tick extra -- echo x
+check "ls -l is an unknown option (100)" status_is 100 ls -l
+check "rm -- CHANNEL" status_is 0 rm -- tick2
+check "stat CHANNEL --help prints the usage (0)" status_is 0 stat cam --help
+check "  ...the usage text" grep -q '^usage: pushctl' "$tmp/out"
+check "send --help prints the usage (0)" status_is 0 send --help
+check "token CHANNEL -- SECONDS" status_is 0 --conf "$tmp/sub.conf" token private.room -- 60
+
 [ $fails -eq 0 ]
