@@ -194,4 +194,54 @@ check "  ...the usage text" grep -q '^usage: pushctl' "$tmp/out"
 check "send --help prints the usage (0)" status_is 0 send --help
 check "token CHANNEL -- SECONDS" status_is 0 --conf "$tmp/sub.conf" token private.room -- 60
 
+# Bash completion (bash-completion/pushctl): commands, options, and the
+# channel names of the log, asked of pushctl ls quietly.
+S=${top_srcdir:-.}
+complete_words() { # words of the command line, the last one being completed
+	COMP_WORDS=("$@")
+	COMP_CWORD=$(($# - 1))
+	COMPREPLY=()
+	_pushctl
+	printf '%s\n' "${COMPREPLY[@]}" | sort >"$tmp/comp"
+}
+replies_are() { # the expected replies, sorted
+	printf '%s\n' "$@" | sort | cmp -s - "$tmp/comp" ||
+		{ echo "# got: $(tr '\n' ' ' <"$tmp/comp")"; return 1; }
+}
+"$PUSHCTL" send -q chan.a x
+"$PUSHCTL" send -q chan.b x
+"$PUSHCTL" --db "$tmp/other.db" send -q elsewhere x
+if . "$S/bash-completion/pushctl"; then
+	ok "the completion file loads in bash"
+	complete_words "$PUSHCTL" ""
+	check "completes every command" replies_are init send tail ls stat rm prune every token
+	complete_words "$PUSHCTL" "s"
+	check "completes a command's start" replies_are send stat
+	complete_words "$PUSHCTL" --db "$tmp/other.db" t
+	check "completes the command after --db PATH" replies_are tail token
+	complete_words "$PUSHCTL" tail chan.
+	check "completes channel names of the log (tail)" replies_are chan.a chan.b
+	complete_words "$PUSHCTL" send -t text/plain chan.
+	check "completes the channel after an option's argument (send)" replies_are chan.a chan.b
+	complete_words "$PUSHCTL" send chan.a ""
+	check "no channel for send's DATA" replies_are ""
+	complete_words "$PUSHCTL" --db "$tmp/other.db" rm ""
+	check "channel names of the log --db names" replies_are elsewhere
+	complete_words "$PUSHCTL" --db "$tmp/nosuch.db" rm ""
+	check "a log that is not there: no names, nothing printed" replies_are ""
+	complete_words "$PUSHCTL" tail --f
+	check "completes a command's options" replies_are --follow
+	complete_words "$PUSHCTL" every 5 chan.
+	check "every: the channel after SECONDS" replies_are chan.a chan.b
+	complete_words "$PUSHCTL" every 5 chan.a -- ech
+	check "every: a command after --" grep -qx echo "$tmp/comp"
+	complete_words "$PUSHCTL" every 5 chan.a -- echo -
+	check "every: no pushctl option after COMMAND" bash -c "! grep -q -- --count '$tmp/comp'"
+	complete_words "$PUSHCTL" -
+	check "completes the global options" replies_are --db --conf --help --version
+	check "the completion is registered for pushctl" bash -c ". '$S/bash-completion/pushctl' && complete -p pushctl | grep -q _pushctl"
+else
+	nok "the completion file loads in bash"
+fi
+
 [ $fails -eq 0 ]
