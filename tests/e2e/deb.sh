@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package, built and used as an administrator would: build it
 # with dpkg-buildpackage from a copy of the tree, check it with lintian,
-# install it with dpkg, enable the lighttpd snippet with lighty-enable-mod
+# install it with dpkg, check the Apache snippets with apache2 -t and enable
+# one with a2enconf, enable the lighttpd snippet with lighty-enable-mod
 # and serve it from a throwaway lighttpd (its own config in a temporary
 # folder, on a free 127.0.0.1 port, including the enabled snippet), stream
 # SSE through /cgi-bin/push-stream while publishing with /usr/bin/pushctl
@@ -139,6 +140,41 @@ check "a program builds against libpushcgi-dev with pkg-config" bash -c \
 check "  ...and publishes through the C API" bash -c \
     "[ \"\$('$tmp/temps' '$tmp/c.db')\" = 1 ] && [ \"\$(pushctl --db '$tmp/c.db' tail --raw -n 1 temps)\" = 21.5 ]"
 
+# The Apache snippets: each passes apache2 -t in a minimal server of its
+# own with the modules it is for (when Apache and mod_fcgid are here).
+M=/usr/lib/apache2/modules
+for v in cgi:cgid fcgid:fcgid; do
+	snip=/etc/apache2/conf-available/pushcgi-${v%%:*}.conf mod=${v#*:}
+	if ! command -v apache2 >/dev/null || [ ! -f "$M/mod_$mod.so" ]; then
+		echo "# not run (needs apache2 and mod_$mod): apache2 -t on $snip"
+		continue
+	fi
+	cat >"$tmp/apache-$mod.conf" <<EOF
+ServerRoot "$tmp"
+DefaultRuntimeDir "$tmp"
+PidFile "$tmp/apache.pid"
+ErrorLog "$tmp/apache-error.log"
+LoadModule mpm_event_module $M/mod_mpm_event.so
+LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule alias_module $M/mod_alias.so
+LoadModule env_module $M/mod_env.so
+LoadModule ${mod}_module $M/mod_$mod.so
+Listen 127.0.0.1:$((20000 + RANDOM % 30000))
+ServerName 127.0.0.1
+ScriptAlias /cgi-bin/ /usr/lib/cgi-bin/
+Include $snip
+EOF
+	check "apache2 -t accepts $snip (a2enconf pushcgi-${v%%:*})" \
+	    bash -c "apache2 -t -f '$tmp/apache-$mod.conf' >/dev/null 2>&1"
+done
+a2en=0
+if command -v a2enconf >/dev/null && [ -d /etc/apache2/conf-enabled ]; then
+	a2enconf -q pushcgi-cgi >/dev/null 2>&1
+	check "a2enconf pushcgi-cgi enables the snippet" \
+	    test -L /etc/apache2/conf-enabled/pushcgi-cgi.conf
+	a2en=1
+fi
+
 # 5. A throwaway lighttpd that includes the snippet lighty-enable-mod
 # enabled, with publishing opened by a token in the installed config.
 printf 'publish_token = deb-test-token\n' >>/etc/pushcgi.conf
@@ -239,6 +275,8 @@ check "purge removed /etc/pushcgi.conf (changed by the test)" test ! -e /etc/pus
 if [ $existed_var -eq 0 ]; then
 	check "purge removed /var/lib/pushcgi and the log" test ! -e /var/lib/pushcgi
 fi
-check "purge removed the snippet's link in conf-enabled" \
+check "purge removed the lighttpd snippet's link in conf-enabled" \
     test ! -L /etc/lighttpd/conf-enabled/90-pushcgi.conf
+[ $a2en -eq 1 ] && check "purge removed the Apache snippet's link in conf-enabled" \
+    test ! -L /etc/apache2/conf-enabled/pushcgi-cgi.conf
 [ $fails -eq 0 ]
