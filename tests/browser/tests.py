@@ -9,7 +9,9 @@ this program with:
   WORK          a scratch directory
   HAVE_POLL     1 when push-poll is built, HAVE_PUBLISH likewise
   ONLY          optional: a comma-separated subset of the test names
-                (img, order, script, chat, conn, gap, demo, close)
+                (img, order, script, chat, conn, gap, demo, close, pull)
+  SHOTS         optional: a folder to keep the screenshots in (default
+                WORK)
 It prints "ok - ..." / "not ok - ..." lines and "# ..." notes.  To stop
 or start the web server it prints "@stop" or "@start" and waits for
 run.sh to answer one line on its stdin.
@@ -596,9 +598,90 @@ def test_close(b):
     page.close()
 
 
+# --- (9) client pull: format=page reloads itself, no script at all --------
+
+SHOTS = os.environ.get('SHOTS') or WORK     # where screenshots are kept
+
+
+def block(rgb):
+    """An HTML message: a big block of one colour."""
+    return ('<div style="background:rgb(%d,%d,%d);height:400px"></div>' %
+            rgb)
+
+
+def test_pull(b):
+    if not HAVE_POLL:
+        ok(False, 'pull: format=page reloads itself', 'push-poll missing')
+        return
+    ch, x, y = 'bpull', 160, 150
+    red, blue, green = (200, 30, 30), (30, 60, 200), (20, 150, 60)
+    publish(ch, block(red) + '<script>document.title = "ran"</script>',
+            'text/html; charset=utf-8')
+    page = b.new_page()
+    page.call('Emulation.setScriptExecutionDisabled', {'value': True})
+    page.call('Page.navigate', {'url': url(
+        '/cgi-bin/push-poll?channel=%s&format=page&refresh=1' % ch)})
+
+    def shows(rgb, name):
+        deadline = time.time() + WAIT
+        seen = None
+        while time.time() < deadline:
+            try:
+                img = page.screenshot(os.path.join(SHOTS, name))
+            except cdp.CDPError:    # between a reload's two documents
+                time.sleep(0.1)
+                continue
+            seen = cdp.png_pixel(img, x, y)
+            if seen == rgb:
+                return seen
+            time.sleep(0.2)
+        return seen
+    first = shows(red, 'pull-1-red.png')
+    note('pull: pixel (%d,%d) %s before the second publish' % (x, y, first))
+    navs = page.navigations()
+    title = page.eval('document.title')
+    publish(ch, block(blue), 'text/html; charset=utf-8')
+    second = shows(blue, 'pull-2-blue.png')
+    note('pull: pixel (%d,%d) %s after it, %d reloads in between (none by '
+         'the test), %d pages loaded in all' % (
+             x, y, second, page.navigations() - navs,
+             len(page.responses('format=page'))))
+    ok(first == red and second == blue and page.navigations() > navs,
+       'pull: a format=page tab with script disabled changes from the '
+       'first message\'s colour to the second\'s by its Refresh alone',
+       'saw %s then %s' % (first, second))
+    ok(title != 'ran' and page.eval('document.title') == ch,
+       'pull: script really is disabled in that tab (a <script> in the '
+       'message did not run)', 'title %r' % title)
+    publish(ch, cdp.png_encode(320, 300, green), 'image/png')
+    third = shows(green, 'pull-3-image.png')
+    note('pull: pixel (%d,%d) %s after an image message' % (x, y, third))
+    ok(third == green, 'pull: an image message shows as an <img> of its '
+       'raw URL', 'saw %s' % (third,))
+    page.close()
+
+    # ps.html without script: its <noscript> frame pulls the list.
+    publish('ps', 'F S UID PID CMD\n4 S 0 1 pulled-init')
+    page = b.new_page(800, 600)
+    page.call('Emulation.setScriptExecutionDisabled', {'value': True})
+    page.call('Page.navigate', {'url': url('/ps.html')})
+    expr = ('(function () { var f = document.querySelector("iframe"); '
+            'return f && f.contentDocument && f.contentDocument.body && '
+            'f.contentDocument.body.textContent; })() || ""')
+    seen = page.wait('(%s).indexOf("pulled-init") >= 0' % expr, WAIT)
+    publish('ps', 'F S UID PID CMD\n4 S 0 2 pulled-kthreadd')
+    again = page.wait('(%s).indexOf("pulled-kthreadd") >= 0' % expr, WAIT)
+    ok(seen and again and page.eval('document.getElementById("status")'
+                                    '.textContent') == 'connecting\u2026',
+       'pull: ps.html without script shows each list through its '
+       '<noscript> frame (format=page)')
+    page.screenshot(os.path.join(SHOTS, 'pull-4-ps.png'))
+    page.close()
+
+
 TESTS = [('img', test_img), ('order', test_order), ('script', test_script),
          ('chat', test_chat), ('conn', test_conn), ('gap', test_gap),
-         ('demo', test_demo), ('close', test_close)]
+         ('demo', test_demo), ('close', test_close), ('pull', test_pull)]
 
 
 def main():
