@@ -9,7 +9,8 @@ this program with:
   WORK          a scratch directory
   HAVE_POLL     1 when push-poll is built, HAVE_PUBLISH likewise
   ONLY          optional: a comma-separated subset of the test names
-                (img, order, script, chat, conn, gap, demo, close, pull)
+                (img, order, script, chat, conn, gap, demo, close, pull,
+                share)
   SHOTS         optional: a folder to keep the screenshots in (default
                 WORK)
 It prints "ok - ..." / "not ok - ..." lines and "# ..." notes.  To stop
@@ -679,9 +680,98 @@ def test_pull(b):
     page.close()
 
 
+# --- (10) one connection per browser, shared by its tabs -----------------
+
+def datas(page):
+    return page.eval('got.map(function (m) { return m.data; })')
+
+
+def exactly(page, want, what):
+    page.wait('got.length >= %d' % len(want), WAIT)
+    time.sleep(0.5)             # room for a late duplicate
+    seen = datas(page)
+    ok(seen == want, what, 'got %d: %r' % (len(seen), seen[:30]))
+
+
+def stays(channel, n, secs=1.5):
+    """subscribers(channel) becomes n and is still n secs later."""
+    return (subscribers_become(channel, n) and not time.sleep(secs) and
+            subscribers(channel) == n)
+
+
+def test_share(b):
+    for kind in ('worker', 'tab'):
+        ch, ch2 = 'bsh' + kind, 'bsh2' + kind
+        # Published before the tabs open: none of them gets these.
+        publish(ch, 'before')
+        publish(ch2, 'before')
+        q = '/t-push.html?channels=%s&share=%s' % (ch, kind)
+        tabs = []
+        for i in range(3):
+            tabs.append(b.new_page())
+            tabs[-1].goto(url(q))
+        up = all(t.wait('opens > 0', WAIT) for t in tabs)
+        one = stays(ch, 1)
+        own = [len(t.requests('/cgi-bin/push-stream')) for t in tabs]
+        note('%s: stream requests made by each tab itself: %r; '
+             'subscribers %r' % (kind, own, subscribers(ch)))
+        ok(up and one and all(t.eval('p.transport') == 'shared'
+                              for t in tabs),
+           '%s: three tabs on one channel are one subscriber at the server'
+           % kind, 'opens %r, subscribers %r' % (
+               [t.eval('opens') for t in tabs], subscribers(ch)))
+        want = ['a%d' % i for i in range(10)]
+        for d in want:
+            publish(ch, d)
+        for i, t in enumerate(tabs):
+            exactly(t, want, '%s: tab %d receives all 10 messages exactly '
+                    'once, in order' % (kind, i + 1))
+        # Close the tab that holds the connection (tab mode: the leader,
+        # the one whose own requests show the stream) or, with the
+        # worker, the tab that started it.
+        first = 0
+        if kind == 'tab':
+            first = max(range(3), key=lambda i: len(
+                tabs[i].requests('/cgi-bin/push-stream')))
+        tabs.pop(first).close()
+        more = ['b%d' % i for i in range(10)]
+        for i, d in enumerate(more):
+            publish(ch, d)
+            if i == 2:
+                time.sleep(0.3)
+        for i, t in enumerate(tabs):
+            exactly(t, want + more, '%s: after the %s tab closed, the '
+                    'others get the next 10, nothing lost or repeated' % (
+                        kind, 'leader' if kind == 'tab' else 'first'))
+        ok(stays(ch, 1), '%s: still one subscriber after that' % kind,
+           'subscribers %r' % subscribers(ch))
+        # One tab widens the shared stream with a second channel.
+        tabs[0].eval('p.subscribe("%s"); 1' % ch2)
+        tabs[0].wait('p.channels.length === 2', WAIT)
+        subscribers_become(ch2, 1)
+        mixed = []
+        for i in range(5):
+            publish(ch2, 'c%d' % i)
+            publish(ch, 'd%d' % i)
+            mixed += ['c%d' % i, 'd%d' % i]
+        exactly(tabs[0], want + more + mixed, '%s: the tab that subscribed '
+                'to a second channel receives both, in order' % kind)
+        exactly(tabs[1], want + more + ['d%d' % i for i in range(5)],
+                '%s: the other tab still receives its own channel only' %
+                kind)
+        ok(subscribers(ch) == 1 and subscribers(ch2) == 1,
+           '%s: one subscriber on each channel (one shared stream)' % kind,
+           'subscribers %r, %r' % (subscribers(ch), subscribers(ch2)))
+        for t in tabs:
+            t.close()
+        ok(subscribers_become(ch, 0),
+           '%s: the shared stream ends when its last tab closes' % kind)
+
+
 TESTS = [('img', test_img), ('order', test_order), ('script', test_script),
          ('chat', test_chat), ('conn', test_conn), ('gap', test_gap),
-         ('demo', test_demo), ('close', test_close), ('pull', test_pull)]
+         ('demo', test_demo), ('close', test_close), ('pull', test_pull),
+         ('share', test_share)]
 
 
 def main():
