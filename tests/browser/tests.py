@@ -700,12 +700,15 @@ def stays(channel, n, secs=1.5):
 
 
 def test_share(b):
-    for kind in ('worker', 'tab'):
+    # worker: a SharedWorker; tab: a leader tab elected with Web Locks;
+    # storage: the same elected through localStorage (no Web Locks).
+    for kind in ('worker', 'tab', 'storage'):
         ch, ch2 = 'bsh' + kind, 'bsh2' + kind
         # Published before the tabs open: none of them gets these.
         publish(ch, 'before')
         publish(ch2, 'before')
-        q = '/t-push.html?channels=%s&share=%s' % (ch, kind)
+        q = '/t-push.html?channels=%s&share=%s' % (
+            ch, 'tab&nolocks=1' if kind == 'storage' else kind)
         tabs = []
         for i in range(3):
             tabs.append(b.new_page())
@@ -730,7 +733,7 @@ def test_share(b):
         # the one whose own requests show the stream) or, with the
         # worker, the tab that started it.
         first = 0
-        if kind == 'tab':
+        if kind != 'worker':
             first = max(range(3), key=lambda i: len(
                 tabs[i].requests('/cgi-bin/push-stream')))
         tabs.pop(first).close()
@@ -742,7 +745,7 @@ def test_share(b):
         for i, t in enumerate(tabs):
             exactly(t, want + more, '%s: after the %s tab closed, the '
                     'others get the next 10, nothing lost or repeated' % (
-                        kind, 'leader' if kind == 'tab' else 'first'))
+                        kind, 'first' if kind == 'worker' else 'leader'))
         ok(stays(ch, 1), '%s: still one subscriber after that' % kind,
            'subscribers %r' % subscribers(ch))
         # One tab widens the shared stream with a second channel.
