@@ -36,7 +36,8 @@
  *              Sharing below).  false: this object has a connection of
  *              its own.  'worker' or 'tab' force one way of sharing.
  *   worker     URL of this file for the SharedWorker (default: the src
- *              of the <script> that loaded it)
+ *              of the <script> that loaded it; a worker that fails to
+ *              load leaves each object a connection of its own)
  *
  * Events, p.on(name, fn) and p.off(name, fn):
  *   'message'  fn(m) for every message, in id order, each exactly once
@@ -643,6 +644,12 @@
 					p._emit('error', {delay: msg.delay});
 				}
 			};
+			c.fail = function () {
+				if (live()) {
+					p._share = null;
+					p._schedule(0);
+				}
+			};
 			l.clients[c.id] = c;
 			l.send({op: 'join', c: c.state(), opts: shareOpts(p.opts)});
 			return {close: function () {
@@ -798,6 +805,15 @@
 			    'push ' + key);
 
 			w.port.onmessage = function (e) { dispatch(l, e.data); };
+			/* A worker that cannot run (its script is not found,
+			 * say): every object here connects on its own. */
+			w.onerror = function () {
+				var id;
+
+				delete links[kind + ' ' + key];
+				for (id in l.clients)
+					l.clients[id].fail();
+			};
 			w.port.start();
 			l.send = later(function (msg) { w.port.postMessage(msg); });
 		} else {

@@ -769,6 +769,20 @@ def test_share(b):
             t.close()
         ok(subscribers_become(ch, 0),
            '%s: the shared stream ends when its last tab closes' % kind)
+    # A SharedWorker that cannot start: the page connects on its own.
+    ch = 'bshnoworker'
+    publish(ch, 'before')
+    page = b.new_page()
+    page.goto(url('/t-push.html?channels=%s&share=worker&worker=/no-such.js'
+                  % ch))
+    fell = page.wait('opens > 0 && p.transport !== "shared"', WAIT)
+    subscribers_become(ch, 1)
+    publish(ch, 'alone')
+    ok(fell and page.wait('got.length === 1 && got[0].data === "alone"',
+                          WAIT),
+       'share: a SharedWorker that fails to load leaves the page its own '
+       'connection', 'transport %r' % page.eval('p.transport'))
+    page.close()
 
 
 TESTS = [('img', test_img), ('order', test_order), ('script', test_script),
