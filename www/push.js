@@ -111,6 +111,7 @@
 	    POLL = '/cgi-bin/push-poll', CONTROL = '/cgi-bin/push-publish',
 	    CONTROL_WAIT = 5000, AUTO_TRIES = 3,
 	    IDLE_CLOSE = 2000,  /* ms a shared stream outlives its last page */
+	    WORKER_WAIT = 5000, /* ms for the SharedWorker to say it runs */
 	    LEADER_BEAT = 1000, LEADER_STALE = 3000,   /* localStorage election */
 	    pageId = Math.random().toString(36).slice(2) +
 	    (+new Date()).toString(36),
@@ -801,19 +802,29 @@
 			queue.splice(0).forEach(function (m) { l.send(m); });
 		}
 		if (kind === 'worker') {
-			var w = new global.SharedWorker(o.worker || scriptURL,
-			    'push ' + key);
+			var wurl = abs(o.worker || scriptURL), w, wait;
 
-			w.port.onmessage = function (e) { dispatch(l, e.data); };
 			/* A worker that cannot run (its script is not found,
-			 * say): every object here connects on its own. */
-			w.onerror = function () {
+			 * or is not this one): every object here connects on
+			 * its own. */
+			function broken() {
 				var id;
 
+				clearTimeout(wait);
+				if (links[kind + ' ' + key] !== l)
+					return;
 				delete links[kind + ' ' + key];
 				for (id in l.clients)
 					l.clients[id].fail();
+			}
+			w = new global.SharedWorker(wurl, 'push ' + wurl + ' ' + key);
+			wait = setTimeout(broken, WORKER_WAIT);
+			w.port.onmessage = function (e) {
+				clearTimeout(wait);
+				if (e.data.op !== 'ready')
+					dispatch(l, e.data);
 			};
+			w.onerror = broken;
 			w.port.start();
 			l.send = later(function (msg) { w.port.postMessage(msg); });
 		} else {
@@ -1124,6 +1135,7 @@
 
 			port.onmessage = function (ev) { hub.handle(ev.data, port); };
 			port.start();
+			port.postMessage({op: 'ready'});
 		};
 	}
 
