@@ -8,6 +8,8 @@
  *
  *   GET /cgi-bin/push-poll?channel=a,b,c[&since=ID][&last=N][&timeout=S]
  *       [&format=json|raw][&callback=NAME][&token=T1,T2][&_=anything]
+ *   GET /cgi-bin/push-poll?channel=a,b,c&format=page[&refresh=N]
+ *       [&token=T1,T2][&_=anything]
  *
  *   channel=   1-32 channel names, comma-separated (required)
  *   since=ID   the cursor: answer with the messages after ID.  Without
@@ -25,7 +27,9 @@
  *   timeout=S  seconds to hold a request that finds nothing (0 = answer
  *              at once).  Default: the config's poll_timeout (25 s);
  *              larger values are cut to poll_timeout_max (120 s).
- *   format=    json (default) or raw
+ *   format=    json (default), raw or page
+ *   refresh=N  page only: seconds after which the browser loads the page
+ *              again (1-3600; default: the config's heartbeat)
  *   callback=  json only: JSONP; the answer becomes text/javascript
  *              NAME({...}); (identifiers joined by '.', at most 64 bytes)
  *   token=     subscriber tokens for private channels (lib/auth.h),
@@ -72,6 +76,15 @@
  * that notices a gone client only when writing (Apache mod_cgi), a raw
  * request that was left is released at its timeout.
  *
+ * Answers, page (client pull, for browsers without script): 200 at once,
+ * never held, a whole HTML page (lib/page.h) showing the newest message of
+ * these channels (an HTML message as it is, text escaped in <pre>, an
+ * image as an <img> of its raw URL: since=ID-1&format=raw&timeout=0),
+ * its id and time, or that there is none yet; Content-Type text/html;
+ * charset=utf-8, Refresh: N, Cache-Control: no-store, no ETag.  since=,
+ * last=, timeout= and callback= do not apply (400); cursor headers are
+ * ignored; gaps do not apply.
+ *
  * CORS: when the request's Origin is allowed by a cors_origin line,
  * every answer carries Access-Control-Allow-Origin and
  * Access-Control-Expose-Headers (ETag and the X-Push- headers).  OPTIONS
@@ -112,6 +125,7 @@
 #include "auth.h"
 #include "http.h"
 #include "hub.h"
+#include "page.h"
 #include "serve.h"
 #include "transport.h"
 #include "valid.h"
@@ -135,12 +149,12 @@
 #define POLL_EXPOSE        "ETag, X-Push-Next, X-Push-Id, X-Push-Gap, " \
                            "X-Push-Channel, X-Push-Event"
 
-enum poll_format { POLL_JSON, POLL_RAW };
+enum poll_format { POLL_JSON, POLL_RAW, POLL_PAGE };
 
 /* The parameters a poll may carry, for http_parse_query. */
 static const char *const poll_params[] = {
 	"channel", "since", "last", "timeout", "format", "callback", "token",
-	"_", NULL
+	"refresh", "_", NULL
 };
 
 /* What the request asked for: ~13 KiB, on the heap (request threads have
@@ -155,6 +169,7 @@ struct poll_ask {
 	int timeout;               /* seconds to hold */
 	enum poll_format format;
 	char callback[VALID_CALLBACK_MAX + 1]; /* "" = plain JSON */
+	int refresh;               /* page: Refresh seconds */
 };
 
 /* One poll's answer as it is collected.  Messages are held references
@@ -184,6 +199,8 @@ static int poll_answer(struct poll *, const struct poll_ask *,
 static int poll_answer_json(struct poll *, const struct poll_ask *,
     struct http_req *, int64_t);
 static int poll_answer_raw(struct poll *, struct http_req *, int64_t);
+static int poll_page(struct serve *, struct http_req *, struct poll_ask *,
+    struct poll *);
 static void poll_release(struct poll *);
 static int poll_subscribe(struct serve *, struct http_req *,
     struct poll_ask *, struct hub_sub **, int64_t, int);
@@ -316,10 +333,29 @@ poll_request(struct poll_ask *a, struct serve *s, struct http_req *r)
 			a->format = POLL_JSON;
 		else if (strcmp(v, "raw") == 0)
 			a->format = POLL_RAW;
+		else if (strcmp(v, "page") == 0)
+			a->format = POLL_PAGE;
 		else
-			return http_fail(r, 400, 606, "format= must be json "
-			    "or raw");
+			return http_fail(r, 400, 606, "format= must be json, "
+			    "raw or page");
 	}
+	a->refresh = s->conf.heartbeat;
+	if ((v = http_param(&a->params, "refresh")) != NULL) {
+		if (a->format != POLL_PAGE)
+			return http_fail(r, 400, 625, "refresh= is for "
+			    "format=page only");
+		if (poll_small(v, PAGE_REFRESH_DIGITS, &a->refresh) != 0 ||
+		    a->refresh < PAGE_REFRESH_MIN ||
+		    a->refresh > PAGE_REFRESH_MAX)
+			return http_fail(r, 400, 626, "refresh= must be %d-%d "
+			    "seconds", PAGE_REFRESH_MIN, PAGE_REFRESH_MAX);
+	}
+	if (a->format == POLL_PAGE &&
+	    (http_param(&a->params, "since") != NULL ||
+	    http_param(&a->params, "last") != NULL ||
+	    http_param(&a->params, "timeout") != NULL))
+		return http_fail(r, 400, 627, "format=page shows the newest "
+		    "message at once: no since=, last= or timeout=");
 	if ((v = http_param(&a->params, "callback")) != NULL) {
 		if (a->format != POLL_JSON)
 			return http_fail(r, 400, 607, "callback= is for "
@@ -347,6 +383,8 @@ poll_request(struct poll_ask *a, struct serve *s, struct http_req *r)
 		if (transport_id(v, strlen(v), &a->since) != 0)
 			return http_fail(r, 400, 611, "since= must be a "
 			    "message id (0-%" PRId64 ")", INT64_MAX);
+	} else if (a->format == POLL_PAGE) {
+		/* The newest message, whatever the client saw. */
 	} else if (inm != NULL && *inm != '\0') {
 		if (poll_if_none_match(inm, &a->since) != 0)
 			return http_fail(r, 400, 612, "If-None-Match must be "
@@ -546,6 +584,55 @@ poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
 	return http_put(&r->out, m->data, m->len);
 }
 
+/*
+ * format=page: the newest message (or none) as an HTML page, at once.
+ * Not flushed, like poll_answer.  0, or -1 (after http_fail, or the
+ * client cannot be written).
+ */
+static int
+poll_page(struct serve *s, struct http_req *r, struct poll_ask *a,
+    struct poll *p)
+{
+	struct hub_sub *sub = NULL;
+	struct http_out body;
+	struct page_ask pa;
+	char num[POLL_NUM_MAX];
+	int rc;
+
+	if (poll_subscribe(s, r, a, &sub, -1, 0) != HUB_OK)
+		return -1;
+	p->latest = 1;
+	rc = hub_sub_latest(sub, 1, poll_collect, p);
+	p->latest = 0;
+	if (rc == HUB_ERR) {
+		http_fail(r, 500, 628, "reading messages: %s",
+		    hub_sub_error(sub));
+		hub_unsubscribe(sub);
+		return -1;
+	}
+	hub_unsubscribe(sub);
+	pa.channels = http_param(&a->params, "channel");
+	pa.token = http_param(&a->params, "token");
+	pa.refresh = a->refresh;
+	http_out_mem(&body);
+	page_write(&body, &pa, p->n > 0 ? &p->msg[p->n - 1]->m : NULL);
+	if (body.failed) {
+		http_out_free(&body);
+		return http_fail(r, 503, 629, "out of memory");
+	}
+	snprintf(num, sizeof(num), "%d", a->refresh);
+	http_header(r, "Refresh", num);
+	http_header(r, "Cache-Control", "no-store");
+	http_header(r, "X-Content-Type-Options", "nosniff");
+	snprintf(num, sizeof(num), "%zu", body.used);
+	http_header(r, "Content-Length", num);
+	rc = http_start_held(r, 200, PAGE_TYPE);
+	if (rc == 0)
+		rc = http_put(&r->out, body.buf, body.used);
+	http_out_free(&body);
+	return rc;
+}
+
 /* Subscribe (with flags) after cursor `after`; a refusal is recorded
  * with http_fail.  HUB_OK or the hub's code. */
 static int
@@ -663,6 +750,10 @@ poll_handle(struct serve *s, struct http_req *r)
 		goto out;
 	if (a->format == POLL_RAW)
 		p->cap = 1;
+	if (a->format == POLL_PAGE) {
+		poll_page(s, r, a, p);
+		goto out;
+	}
 
 	/* First look without registering: most polls find something. */
 	if (poll_subscribe(s, r, a, &sub, a->since, 0) != HUB_OK)

@@ -227,9 +227,22 @@ class Page:
             return base64.b64decode(r['body']).decode('utf-8', 'replace')
         return r.get('body')
 
-    def screenshot(self):
+    def screenshot(self, save=None):
+        """The page as decoded by png_decode; save: also write the PNG
+        to this file."""
         r = self.call('Page.captureScreenshot', {'format': 'png'})
-        return png_decode(base64.b64decode(r['data']))
+        data = base64.b64decode(r['data'])
+        if save:
+            with open(save, 'wb') as f:
+                f.write(data)
+        return png_decode(data)
+
+    def navigations(self):
+        """How many times the page's main frame has navigated (loads and
+        reloads alike)."""
+        return len([p for p in self.b.events_of(self.session,
+                                                'Page.frameNavigated')
+                    if not p['frame'].get('parentId')])
 
     def close(self):
         self.b.call('Target.closeTarget', {'targetId': self.target})

@@ -32,13 +32,19 @@
 #            request is released likewise; no page reconnects.  pagehide
 #            sends the control request as a beacon; pageshow (back-forward
 #            cache) connects again.
+# 9. pull:   push-poll's format=page in a tab with script disabled
+#            (Emulation.setScriptExecutionDisabled), refresh=1: after a
+#            second HTML message (a big block of another colour) the
+#            screenshot shows its colour with no navigation by the test;
+#            an image message shows as an <img> of its raw URL; ps.html
+#            without script shows each list in its <noscript> frame.
 #
 # The browser is driven over the DevTools protocol by tests/browser/cdp.py
 # (Python standard library only); the tests are in tests/browser/tests.py.
 # Environment as for make check: top_builddir, top_srcdir.  Optional:
 # BROWSER_KIND, BROWSER_PORT (first port tried, 18500), CHROMIUM (the
-# browser), ONLY (some of img,order,script,chat,conn,gap,demo,close,
-# with commas).
+# browser), ONLY (some of img,order,script,chat,conn,gap,demo,close,pull,
+# with commas), SHOTS (a folder that keeps the screenshots).
 # Prints "ok - ..." / "not ok - ..." lines; exits non-zero on any failure.
 set -u
 B=$(cd "${top_builddir:-.}" && pwd)
@@ -90,7 +96,7 @@ mkfifo "$tmp/to-driver" "$tmp/from-driver" || exit 99
 exec {out}<>"$tmp/to-driver"
 BASE="http://127.0.0.1:$port" PUSHCTL="$B/pushctl" CHROMIUM="$CHROMIUM" \
     PUSHGRAPH="$B/src/pushgraph" \
-    WORK="$tmp/work" HAVE_POLL=$(have push-poll) \
+    WORK="$tmp/work" SHOTS="${SHOTS:-$tmp/work}" HAVE_POLL=$(have push-poll) \
     HAVE_PUBLISH=$(have push-publish) \
     python3 "$S/tests/browser/tests.py" <"$tmp/to-driver" \
     >"$tmp/from-driver" 2>&1 &

@@ -9,7 +9,10 @@ this program with:
   WORK          a scratch directory
   HAVE_POLL     1 when push-poll is built, HAVE_PUBLISH likewise
   ONLY          optional: a comma-separated subset of the test names
-                (img, order, script, chat, conn, gap, demo, close)
+                (img, order, script, chat, conn, gap, demo, close, pull,
+                share)
+  SHOTS         optional: a folder to keep the screenshots in (default
+                WORK)
 It prints "ok - ..." / "not ok - ..." lines and "# ..." notes.  To stop
 or start the web server it prints "@stop" or "@start" and waits for
 run.sh to answer one line on its stdin.
@@ -596,9 +599,196 @@ def test_close(b):
     page.close()
 
 
+# --- (9) client pull: format=page reloads itself, no script at all --------
+
+SHOTS = os.environ.get('SHOTS') or WORK     # where screenshots are kept
+
+
+def block(rgb):
+    """An HTML message: a big block of one colour."""
+    return ('<div style="background:rgb(%d,%d,%d);height:400px"></div>' %
+            rgb)
+
+
+def test_pull(b):
+    if not HAVE_POLL:
+        ok(False, 'pull: format=page reloads itself', 'push-poll missing')
+        return
+    ch, x, y = 'bpull', 160, 150
+    red, blue, green = (200, 30, 30), (30, 60, 200), (20, 150, 60)
+    publish(ch, block(red) + '<script>document.title = "ran"</script>',
+            'text/html; charset=utf-8')
+    page = b.new_page()
+    page.call('Emulation.setScriptExecutionDisabled', {'value': True})
+    page.call('Page.navigate', {'url': url(
+        '/cgi-bin/push-poll?channel=%s&format=page&refresh=1' % ch)})
+
+    def shows(rgb, name):
+        deadline = time.time() + WAIT
+        seen = None
+        while time.time() < deadline:
+            try:
+                img = page.screenshot(os.path.join(SHOTS, name))
+            except cdp.CDPError:    # between a reload's two documents
+                time.sleep(0.1)
+                continue
+            seen = cdp.png_pixel(img, x, y)
+            if seen == rgb:
+                return seen
+            time.sleep(0.2)
+        return seen
+    first = shows(red, 'pull-1-red.png')
+    note('pull: pixel (%d,%d) %s before the second publish' % (x, y, first))
+    navs = page.navigations()
+    title = page.eval('document.title')
+    publish(ch, block(blue), 'text/html; charset=utf-8')
+    second = shows(blue, 'pull-2-blue.png')
+    note('pull: pixel (%d,%d) %s after it, %d reloads in between (none by '
+         'the test), %d pages loaded in all' % (
+             x, y, second, page.navigations() - navs,
+             len(page.responses('format=page'))))
+    ok(first == red and second == blue and page.navigations() > navs,
+       'pull: a format=page tab with script disabled changes from the '
+       'first message\'s colour to the second\'s by its Refresh alone',
+       'saw %s then %s' % (first, second))
+    ok(title != 'ran' and page.eval('document.title') == ch,
+       'pull: script really is disabled in that tab (a <script> in the '
+       'message did not run)', 'title %r' % title)
+    publish(ch, cdp.png_encode(320, 300, green), 'image/png')
+    third = shows(green, 'pull-3-image.png')
+    note('pull: pixel (%d,%d) %s after an image message' % (x, y, third))
+    ok(third == green, 'pull: an image message shows as an <img> of its '
+       'raw URL', 'saw %s' % (third,))
+    page.close()
+
+    # ps.html without script: its <noscript> frame pulls the list.
+    publish('ps', 'F S UID PID CMD\n4 S 0 1 pulled-init')
+    page = b.new_page(800, 600)
+    page.call('Emulation.setScriptExecutionDisabled', {'value': True})
+    page.call('Page.navigate', {'url': url('/ps.html')})
+    expr = ('(function () { var f = document.querySelector("iframe"); '
+            'return f && f.contentDocument && f.contentDocument.body && '
+            'f.contentDocument.body.textContent; })() || ""')
+    seen = page.wait('(%s).indexOf("pulled-init") >= 0' % expr, WAIT)
+    publish('ps', 'F S UID PID CMD\n4 S 0 2 pulled-kthreadd')
+    again = page.wait('(%s).indexOf("pulled-kthreadd") >= 0' % expr, WAIT)
+    ok(seen and again and page.eval('document.getElementById("status")'
+                                    '.textContent') == 'connecting\u2026',
+       'pull: ps.html without script shows each list through its '
+       '<noscript> frame (format=page)')
+    page.screenshot(os.path.join(SHOTS, 'pull-4-ps.png'))
+    page.close()
+
+
+# --- (10) one connection per browser, shared by its tabs -----------------
+
+def datas(page):
+    return page.eval('got.map(function (m) { return m.data; })')
+
+
+def exactly(page, want, what):
+    page.wait('got.length >= %d' % len(want), WAIT)
+    time.sleep(0.5)             # room for a late duplicate
+    seen = datas(page)
+    ok(seen == want, what, 'got %d: %r' % (len(seen), seen[:30]))
+
+
+def stays(channel, n, secs=1.5):
+    """subscribers(channel) becomes n and is still n secs later."""
+    return (subscribers_become(channel, n) and not time.sleep(secs) and
+            subscribers(channel) == n)
+
+
+def test_share(b):
+    # worker: a SharedWorker; tab: a leader tab elected with Web Locks;
+    # storage: the same elected through localStorage (no Web Locks).
+    for kind in ('worker', 'tab', 'storage'):
+        ch, ch2 = 'bsh' + kind, 'bsh2' + kind
+        # Published before the tabs open: none of them gets these.
+        publish(ch, 'before')
+        publish(ch2, 'before')
+        q = '/t-push.html?channels=%s&share=%s' % (
+            ch, 'tab&nolocks=1' if kind == 'storage' else kind)
+        tabs = []
+        for i in range(3):
+            tabs.append(b.new_page())
+            tabs[-1].goto(url(q))
+        up = all(t.wait('opens > 0', WAIT) for t in tabs)
+        one = stays(ch, 1)
+        own = [len(t.requests('/cgi-bin/push-stream')) for t in tabs]
+        note('%s: stream requests made by each tab itself: %r; '
+             'subscribers %r' % (kind, own, subscribers(ch)))
+        ok(up and one and all(t.eval('p.transport') == 'shared'
+                              for t in tabs),
+           '%s: three tabs on one channel are one subscriber at the server'
+           % kind, 'opens %r, subscribers %r' % (
+               [t.eval('opens') for t in tabs], subscribers(ch)))
+        want = ['a%d' % i for i in range(10)]
+        for d in want:
+            publish(ch, d)
+        for i, t in enumerate(tabs):
+            exactly(t, want, '%s: tab %d receives all 10 messages exactly '
+                    'once, in order' % (kind, i + 1))
+        # Close the tab that holds the connection (tab mode: the leader,
+        # the one whose own requests show the stream) or, with the
+        # worker, the tab that started it.
+        first = 0
+        if kind != 'worker':
+            first = max(range(3), key=lambda i: len(
+                tabs[i].requests('/cgi-bin/push-stream')))
+        tabs.pop(first).close()
+        more = ['b%d' % i for i in range(10)]
+        for i, d in enumerate(more):
+            publish(ch, d)
+            if i == 2:
+                time.sleep(0.3)
+        for i, t in enumerate(tabs):
+            exactly(t, want + more, '%s: after the %s tab closed, the '
+                    'others get the next 10, nothing lost or repeated' % (
+                        kind, 'first' if kind == 'worker' else 'leader'))
+        ok(stays(ch, 1), '%s: still one subscriber after that' % kind,
+           'subscribers %r' % subscribers(ch))
+        # One tab widens the shared stream with a second channel.
+        tabs[0].eval('p.subscribe("%s"); 1' % ch2)
+        tabs[0].wait('p.channels.length === 2', WAIT)
+        subscribers_become(ch2, 1)
+        mixed = []
+        for i in range(5):
+            publish(ch2, 'c%d' % i)
+            publish(ch, 'd%d' % i)
+            mixed += ['c%d' % i, 'd%d' % i]
+        exactly(tabs[0], want + more + mixed, '%s: the tab that subscribed '
+                'to a second channel receives both, in order' % kind)
+        exactly(tabs[1], want + more + ['d%d' % i for i in range(5)],
+                '%s: the other tab still receives its own channel only' %
+                kind)
+        ok(subscribers(ch) == 1 and subscribers(ch2) == 1,
+           '%s: one subscriber on each channel (one shared stream)' % kind,
+           'subscribers %r, %r' % (subscribers(ch), subscribers(ch2)))
+        for t in tabs:
+            t.close()
+        ok(subscribers_become(ch, 0),
+           '%s: the shared stream ends when its last tab closes' % kind)
+    # A SharedWorker that cannot start: the page connects on its own.
+    ch = 'bshnoworker'
+    publish(ch, 'before')
+    page = b.new_page()
+    page.goto(url('/t-push.html?channels=%s&share=worker&worker=/no-such.js'
+                  % ch))
+    fell = page.wait('opens > 0 && p.transport !== "shared"', WAIT)
+    subscribers_become(ch, 1)
+    publish(ch, 'alone')
+    ok(fell and page.wait('got.length === 1 && got[0].data === "alone"',
+                          WAIT),
+       'share: a SharedWorker that fails to load leaves the page its own '
+       'connection', 'transport %r' % page.eval('p.transport'))
+    page.close()
+
+
 TESTS = [('img', test_img), ('order', test_order), ('script', test_script),
          ('chat', test_chat), ('conn', test_conn), ('gap', test_gap),
-         ('demo', test_demo), ('close', test_close)]
+         ('demo', test_demo), ('close', test_close), ('pull', test_pull),
+         ('share', test_share)]
 
 
 def main():

@@ -26,6 +26,10 @@
 #    heartbeat + 1 s (plus SLACK for a loaded machine; the figure is
 #    printed); SIGTERM to a responder holding a poll answers it cleanly
 #    with the empty result.
+# 3. format=page: an empty channel's page, the newest message as a page
+#    (text escaped, HTML as it is, an image as an <img> whose raw URL
+#    serves its bytes), the Refresh header and its bounds, no-store, a
+#    private channel with and without its token.
 #
 # Environment as for make check: top_builddir, top_srcdir.  POLL_KINDS
 # limits the kinds (default: all of e2e_kinds); POLL_COUNT the messages of
@@ -546,6 +550,63 @@ contract_tests() {
 	    eval '[ "$rc" -eq 0 ] && jcheck term "j[\"messages\"] == [] and j[\"next\"] >= $l"'
 }
 
+# 3. format=page: the newest message as an HTML page with a Refresh header.
+page_tests() {
+	local kind=$1 url=$2 ch="pg-$1" s s2 id src t
+	s=$(get pgempty "$url?channel=$ch&format=page")
+	check "$kind: page of an empty channel says so, with Refresh (the heartbeat), no-store and a charset" \
+	    eval '[ "$s" = 200 ] && [ "$(hdr pgempty Refresh)" = "$HB" ] && grep -qi "^cache-control:.*no-store" "$tmp/pgempty.hdr" && [ "$(hdr pgempty Content-Type)" = "text/html; charset=utf-8" ] && grep -q "No message on $ch yet" "$tmp/pgempty.body" && ! grep -qi "^etag:" "$tmp/pgempty.hdr"'
+	pushctl send "$ch" "first" >/dev/null
+	id=$(pushctl send "$ch" '<script>alert(1)</script> & "q"')
+	s=$(get pgtext "$url?channel=$ch&format=page&refresh=7" -H 'If-None-Match: "1"')
+	check "$kind: page shows the newest text message escaped in <pre>, with its id" \
+	    eval '[ "$s" = 200 ] && [ "$(hdr pgtext Refresh)" = 7 ] && grep -qF "<pre>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;</pre>" "$tmp/pgtext.body" && ! grep -qi "<script" "$tmp/pgtext.body" && grep -qF "<span id=\"push-id\">$id</span>" "$tmp/pgtext.body" && ! grep -q first "$tmp/pgtext.body"'
+	id=$(printf '<div id="blk" style="background:#0a0">green</div>' |
+	    pushctl send -t 'text/html; charset=utf-8' "$ch" -)
+	s=$(get pghtml "$url?channel=$ch&format=page")
+	check "$kind: page shows an HTML message as it is" \
+	    eval '[ "$s" = 200 ] && grep -qF "<div id=\"blk\" style=\"background:#0a0\">green</div>" "$tmp/pghtml.body"'
+	id=$(pushctl send -t image/png "$ch" - <"$tmp/fake.png")
+	s=$(get pgimg "$url?channel=$ch&format=page&refresh=3600")
+	src=$(sed -n 's/.*<img src="\([^"]*\)".*/\1/p' "$tmp/pgimg.body" | sed 's/&amp;/\&/g')
+	check "$kind: page shows an image message as an <img> of its raw URL" \
+	    eval '[ "$s" = 200 ] && [ "$(hdr pgimg Refresh)" = 3600 ] && [ "$src" = "?channel=$ch&since=$((id - 1))&format=raw&timeout=0" ]'
+	pushctl send "$ch" "after the image" >/dev/null
+	s=$(get pgraw "${url%%\?*}$src")
+	check "$kind: the <img> URL serves that image's bytes, though newer messages came" \
+	    eval '[ "$s" = 200 ] && [ "$(hdr pgraw Content-Type)" = image/png ] && cmp -s "$tmp/pgraw.body" "$tmp/fake.png"'
+	for q in "refresh=1" "refresh=3600" "refresh=0" "refresh=3601" \
+	    "refresh=-1" "refresh=" "refresh=1x" "refresh=99999"; do
+		s=$(get pgref "$url?channel=$ch&format=page&$q")
+		case $q in
+		refresh=1|refresh=3600)
+			check "$kind: page with $q is a 200" \
+			    eval '[ "$s" = 200 ] && [ "$(hdr pgref Refresh)" = "${q#refresh=}" ]' ;;
+		*)
+			check "$kind: page with $q is a 400 with a reason" \
+			    eval '[ "$s" = 400 ] && grep -q "refresh= must be 1-3600" "$tmp/pgref.body"' ;;
+		esac
+	done
+	for q in "format=json&refresh=5" "refresh=5" "format=page&since=1" \
+	    "format=page&last=1" "format=page&timeout=5" \
+	    "format=page&callback=cb"; do
+		s=$(get pgbad "$url?channel=$ch&$q")
+		check "$kind: ?$q is a 400 with a reason" \
+		    eval '[ "$s" = 400 ] && [ -s "$tmp/pgbad.body" ]'
+	done
+	# A private channel: as for the other formats; the <img> URL carries
+	# the token.
+	id=$(pushctl send -t image/png "priv-pg-$kind" - <"$tmp/fake.png")
+	t=$(token "priv-pg-$kind" $(( $(date +%s) + 600 )))
+	s=$(get pgpno "$url?channel=priv-pg-$kind&format=page")
+	check "$kind: page of a private channel without a token is a 403" [ "$s" = 403 ]
+	s=$(get pgpok "$url?channel=priv-pg-$kind&format=page&token=$t")
+	src=$(sed -n 's/.*<img src="\([^"]*\)".*/\1/p' "$tmp/pgpok.body" | sed 's/&amp;/\&/g')
+	s2=$(get pgpraw "${url%%\?*}$src")
+	check "$kind: page of a private channel with its token, the <img> URL carries it" \
+	    eval '[ "$s" = 200 ] && [ "$s2" = 200 ] && cmp -s "$tmp/pgpraw.body" "$tmp/fake.png" && case $src in *"&token="*) true ;; *) false ;; esac'
+}
+
 for kind in ${POLL_KINDS:-$(e2e_kinds)}; do
 	port=$(e2e_free_port "$BASEPORT") || { nok "$kind: a free port"; continue; }
 	if ! e2e_start "$kind" "$port" >"$tmp/start.log" 2>&1; then
@@ -558,6 +619,8 @@ for kind in ${POLL_KINDS:-$(e2e_kinds)}; do
 	*" $kind "*) loop_test "$kind" "$url" "$SMALL" ;;
 	*) loop_test "$kind" "$url" "$COUNT" ;;
 	esac
+	# (before the contract tests: their last one stops the responders)
+	page_tests "$kind" "$url"
 	contract_tests "$kind" "$url"
 	# A sanitizer build reports into the server's error log.
 	check "$kind: no sanitizer report in the error log" \
