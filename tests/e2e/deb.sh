@@ -85,9 +85,17 @@ for f in /usr/bin/pushctl /usr/lib/cgi-bin/push-stream \
     /usr/share/bash-completion/completions/pushctl \
     /usr/share/man/man1/pushctl.1.gz /usr/share/man/man5/pushcgi.conf.5.gz \
     /usr/share/man/man7/pushcgi.7.gz /usr/share/man/man8/push-stream.8.gz \
-    /usr/share/man/man8/push-poll.8.gz /usr/share/man/man8/push-publish.8.gz; do
+    /usr/share/man/man8/push-poll.8.gz /usr/share/man/man8/push-publish.8.gz \
+    /lib/systemd/system/push-stream.socket \
+    /lib/systemd/system/push-stream.service \
+    /lib/systemd/system/push-poll.socket /lib/systemd/system/push-poll.service \
+    /lib/systemd/system/push-publish.socket \
+    /lib/systemd/system/push-publish.service; do
 	check "pushcgi ships $f" grep -qxF "$f" "$tmp/deb.list"
 done
+check "the units run the responders from /usr/lib/cgi-bin on /var/lib/pushcgi" \
+    bash -c "dpkg --fsys-tarfile '$deb' | tar -xOf - ./lib/systemd/system/push-stream.service | grep -q '/usr/lib/cgi-bin/push-stream' &&
+	dpkg --fsys-tarfile '$deb' | tar -xOf - ./lib/systemd/system/push-stream.service | grep -q '/var/lib/pushcgi'"
 check "pushcgi does not ship /var/lib/pushcgi (postinst makes it)" \
     bash -c "! grep -q '^/var/lib/pushcgi' '$tmp/deb.list'"
 dpkg -c "$dev" | awk '{ print $NF }' | sed 's|^\./|/|' >"$tmp/dev.list"
@@ -261,6 +269,8 @@ installed=0
 left=0
 while IFS= read -r f; do
 	[ -e "$f" ] || [ -L "$f" ] || continue
+	# /lib and the like on a merged-/usr system: the system's links.
+	[ -L "$f" ] && [ -d "$f" ] && [ "${f%/*}" = "" ] && continue
 	if [ -d "$f" ] && [ ! -L "$f" ]; then
 		# A folder may stay when it is not empty or another package
 		# owns it.
