@@ -106,6 +106,7 @@ struct hub {
 	 * identities are those of the files the hub has open, for
 	 * hub_watch (atomic, written by the hub thread). */
 	int64_t gen;
+	int64_t looks;            /* hub_relog calls (under mu) */
 	int relog;
 	pthread_cond_t relogged;
 	dev_t db_dev, bell_dev;
@@ -346,12 +347,14 @@ hub_publish(struct hub *h, const char *channel, const char *type,
     char *err, size_t errlen)
 {
 	struct timespec until;
-	int64_t nid = 0, gen;
+	int64_t nid = 0, looks;
 	int rc, tries;
 
 	for (tries = 0; ; tries++) {
+		pthread_mutex_lock(&h->mu);
+		looks = h->looks;
+		pthread_mutex_unlock(&h->mu);
 		pthread_mutex_lock(&h->dbmu);
-		gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 		rc = mlog_append(h->shared, channel, type, event, data, len,
 		    &nid);
 		if (rc != MLOG_OK)
@@ -370,13 +373,15 @@ hub_publish(struct hub *h, const char *channel, const char *type,
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += HUB_RELOG_WAIT_MS / 1000;
 		pthread_mutex_lock(&h->mu);
-		while (__atomic_load_n(&h->gen, __ATOMIC_ACQUIRE) == gen &&
-		    !h->stopping && !h->sigstop &&
+		while (h->looks == looks && !h->stopping && !h->sigstop &&
 		    pthread_cond_timedwait(&h->relogged, &h->mu, &until) == 0)
 			;
+		rc = h->looks == looks;
 		pthread_mutex_unlock(&h->mu);
-		if (__atomic_load_n(&h->gen, __ATOMIC_ACQUIRE) == gen)
+		if (rc) {
+			rc = MLOG_EMOVED;
 			break;
+		}
 	}
 	if (rc == MLOG_OK) {
 		bell_ring(h->bell, nid);
@@ -482,9 +487,11 @@ static void
 hub_relog(struct hub *h)
 {
 	struct hub_sub *s;
-	int log, rc = MLOG_OK;
+	int log, file, rc = MLOG_OK;
 
-	log = mlog_moved(h->log) || mlog_moved(h->shared);
+	file = mlog_moved(h->log) == MLOG_MOVED_LOG ||
+	    mlog_moved(h->shared) == MLOG_MOVED_LOG;
+	log = file || mlog_moved(h->log) || mlog_moved(h->shared);
 	if (log) {
 		pthread_mutex_lock(&h->mu);
 		while (h->count > 0) {
@@ -499,7 +506,10 @@ hub_relog(struct hub *h)
 		/* The shared connection may create the file (the log was
 		 * removed and nobody made a new one yet). */
 		rc = mlog_reopen(h->shared);
-		if (rc == MLOG_OK && (rc = mlog_reopen(h->log)) == MLOG_OK)
+		/* Only the -wal replaced: the same log file, whose cursors
+		 * stay (ids it lost are found by the cursor rule). */
+		if (rc == MLOG_OK && (rc = mlog_reopen(h->log)) == MLOG_OK &&
+		    file)
 			__atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL);
 		if (rc != MLOG_OK)
 			hub_log("E308 reopening %s: %s", h->conf.db,
@@ -512,13 +522,14 @@ hub_relog(struct hub *h)
 		    strerror(errno));
 	hub_ident(h);
 	pthread_mutex_lock(&h->mu);
-	if (log && rc == MLOG_OK)
-		for (s = h->subs; s != NULL; s = s->next) {
+	if (file && rc == MLOG_OK)
+		for (s = h->subs; s != NULL; s = s->next)
 			/* Every control request of the new log came after
 			 * these subscriptions began. */
 			s->ctl_from = 0;
-			hub_wake(s);
-		}
+	for (s = h->subs; s != NULL && log && rc == MLOG_OK; s = s->next)
+		hub_wake(s);
+	h->looks++;
 	pthread_cond_broadcast(&h->relogged);
 	pthread_mutex_unlock(&h->mu);
 	if (log && rc == MLOG_OK)
