@@ -503,6 +503,12 @@ hub_relog(struct hub *h)
 		h->active = 0;
 		pthread_mutex_unlock(&h->mu);
 		pthread_mutex_lock(&h->dbmu);
+		/* The same file with a new -wal: both connections close
+		 * before either opens (mlog.h). */
+		if (!file) {
+			mlog_release(h->log);
+			mlog_release(h->shared);
+		}
 		/* The shared connection may create the file (the log was
 		 * removed and nobody made a new one yet). */
 		rc = mlog_reopen(h->shared);

@@ -288,9 +288,11 @@ struct mlog {
 	/* The file this connection has open, for mlog_moved(): its path,
 	 * device and inode as stat() said while it was opened. */
 	char path[PATH_MAX];
+	char wal[PATH_MAX];       /* path-wal, "" if too long */
+	char shm[PATH_MAX];       /* path-shm, "" if too long */
 	int flags;                /* mlog_open's, for mlog_reopen */
-	dev_t dev;
-	ino_t ino;
+	dev_t dev, wal_dev, shm_dev;
+	ino_t ino, wal_ino, shm_ino; /* 0: no -wal (-shm) to compare */
 	int64_t gen;              /* opens so far: 1 after mlog_open */
 	/* Retention batching (see mlog_trim_due): the channel this
 	 * connection appended to last and its appends since it trimmed it. */
@@ -377,6 +379,11 @@ mlog_stmt(struct mlog *l, enum mlog_sid id)
 
 	if (l->st[id] != NULL)
 		return l->st[id];
+	if (l->db == NULL) {
+		mlog_fail(l, MLOG_ERR, "%s: not open (a reopen failed)",
+		    l->path);
+		return NULL;
+	}
 	off = (size_t)snprintf(sql, sizeof(sql), "%s", mlog_sql[id].head);
 	if (mlog_sql[id].tail != NULL) {
 		for (i = 1; i <= VALID_CHANNELS_MAX && off < sizeof(sql); i++)
@@ -724,7 +731,7 @@ mlog_process_init(void)
 static int
 mlog_connect(struct mlog *l)
 {
-	struct stat before, after;
+	struct stat before, after, wst;
 	int fd, oflags, rc, i;
 
 	for (i = 0; i < MLOG_OPEN_TRIES; i++) {
@@ -756,6 +763,20 @@ mlog_connect(struct mlog *l)
 			    "out of memory");
 		else
 			rc = mlog_setup(l, l->path, l->flags);
+		/* The -wal too: SQLite opened it during the schema check,
+		 * and keeps it while this connection lives (its SHARED lock
+		 * on the log keeps others from deleting it). */
+		l->wal_ino = l->shm_ino = 0;
+		if (rc == MLOG_OK && l->wal[0] != '\0' &&
+		    stat(l->wal, &wst) == 0) {
+			l->wal_dev = wst.st_dev;
+			l->wal_ino = wst.st_ino;
+		}
+		if (rc == MLOG_OK && l->shm[0] != '\0' &&
+		    stat(l->shm, &wst) == 0) {
+			l->shm_dev = wst.st_dev;
+			l->shm_ino = wst.st_ino;
+		}
 		if (rc == MLOG_OK && stat(l->path, &after) == 0 &&
 		    after.st_dev == before.st_dev &&
 		    after.st_ino == before.st_ino) {
@@ -812,6 +833,12 @@ mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
 		rc = mlog_fail(l, MLOG_EINVAL, "database path too long");
 	else {
 		memcpy(l->path, c->db, strlen(c->db) + 1);
+		if ((size_t)snprintf(l->wal, sizeof(l->wal), "%s-wal", c->db) >=
+		    sizeof(l->wal))
+			l->wal[0] = '\0';
+		if ((size_t)snprintf(l->shm, sizeof(l->shm), "%s-shm", c->db) >=
+		    sizeof(l->shm))
+			l->shm[0] = '\0';
 		rc = mlog_connect(l);
 	}
 	if (rc != MLOG_OK) {
@@ -829,17 +856,62 @@ mlog_moved(struct mlog *l)
 {
 	struct stat sb;
 
-	if (stat(l->path, &sb) != 0)
-		return 1;
-	return sb.st_dev != l->dev || sb.st_ino != l->ino;
+	if (l->db == NULL)
+		return MLOG_MOVED_WAL;  /* released: to be opened again */
+	if (stat(l->path, &sb) != 0 || sb.st_dev != l->dev ||
+	    sb.st_ino != l->ino)
+		return MLOG_MOVED_LOG;
+	if (l->wal_ino != 0 && (stat(l->wal, &sb) != 0 ||
+	    sb.st_dev != l->wal_dev || sb.st_ino != l->wal_ino))
+		return MLOG_MOVED_WAL;
+	return 0;
+}
+
+/* Unlink path when it still names the file (dev, ino): an old log's
+ * -wal or -shm left beside a new log file. */
+static void
+mlog_unlink_same(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat sb;
+
+	if (ino != 0 && path[0] != '\0' && stat(path, &sb) == 0 &&
+	    sb.st_dev == dev && sb.st_ino == ino)
+		unlink(path);
+}
+
+void
+mlog_release(struct mlog *l)
+{
+	mlog_disconnect(l);
 }
 
 int
 mlog_reopen(struct mlog *l)
 {
 	struct mlog keep;
-	int rc;
+	int rc, moved;
 
+	if (l->db == NULL) {
+		/* Released (mlog_release): open anew. */
+		return mlog_connect(l);
+	}
+	moved = mlog_moved(l);
+	if (moved == MLOG_MOVED_LOG) {
+		/* Another file at the path, and beside it still the -wal and
+		 * -shm this connection uses: the old log's.  SQLite would
+		 * read the old log's WAL into the new file (a file moved
+		 * over a live log), so they go, as the README asks the
+		 * operator to do at once. */
+		mlog_unlink_same(l->wal, l->wal_dev, l->wal_ino);
+		mlog_unlink_same(l->shm, l->shm_dev, l->shm_ino);
+	} else if (moved == MLOG_MOVED_WAL) {
+		/* The same file with a new -wal: SQLite shares a file's
+		 * -shm mapping among the connections of a process, so the
+		 * old connection must go first (and the process's others to
+		 * the file too: see mlog_release). */
+		mlog_disconnect(l);
+		return mlog_connect(l);
+	}
 	/* The old connection stays until the new one works: a failure
 	 * leaves l as it was (with the reason in l->err). */
 	keep = *l;

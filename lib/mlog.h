@@ -121,7 +121,10 @@ void mlog_process_init(void);
  * one.  So a connection remembers the device and inode of the file it
  * opened, and:
  *
- * - mlog_moved() says whether the path still names it (one stat());
+ * - mlog_moved() says whether the path still names it: 0, or
+ *   MLOG_MOVED_LOG when the path names another file or none, or
+ *   MLOG_MOVED_WAL when only the -wal is another (removed alone: SQLite
+ *   would go on writing into the one no path names); two stat() calls;
  * - mlog_append() checks it under the write lock before its commit and
  *   again after it, and returns MLOG_EMOVED when the path names another
  *   file or none: before the commit nothing was written (with
@@ -130,7 +133,18 @@ void mlog_process_init(void);
  *   in the old file only, and the caller must not report success.  No
  *   caller reports success for a message the log at the path lacks.
  * - mlog_reopen() opens the path again in place (on failure the old
- *   connection stays); mlog_gen() counts the opens.
+ *   connection stays, except after a change of the -wal alone, see
+ *   below); mlog_gen() counts the opens.  When the path names another
+ *   file and the -wal and -shm beside it are still the ones this
+ *   connection uses (the old log's: a file moved over a live log),
+ *   mlog_reopen unlinks them first, or SQLite would read the old log's
+ *   WAL into the new file.  When only the -wal changed, the file is the
+ *   same, and SQLite shares its -shm mapping among a process's
+ *   connections to it: every connection of the process to the file must
+ *   be closed before any is opened again, so mlog_release() closes one
+ *   (every call but mlog_reopen, mlog_moved and mlog_close then fails)
+ *   and mlog_reopen() of a released or -wal-moved connection opens it
+ *   anew without keeping the old one.
  *
  * The cursor rule.  A fresh log gives ids from 1 again, so a cursor
  * (since=, Last-Event-ID, If-None-Match, a stream's position) may be
@@ -150,8 +164,11 @@ void mlog_process_init(void);
  * replaced do not: they reset at once).
  */
 #define MLOG_GAP_RESET (-1)
+#define MLOG_MOVED_LOG 1
+#define MLOG_MOVED_WAL 2
 int mlog_moved(struct mlog *l);
 int mlog_reopen(struct mlog *l);
+void mlog_release(struct mlog *l);
 int64_t mlog_gen(const struct mlog *l);
 
 /* Open (and with MLOG_CREATE create) the log at c->db.  The settings in c
