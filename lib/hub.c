@@ -79,6 +79,11 @@ struct hub {
 	struct bell *bell;
 	struct mlog *log;         /* the hub thread's connection */
 	struct mlog *shared;      /* hub_db(), under dbmu */
+	struct mlog *old;         /* under dbmu: the shared connection to
+	                             the file followed before the last
+	                             reopen, while subscriptions of gen
+	                             old_gen may still read it, else NULL */
+	int64_t old_gen;
 	pthread_mutex_t mu;
 	pthread_mutex_t dbmu;
 	pthread_cond_t cond;
@@ -147,7 +152,8 @@ static int hub_count(struct hub *, struct mlog *, struct hub_sub *, char *,
 static void hub_wake_list(struct hub *, int, struct hub_msg **, int,
     int64_t, int64_t);
 static int64_t hub_sub_pos(const struct hub_sub *);
-static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *);
+static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *, int);
+static void hub_old_done(struct hub *);
 static void hub_sub_setpos(struct hub_sub *, int64_t);
 static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 static void hub_relog(struct hub *);
@@ -314,6 +320,7 @@ hub_close(struct hub *h)
 	pthread_cond_destroy(&h->relogged);
 	mlog_close(h->log);
 	mlog_close(h->shared);
+	mlog_close(h->old);
 	if (h->bell != NULL)
 		bell_close(h->bell);
 	pthread_cond_destroy(&h->cond);
@@ -487,6 +494,8 @@ static void
 hub_relog(struct hub *h)
 {
 	struct hub_sub *s;
+	struct mlog *fresh = NULL;
+	char err[HUB_ERR_MAX];
 	int log, file, rc = MLOG_OK;
 
 	file = mlog_moved(h->log) == MLOG_MOVED_LOG ||
@@ -509,18 +518,43 @@ hub_relog(struct hub *h)
 			mlog_release(h->log);
 			mlog_release(h->shared);
 		}
-		/* The shared connection may create the file (the log was
-		 * removed and nobody made a new one yet). */
-		rc = mlog_reopen(h->shared);
-		/* Only the -wal replaced: the same log file, whose cursors
-		 * stay (ids it lost are found by the cursor rule). */
-		if (rc == MLOG_OK && (rc = mlog_reopen(h->log)) == MLOG_OK &&
-		    file)
-			__atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL);
+		if (file) {
+			/* A new file: the shared connection to the old one
+			 * stays as h->old, so that subscriptions get what
+			 * was committed to it before it went (hub_reset);
+			 * the new one may create the file (the log was
+			 * removed and nobody made a new one yet). */
+			mlog_clean(h->shared);
+			rc = mlog_open(&fresh, &h->conf, MLOG_CREATE, err,
+			    sizeof(err));
+			if (rc == MLOG_OK && (rc = mlog_reopen(h->log)) !=
+			    MLOG_OK) {
+				snprintf(err, sizeof(err), "%s",
+				    mlog_errmsg(h->log));
+				mlog_close(fresh);
+			}
+			if (rc == MLOG_OK) {
+				mlog_close(h->old);
+				h->old = h->shared;
+				h->old_gen = __atomic_load_n(&h->gen,
+				    __ATOMIC_ACQUIRE);
+				h->shared = fresh;
+				__atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL);
+			}
+		} else {
+			/* Only the -wal replaced: the same log file, whose
+			 * cursors stay (ids it lost are found by the cursor
+			 * rule). */
+			rc = mlog_reopen(h->shared);
+			if (rc != MLOG_OK)
+				snprintf(err, sizeof(err), "%s",
+				    mlog_errmsg(h->shared));
+			else if ((rc = mlog_reopen(h->log)) != MLOG_OK)
+				snprintf(err, sizeof(err), "%s",
+				    mlog_errmsg(h->log));
+		}
 		if (rc != MLOG_OK)
-			hub_log("E308 reopening %s: %s", h->conf.db,
-			    mlog_errmsg(mlog_moved(h->shared) ? h->shared :
-			    h->log));
+			hub_log("E308 reopening %s: %s", h->conf.db, err);
 		pthread_mutex_unlock(&h->dbmu);
 	}
 	if (rc == MLOG_OK && bell_moved(h->bell) && bell_reopen(h->bell) != 0)
@@ -1173,6 +1207,7 @@ hub_unsubscribe(struct hub_sub *s)
 	close(s->efd);
 	pthread_mutex_destroy(&s->dmu);
 	free(s);
+	hub_old_done(h);
 }
 
 void
@@ -1261,7 +1296,7 @@ hub_deliver(struct hub_sub *s, struct hub_msg **msgs, int n, hub_cb cb,
  * descriptor open while the process holds locks on the file.)
  */
 static int
-hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
+hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 {
 	struct hub_msg **msgs;
 	struct hub_take t;
@@ -1279,7 +1314,18 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
 	t.max = HUB_DB_BATCH;
 	t.capped = 1;
 	db = hub_db(s->hub);
-	if (hub_stale(s)) {
+	if (old) {
+		/* What is left for a stale subscription in the file the hub
+		 * followed before (hub_reset): none if that is gone. */
+		db = s->hub->old;
+		if (db == NULL || __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) !=
+		    s->hub->old_gen) {
+			hub_db_done(s->hub);
+			free(msgs);
+			*more = 0;
+			return HUB_OK;
+		}
+	} else if (hub_stale(s)) {
 		/* The shared connection is on a newer log than our cursor:
 		 * hub_sub_next resets first. */
 		hub_db_done(s->hub);
@@ -1304,6 +1350,8 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
 	}
 	cut = rc > 0 || t.n == HUB_DB_BATCH;
 	*more = cut;
+	if (gap == MLOG_GAP_RESET && old)
+		gap = 0;   /* not ours to report: the reset follows */
 	if (gap == MLOG_GAP_RESET) {
 		/* The cursor rule (mlog.h): our cursor is from another log,
 		 * and these messages are from this one's beginning. */
@@ -1355,8 +1403,14 @@ hub_reset(struct hub_sub *s, hub_cb cb, void *arg)
 	struct mlog *db;
 	const char *secret;
 	int64_t stream = 0, old;
-	int rc;
+	int rc, more;
 
+	/* First what the old file still has after our cursor: committed
+	 * (and maybe answered with a success) before it was replaced. */
+	do
+		if ((rc = hub_sub_catchup(s, cb, arg, &more, 1)) != HUB_OK)
+			return rc;
+	while (more);
 	if ((rc = cb(arg, NULL, HUB_RESET)) != 0)
 		return rc;
 	old = __atomic_load_n(&s->stream, __ATOMIC_ACQUIRE);
@@ -1377,7 +1431,37 @@ hub_reset(struct hub_sub *s, hub_cb cb, void *arg)
 		    __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 	s->gap_told = 0;
 	__atomic_store_n(&s->pos, 0, __ATOMIC_RELEASE);
+	hub_old_done(h);
 	return HUB_OK;
+}
+
+/* Close the connection to the old file once no subscription reads it
+ * any more: it keeps the removed file's space in use.  Any thread, with
+ * neither lock held. */
+static void
+hub_old_done(struct hub *h)
+{
+	struct hub_sub *s;
+	int64_t g;
+	int left = 0;
+
+	pthread_mutex_lock(&h->dbmu);
+	g = h->old != NULL ? h->old_gen : -1;
+	pthread_mutex_unlock(&h->dbmu);
+	if (g < 0)
+		return;
+	pthread_mutex_lock(&h->mu);
+	for (s = h->subs; s != NULL && !left; s = s->next)
+		left = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == g;
+	pthread_mutex_unlock(&h->mu);
+	if (left)
+		return;
+	pthread_mutex_lock(&h->dbmu);
+	if (h->old != NULL && h->old_gen == g) {
+		mlog_close(h->old);
+		h->old = NULL;
+	}
+	pthread_mutex_unlock(&h->dbmu);
 }
 
 int
@@ -1406,7 +1490,8 @@ hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
 		if (!h->active || hub_sub_pos(s) < h->base ||
 		    hub_sub_pos(s) > h->cursor || hub_stale(s)) {
 			pthread_mutex_unlock(&h->mu);
-			if ((rc = hub_sub_catchup(s, cb, arg, &more)) != HUB_OK)
+			if ((rc = hub_sub_catchup(s, cb, arg, &more, 0)) !=
+			    HUB_OK)
 				return rc;
 			if (more)
 				continue;

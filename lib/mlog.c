@@ -880,6 +880,19 @@ mlog_unlink_same(const char *path, dev_t dev, ino_t ino)
 }
 
 void
+mlog_clean(struct mlog *l)
+{
+	/* Another file at the path, and beside it still the -wal and -shm
+	 * this connection uses: the old log's.  SQLite would read the old
+	 * log's WAL into the new file (a file moved over a live log), so
+	 * they go. */
+	if (l->db != NULL && mlog_moved(l) == MLOG_MOVED_LOG) {
+		mlog_unlink_same(l->wal, l->wal_dev, l->wal_ino);
+		mlog_unlink_same(l->shm, l->shm_dev, l->shm_ino);
+	}
+}
+
+void
 mlog_release(struct mlog *l)
 {
 	mlog_disconnect(l);
@@ -896,15 +909,9 @@ mlog_reopen(struct mlog *l)
 		return mlog_connect(l);
 	}
 	moved = mlog_moved(l);
-	if (moved == MLOG_MOVED_LOG) {
-		/* Another file at the path, and beside it still the -wal and
-		 * -shm this connection uses: the old log's.  SQLite would
-		 * read the old log's WAL into the new file (a file moved
-		 * over a live log), so they go, as the README asks the
-		 * operator to do at once. */
-		mlog_unlink_same(l->wal, l->wal_dev, l->wal_ino);
-		mlog_unlink_same(l->shm, l->shm_dev, l->shm_ino);
-	} else if (moved == MLOG_MOVED_WAL) {
+	if (moved == MLOG_MOVED_LOG)
+		mlog_clean(l);
+	else if (moved == MLOG_MOVED_WAL) {
 		/* The same file with a new -wal: SQLite shares a file's
 		 * -shm mapping among the connections of a process, so the
 		 * old connection must go first (and the process's others to

@@ -169,6 +169,10 @@ void mlog_process_init(void);
 int mlog_moved(struct mlog *l);
 int mlog_reopen(struct mlog *l);
 void mlog_release(struct mlog *l);
+/* The unlinking part of mlog_reopen alone, for a caller that opens the
+ * new file with mlog_open and keeps l on the old one a while (the hub
+ * reads what is left in the old file). */
+void mlog_clean(struct mlog *l);
 int64_t mlog_gen(const struct mlog *l);
 
 /* Open (and with MLOG_CREATE create) the log at c->db.  The settings in c

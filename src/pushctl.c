@@ -463,7 +463,7 @@ cmd_tail(int argc, char **argv)
 	struct mlog *l;
 	int64_t cursor = -1, stream = 0, gap, last, shown, deadline = 0;
 	long long lines = TAIL_DEFAULT_LINES;
-	int ch, n, follow = 0, rc, wait_ms;
+	int ch, n, follow = 0, rc, wait_ms, relog = 0;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "+fs:n:rc:T:", opts, NULL)) != -1) {
@@ -563,6 +563,20 @@ cmd_tail(int argc, char **argv)
 		} while (rc == 0 && out.page == MLOG_READ_MAX);
 		if (!follow || out.failed || out.count == 0 || stopping)
 			break;
+		/* The log was replaced (seen below, then the rest of the old
+		 * file read above): "gap 0", the new log from its start. */
+		if (relog) {
+			relog = 0;
+			if (mlog_reopen(l) == MLOG_OK) {
+				if (!out.raw && tail_gap(&out, 0) != 0)
+					break;
+				cursor = 0;
+				if (mlog_stream_open(l, chans, n, getpid(),
+				    NULL, &stream) != MLOG_OK)
+					stream = 0;
+				continue;
+			}
+		}
 		wait_ms = cfg.heartbeat * 1000;
 		if (deadline != 0) {
 			if (monotonic_ms() >= deadline)
@@ -576,14 +590,8 @@ cmd_tail(int argc, char **argv)
 			    strerror(errno));
 		/* Each wake-up and heartbeat: the log or bell replaced
 		 * (lib/mlog.h)?  Then follow the new log from its start. */
-		if (mlog_moved(l) && mlog_reopen(l) == MLOG_OK) {
-			if (!out.raw && tail_gap(&out, 0) != 0)
-				break;
-			cursor = 0;
-			if (mlog_stream_open(l, chans, n, getpid(), NULL,
-			    &stream) != MLOG_OK)
-				stream = 0;
-		}
+		if (mlog_moved(l))
+			relog = 1;
 		if (bell_moved(tail_bell))
 			(void)bell_reopen(tail_bell);
 		if ((known = bell_last(tail_bell)) > cursor) {

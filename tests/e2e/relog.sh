@@ -389,6 +389,7 @@ for kind in $kinds; do
 	replace_log rm publish
 	wait_all 2 "log removed, made by the next publish"
 	publish_n old3 "$NOLD"
+	wait_all 2 "more messages in the second new log"
 	replace_log mv ""
 	wait_all 3 "a fresh log moved over the path"
 	counts
