@@ -539,7 +539,8 @@ hub_relog(struct hub *h)
 				h->old_gen = __atomic_load_n(&h->gen,
 				    __ATOMIC_ACQUIRE);
 				h->shared = fresh;
-				__atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL);
+				__atomic_add_fetch(&h->gen, 1,
+				    __ATOMIC_ACQ_REL);
 			}
 		} else {
 			/* Only the -wal replaced: the same log file, whose

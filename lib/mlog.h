@@ -206,9 +206,9 @@ int mlog_changed(struct mlog *l);
  * non-zero means messages in (after, *gap] may have been lost to retention
  * and the client must be told; MLOG_GAP_RESET means `after` was above
  * every id of this log and the read started at its beginning (the cursor
- * rule above).  *last (if last) gets the id of the last
- * message passed to cb, or `after` (0 after a reset) if none.  Returns MLOG_OK, an MLOG_E*
- * code, or cb's non-zero value.
+ * rule above).  *last (if last) gets the id of the last message passed
+ * to cb, or `after` (0 after a reset) if none.  Returns MLOG_OK, an
+ * MLOG_E* code, or cb's non-zero value.
  */
 int mlog_read(struct mlog *l, const char *const *channels, int n,
     int64_t after, int limit, mlog_cb cb, void *arg, int64_t *gap,

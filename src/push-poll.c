@@ -48,8 +48,9 @@
  * are those still retained); "gap":0 means that the log was replaced and
  * ids start again: "next" may then be below the cursor asked for (the
  * cursor rule, lib/mlog.h; raw: X-Push-Gap: 0).  "more":true means the
- * answer was cut at POLL_ANSWER_MSGS messages or about POLL_ANSWER_BYTES bytes of data (at
- * least one message is always sent): poll again at once.  A held request
+ * answer was cut at POLL_ANSWER_MSGS messages or about POLL_ANSWER_BYTES
+ * bytes of data (at least one message is always sent): poll again at
+ * once.  A held request
  * that times out, or is ended by SIGTERM, is answered with no messages
  * and "next" naming the cursor to continue from (it may have moved past
  * messages of other channels, never past one of these).

@@ -26,8 +26,9 @@
  * Any other parameter, a repeated one or one over its cap is a 400 with a
  * one-line reason; the framings, heartbeats and gap markers are described
  * in lib/transport.h; a gap marker with id 0 means that the log was
- * replaced and ids start again (the cursor rule, lib/mlog.h).  Every response carries Cache-Control: no-cache,
- * X-Accel-Buffering: no and X-Push-Stream: the stream's handle
+ * replaced and ids start again (the cursor rule, lib/mlog.h).  Every
+ * response carries Cache-Control: no-cache, X-Accel-Buffering: no and
+ * X-Push-Stream: the stream's handle
  * "ID.SECRET" (also sent as the first event by sse and script).  ID is
  * the stream's row in the log's streams table while it lasts; the handle
  * is a capability: a control request naming it ends the stream (see
