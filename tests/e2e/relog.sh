@@ -12,12 +12,17 @@
 #
 #   rm   the log, its -wal, -shm and -bell are removed; then either
 #        "pushctl init" or simply the next publish makes a new one;
-#   mv   a fresh log made elsewhere is moved over the path (with the old
-#        -wal and -shm removed, as the README says).
+#   mv   a fresh log made elsewhere is moved over the path alone, as the
+#        README says (the responders remove the old log's -wal and -shm
+#        beside it).  No other program may open the log in that moment
+#        (SQLite would read the old WAL into the new file), so the loop
+#        holds all its publishes around the mv.
 #
 # Then: every publish that got a success (pushctl exit 0, HTTP 201, the
 # sqlite3 shell's exit 0) reached every subscriber, exactly once (each
-# message's data is unique); every other publish got exit 111 or a 5xx;
+# message's data is unique), except, for s2, what went into the old log
+# while it was away (that log is gone; counted and printed); every other
+# publish got exit 111 or a 5xx;
 # each subscriber was told of each replacement (the gap marker with id 0).
 # Plain SQL writers are not guarded by pushcgi (they do not check the
 # path): the loop holds its SQL inserts while a replacement is under way,
