@@ -116,8 +116,14 @@
  * once: timer_settime() is async-signal-safe, so it works from a signal
  * handler as well as from another thread.
  *
- * Never delete the bell file while processes use it: those that opened the
- * old one and those that create a new one would not hear each other.
+ * A bell file deleted or replaced while processes use it would split
+ * them: those that opened the old one and those that create a new one
+ * would not hear each other.  So bell_ring, after ringing its own file,
+ * rings the one the path names if that is another (one stat() per ring),
+ * and a waiter that finds the file moved (bell_moved: its caller's
+ * check() looks, and the keeper's folder watch reports the bell's and
+ * the log's removal, creation and moves at once) switches with
+ * bell_reopen.
  */
 #include "config.h"
 
@@ -193,7 +199,11 @@ struct bell_file {
 };
 
 struct bell {
+	/* f changes only in bell_reopen (the waiting thread's); bell_ring,
+	 * which any thread may call, reads it under fmu. */
 	struct bell_file *f;
+	pthread_mutex_t fmu;
+	char path[PATH_MAX];      /* <db>-bell */
 	int check_ms;
 	int interrupt;          /* bell_interrupt() was called; atomic */
 	int waiting;            /* a thread is inside bell_wait(); atomic */
@@ -247,6 +257,8 @@ static int bell_watch_start(struct bell *);
 static void bell_watch_stop(struct bell *);
 static int bell_watch_drain(struct bell *);
 static int bell_doze(struct bell *, int64_t, const sigset_t *);
+static int bell_file_moved(const struct bell *, const struct bell_file *);
+static void bell_ring_path(struct bell *, int64_t);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 static int64_t
@@ -467,6 +479,8 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	}
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return -1;
+	pthread_mutex_init(&b->fmu, NULL);
+	memcpy(b->path, path, (size_t)n + 1);
 	snprintf(b->files[0], sizeof(b->files[0]), "%s", db_path);
 	b->watch = -1;
 	if ((b->base = strrchr(b->files[0], '/')) == NULL) {
@@ -491,6 +505,7 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	pthread_mutex_unlock(&bell_files_mu);
 	if (b->f == NULL) {
 		n = errno;
+		pthread_mutex_destroy(&b->fmu);
 		free(b);
 		errno = n;
 		return -1;
@@ -511,7 +526,55 @@ bell_close(struct bell *b)
 	pthread_mutex_lock(&bell_files_mu);
 	bell_file_put(b->f);
 	pthread_mutex_unlock(&bell_files_mu);
+	pthread_mutex_destroy(&b->fmu);
 	free(b);
+}
+
+/* Does b's path name another file than the one b has open (or none)? */
+static int
+bell_file_moved(const struct bell *b, const struct bell_file *f)
+{
+	struct stat st;
+
+	if (stat(b->path, &st) != 0)
+		return 1;
+	return st.st_dev != f->dev || st.st_ino != f->ino;
+}
+
+int
+bell_moved(struct bell *b)
+{
+	return bell_file_moved(b, b->f);
+}
+
+/* Switch b to the file its path names now; see bell.h. */
+int
+bell_reopen(struct bell *b)
+{
+	struct bell_file *nf, *old;
+	struct stat db;
+	int e;
+
+	pthread_mutex_lock(&bell_files_mu);
+	nf = bell_file_get(b->path, stat(b->files[0], &db) == 0 ? &db : NULL);
+	e = errno;
+	pthread_mutex_unlock(&bell_files_mu);
+	if (nf == NULL) {
+		errno = e;
+		return -1;
+	}
+	pthread_mutex_lock(&b->fmu);
+	old = b->f;
+	b->f = nf;
+	pthread_mutex_unlock(&b->fmu);
+	/* Dropping the old file's last reference closes it, which drops
+	 * only this process's locks on that file. */
+	pthread_mutex_lock(&bell_files_mu);
+	bell_file_put(old);
+	pthread_mutex_unlock(&bell_files_mu);
+	/* The log's files may be new too: no stamp of the old ones counts. */
+	b->seen_at = 0;
+	return 0;
 }
 
 /* The last id announced. */
@@ -590,8 +653,63 @@ bell_ring(struct bell *b, int64_t id)
 		id = BELL_ID_MAX;
 	/* Probe even if someone else raised last already: they may have
 	 * died before probing, and a probe costs microseconds. */
+	pthread_mutex_lock(&b->fmu);
 	bell_raise(b->f, id);
 	bell_signal(b->f, id, 0);
+	/* A bell file replaced under us (bell.h): the waiters of the one
+	 * at the path, who may never hear the old one, are told too. */
+	if (bell_file_moved(b, b->f))
+		bell_ring_path(b, id);
+	pthread_mutex_unlock(&b->fmu);
+}
+
+/* Announce id on the bell file b's path names now (created if missing,
+ * as bell_open would), when that is not b's own.  Under b->fmu. */
+static void
+bell_ring_path(struct bell *b, int64_t id)
+{
+	struct bell_file *nf;
+	struct stat db, st;
+
+	if (stat(b->path, &st) != 0)
+		return;  /* nobody waits on a bell that is not there */
+	pthread_mutex_lock(&bell_files_mu);
+	nf = bell_file_get(b->path, stat(b->files[0], &db) == 0 ? &db : NULL);
+	pthread_mutex_unlock(&bell_files_mu);
+	if (nf == NULL)
+		return;
+	if (nf != b->f) {
+		bell_raise(nf, id);
+		bell_signal(nf, id, 0);
+	}
+	pthread_mutex_lock(&bell_files_mu);
+	bell_file_put(nf);
+	pthread_mutex_unlock(&bell_files_mu);
+}
+
+/* Lower a bell left ahead by another log; see bell.h. */
+int
+bell_lower(struct bell *b, int64_t seen, int64_t id)
+{
+	struct bell_file *f;
+	int64_t cur = seen;
+	int done = 0;
+
+	if (id < 0 || seen <= id)
+		return 0;
+	pthread_mutex_lock(&b->fmu);
+	f = b->f;
+	/* Only from the value the caller saw: a ring since then is this
+	 * log's own and stays. */
+	done = __atomic_compare_exchange_n(&f->pg->last, &cur, id, 0,
+	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	/* The gatekeepers of the old gate see last move and let go: their
+	 * waiters wait on the new gate from then on. */
+	if (done)
+		bell_signal(f, cur + 1 > BELL_ID_MAX ? BELL_ID_MAX : cur + 1,
+		    0);
+	pthread_mutex_unlock(&b->fmu);
+	return done;
 }
 
 /* Interrupt the waiting thread; async-signal-safe. */
@@ -738,8 +856,10 @@ bell_watch_start(struct bell *b)
 		return -1;
 	if ((b->watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		return -1;
-	if (inotify_add_watch(b->watch, b->dir, IN_MODIFY | IN_MOVED_TO) <
-	    0) {
+	/* Writes, and the log or its bell removed, created or moved in
+	 * or out: check() then also finds a replaced log (bell.h). */
+	if (inotify_add_watch(b->watch, b->dir, IN_MODIFY | IN_MOVED_TO |
+	    IN_MOVED_FROM | IN_CREATE | IN_DELETE) < 0) {
 		close(b->watch);
 		b->watch = -1;
 		return -1;
@@ -782,7 +902,9 @@ bell_watch_drain(struct bell *b)
 				continue;
 			sfx = ev->name + blen;
 			if (*sfx == '\0' || strcmp(sfx, BELL_WAL_SUFFIX) == 0 ||
-			    strcmp(sfx, BELL_JOURNAL_SUFFIX) == 0)
+			    strcmp(sfx, BELL_JOURNAL_SUFFIX) == 0 ||
+			    (strcmp(sfx, BELL_SUFFIX) == 0 &&
+			    !(ev->mask & IN_MODIFY)))
 				ours = 1;
 		}
 	}
@@ -875,7 +997,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 	struct timespec zero = { 0, 0 };
 	sigset_t urg, doze;
 	int64_t now, next, wait, x;
-	int r, period, settle = 0;
+	int r, period, settle = 0, leave = 0;
 
 	sigemptyset(&urg);
 	sigaddset(&urg, SIGURG);
@@ -910,6 +1032,10 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 		if (now >= next) {
 			x = check != NULL && !bell_quiet(b, now) ? check(arg) :
 			    -1;
+			if (x == BELL_CHECK_LEAVE) {
+				leave = 1;
+				break;
+			}
 			if (x > BELL_ID_MAX)
 				x = BELL_ID_MAX;
 			if (x > L) {
@@ -946,7 +1072,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 	if (bell_lock(f->fd, F_SETLK, F_UNLCK, bell_byte(L, BELL_KEEPER), 1) !=
 	    0)
 		return BELL_ERROR;
-	return BELL_AGAIN;
+	return leave ? BELL_INTERRUPTED : BELL_AGAIN;
 }
 
 /* Steps 1-4 (see the top of this file).  deadline in CLOCK_MONOTONIC ns,

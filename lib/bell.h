@@ -33,9 +33,14 @@
 
 struct bell;
 
-/* Returns the current last id known to the log, or -1 on error.  Called by
- * the gatekeeper at once and then every check_ms; must be cheap when
- * nothing changed (see mlog_changed). */
+/* Returns the current last id known to the log, or -1 on error, or
+ * BELL_CHECK_LEAVE to make bell_wait return BELL_INTERRUPTED now (the
+ * log or the bell was replaced: the caller reopens).  Called by the
+ * gatekeeper at once, whenever the log's folder shows a write to the log
+ * or the log or bell removed, created or moved, and at least once a
+ * second (every check_ms where the folder cannot be watched); must be
+ * cheap when nothing changed (see mlog_changed). */
+#define BELL_CHECK_LEAVE (-2)
 typedef int64_t (*bell_check_fn)(void *arg);
 
 enum { BELL_TIMEOUT = 0, BELL_READY = 1, BELL_INTERRUPTED = 2,
@@ -47,12 +52,37 @@ int bell_init_signals(void);
 int bell_open(struct bell **out, const char *db_path, int check_ms);
 void bell_close(struct bell *b);
 
-/* The last id announced (a relaxed atomic read of shared memory). */
+/* The last id announced (a relaxed atomic read of shared memory).  From
+ * the waiting thread (or while none waits): see bell_reopen. */
 int64_t bell_last(struct bell *b);
 
 /* Announce that id has been committed: raise the shared last id to id if
- * lower, and signal the gatekeeper(s) of every gate below id. */
+ * lower, and signal the gatekeeper(s) of every gate below id.  If the
+ * path names another bell file than b's (removed and made anew), that
+ * one is rung too.  Any thread. */
 void bell_ring(struct bell *b, int64_t id);
+
+/*
+ * A replaced bell file: bell_moved() is 1 when <db>-bell names another
+ * file than the one b has open, or none (one stat()).  bell_reopen()
+ * switches b to the file there now (creating it, as bell_open does) and
+ * drops this process's locks on the old one; 0, or -1 with errno (then
+ * b stays as it was).  Call bell_reopen from the thread that waits, never
+ * during a bell_wait; the other threads may go on ringing meanwhile.
+ */
+int bell_moved(struct bell *b);
+int bell_reopen(struct bell *b);
+
+/*
+ * A bell kept while its log was replaced holds the old log's last id, so
+ * every wait would return at once until the new log's ids passed it.
+ * Whoever reads bell_last() as `seen` and THEN the log's highest id ever
+ * given (mlog_last_id) as `id`, and finds seen > id, knows the bell
+ * belongs to another log (a publisher rings only after its commit):
+ * bell_lower() sets last from seen (only if it still is seen) to id and
+ * wakes the gatekeepers of the old gate.  Returns 1 if it lowered.
+ */
+int bell_lower(struct bell *b, int64_t seen, int64_t id);
 
 /*
  * Sleep until bell_last() > seen (BELL_READY), timeout_ms passes

@@ -37,6 +37,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hub.h"
@@ -44,6 +46,7 @@
 #define HUB_RETRY_MS 1000 /* pause after a failed read in the hub thread */
 #define HUB_CTL_BATCH 64  /* control requests read per query */
 #define HUB_CTL_ROUNDS (MLOG_CONTROL_KEEP / HUB_CTL_BATCH + 2) /* per look */
+#define HUB_RELOG_WAIT_MS 2000 /* a publisher waits this long for a reopen */
 
 /* hub_take_cb's refusals: batch full, out of memory. */
 enum { HUB_TAKE_FULL = 1, HUB_TAKE_NOMEM = 2 };
@@ -58,6 +61,8 @@ struct hub_sub {
 	int64_t gap_told;         /* highest gap reported */
 	int64_t stream;           /* streams row, 0 = none */
 	int64_t ctl_from;         /* control requests after this id count */
+	int64_t gen;              /* the hub's gen its cursor belongs to
+	                             (atomic; its own thread writes it) */
 	int ended;                /* a control request ended it (atomic) */
 	int listed;               /* in the hub's wake list (atomic; set
 	                             under mu) */
@@ -74,6 +79,11 @@ struct hub {
 	struct bell *bell;
 	struct mlog *log;         /* the hub thread's connection */
 	struct mlog *shared;      /* hub_db(), under dbmu */
+	struct mlog *old;         /* under dbmu: the shared connection to
+	                             the file followed before the last
+	                             reopen, while subscriptions of gen
+	                             old_gen may still read it, else NULL */
+	int64_t old_gen;
 	pthread_mutex_t mu;
 	pthread_mutex_t dbmu;
 	pthread_cond_t cond;
@@ -94,6 +104,19 @@ struct hub {
 	struct hub_sub **wakes;   /* hub_fill's wake list (hub thread) */
 	int wakecap;
 	pthread_cond_t woke;      /* a wake pass ended */
+	/* A replaced log (mlog.h): gen counts the log files the hub has
+	 * followed (atomic; raised under dbmu, with the shared connection
+	 * on the new file); relog asks the hub thread to look and reopen
+	 * (atomic); relogged is broadcast under mu after each look.  The
+	 * identities are those of the files the hub has open, for
+	 * hub_watch (atomic, written by the hub thread). */
+	int64_t gen;
+	int64_t looks;            /* hub_relog calls (under mu) */
+	int relog;
+	pthread_cond_t relogged;
+	dev_t db_dev, bell_dev;
+	ino_t db_ino, bell_ino;
+	char bell_path[PATH_MAX];
 };
 
 /* hub_control's reading state. */
@@ -129,9 +152,16 @@ static int hub_count(struct hub *, struct mlog *, struct hub_sub *, char *,
 static void hub_wake_list(struct hub *, int, struct hub_msg **, int,
     int64_t, int64_t);
 static int64_t hub_sub_pos(const struct hub_sub *);
-static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *);
+static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *, int);
+static void hub_old_done(struct hub *);
 static void hub_sub_setpos(struct hub_sub *, int64_t);
 static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
+static void hub_relog(struct hub *);
+static void hub_relog_ask(struct hub *);
+static int hub_moved(struct hub *);
+static void hub_ident(struct hub *);
+static int hub_reset(struct hub_sub *, hub_cb, void *);
+static int hub_stale(const struct hub_sub *);
 
 static void
 hub_log(const char *fmt, ...)
@@ -212,6 +242,9 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 	pthread_mutex_init(&h->dbmu, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	pthread_cond_init(&h->woke, NULL);
+	pthread_cond_init(&h->relogged, NULL);
+	snprintf(h->bell_path, sizeof(h->bell_path), "%.*s-bell",
+	    (int)sizeof(h->bell_path) - 6, c->db);
 	if ((h->fresh = calloc(MLOG_READ_MAX, sizeof(*h->fresh))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -223,6 +256,7 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s-bell: %s", c->db, strerror(errno));
 		goto fail;
 	}
+	hub_ident(h);
 	if ((rc = pthread_create(&h->thread, NULL, hub_main, h)) != 0) {
 		snprintf(err, errlen, "hub thread: %s", strerror(rc));
 		goto fail;
@@ -283,8 +317,10 @@ hub_close(struct hub *h)
 	free(h->fresh);
 	free(h->wakes);
 	pthread_cond_destroy(&h->woke);
+	pthread_cond_destroy(&h->relogged);
 	mlog_close(h->log);
 	mlog_close(h->shared);
+	mlog_close(h->old);
 	if (h->bell != NULL)
 		bell_close(h->bell);
 	pthread_cond_destroy(&h->cond);
@@ -317,14 +353,43 @@ hub_publish(struct hub *h, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id,
     char *err, size_t errlen)
 {
-	int64_t nid = 0;
-	int rc;
+	struct timespec until;
+	int64_t nid = 0, looks;
+	int rc, tries;
 
-	pthread_mutex_lock(&h->dbmu);
-	rc = mlog_append(h->shared, channel, type, event, data, len, &nid);
-	if (rc != MLOG_OK)
-		snprintf(err, errlen, "%s", mlog_errmsg(h->shared));
-	pthread_mutex_unlock(&h->dbmu);
+	for (tries = 0; ; tries++) {
+		pthread_mutex_lock(&h->mu);
+		looks = h->looks;
+		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_lock(&h->dbmu);
+		rc = mlog_append(h->shared, channel, type, event, data, len,
+		    &nid);
+		if (rc != MLOG_OK)
+			snprintf(err, errlen, "%s", mlog_errmsg(h->shared));
+		pthread_mutex_unlock(&h->dbmu);
+		if (rc != MLOG_EMOVED)
+			break;
+		/* Only the hub thread reopens (its subscriptions must move
+		 * with the shared connection, see hub_relog): ask it, wait
+		 * a bounded time, and try once more if nothing had been
+		 * committed.  A message committed to the old file is a
+		 * failure: the log at the path does not hold it. */
+		hub_relog_ask(h);
+		if (nid > 0 || tries > 0)
+			break;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += HUB_RELOG_WAIT_MS / 1000;
+		pthread_mutex_lock(&h->mu);
+		while (h->looks == looks && !h->stopping && !h->sigstop &&
+		    pthread_cond_timedwait(&h->relogged, &h->mu, &until) == 0)
+			;
+		rc = h->looks == looks;
+		pthread_mutex_unlock(&h->mu);
+		if (rc) {
+			rc = MLOG_EMOVED;
+			break;
+		}
+	}
 	if (rc == MLOG_OK) {
 		bell_ring(h->bell, nid);
 		if (id != NULL)
@@ -341,9 +406,177 @@ hub_check(void *arg)
 	struct hub *h = arg;
 	int64_t last;
 
+	/* Two stat() calls: a replaced log or bell makes the hub leave the
+	 * (old) bell and reopen. */
+	if (hub_moved(h)) {
+		__atomic_store_n(&h->relog, 1, __ATOMIC_RELEASE);
+		return BELL_CHECK_LEAVE;
+	}
 	if (!mlog_changed(h->log))
 		return bell_last(h->bell);
 	return mlog_last_id(h->log, &last) == MLOG_OK ? last : -1;
+}
+
+/* Record the identity of the files the hub has open, for hub_watch.
+ * Hub thread (or hub_open). */
+static void
+hub_ident(struct hub *h)
+{
+	struct stat st;
+
+	if (stat(h->conf.db, &st) == 0) {
+		__atomic_store_n(&h->db_dev, st.st_dev, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->db_ino, st.st_ino, __ATOMIC_RELEASE);
+	}
+	if (stat(h->bell_path, &st) == 0) {
+		__atomic_store_n(&h->bell_dev, st.st_dev, __ATOMIC_RELAXED);
+		__atomic_store_n(&h->bell_ino, st.st_ino, __ATOMIC_RELEASE);
+	}
+}
+
+/* Is the log or the bell at the path another file than ours?  Hub
+ * thread: the connections are its own. */
+static int
+hub_moved(struct hub *h)
+{
+	return mlog_moved(h->log) || bell_moved(h->bell);
+}
+
+/* Ask the hub thread to look for a replaced log and reopen (any
+ * thread). */
+static void
+hub_relog_ask(struct hub *h)
+{
+	__atomic_store_n(&h->relog, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&h->mu);
+	pthread_cond_signal(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	bell_interrupt(h->bell);
+}
+
+int
+hub_watch(struct hub *h)
+{
+	struct stat st;
+
+	if (stat(h->conf.db, &st) != 0 ||
+	    st.st_ino != __atomic_load_n(&h->db_ino, __ATOMIC_ACQUIRE) ||
+	    st.st_dev != __atomic_load_n(&h->db_dev, __ATOMIC_RELAXED) ||
+	    stat(h->bell_path, &st) != 0 ||
+	    st.st_ino != __atomic_load_n(&h->bell_ino, __ATOMIC_ACQUIRE) ||
+	    st.st_dev != __atomic_load_n(&h->bell_dev, __ATOMIC_RELAXED)) {
+		hub_relog_ask(h);
+		return 1;
+	}
+	return 0;
+}
+
+int64_t
+hub_gen(struct hub *h)
+{
+	return __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * The log or its bell at the path is not what the hub has open: reopen
+ * in the hub thread, which owns h->log and the bell wait.  A new log
+ * file means a new generation: the ring is emptied and the hub stops
+ * following (so every subscription reads the log until the hub thread
+ * follows the new one from its end), both connections are reopened and
+ * gen raised under dbmu (so a catch-up read sees the new file and the
+ * new gen together), and every subscription is woken: each resets
+ * (hub_reset) and reads the new log from its beginning.  A new bell
+ * alone changes no cursor.  On failure the old state stays, and the
+ * next wake-up or publish asks again.  Publishers waiting in
+ * hub_publish are told either way.
+ */
+static void
+hub_relog(struct hub *h)
+{
+	struct hub_sub *s;
+	struct mlog *fresh = NULL;
+	char err[HUB_ERR_MAX];
+	int log, file, rc = MLOG_OK;
+
+	file = mlog_moved(h->log) == MLOG_MOVED_LOG ||
+	    mlog_moved(h->shared) == MLOG_MOVED_LOG;
+	log = file || mlog_moved(h->log) || mlog_moved(h->shared);
+	if (log) {
+		pthread_mutex_lock(&h->mu);
+		while (h->count > 0) {
+			hub_msg_drop(h->ring[h->head]);
+			h->head = (h->head + 1) % HUB_RING_MSGS;
+			h->count--;
+		}
+		h->bytes = 0;
+		h->active = 0;
+		pthread_mutex_unlock(&h->mu);
+		pthread_mutex_lock(&h->dbmu);
+		/* The same file with a new -wal: both connections close
+		 * before either opens (mlog.h). */
+		if (!file) {
+			mlog_release(h->log);
+			mlog_release(h->shared);
+		}
+		if (file) {
+			/* A new file: the shared connection to the old one
+			 * stays as h->old, so that subscriptions get what
+			 * was committed to it before it went (hub_reset);
+			 * the new one may create the file (the log was
+			 * removed and nobody made a new one yet). */
+			mlog_clean(h->shared);
+			rc = mlog_open(&fresh, &h->conf, MLOG_CREATE, err,
+			    sizeof(err));
+			if (rc == MLOG_OK && (rc = mlog_reopen(h->log)) !=
+			    MLOG_OK) {
+				snprintf(err, sizeof(err), "%s",
+				    mlog_errmsg(h->log));
+				mlog_close(fresh);
+			}
+			if (rc == MLOG_OK) {
+				mlog_close(h->old);
+				h->old = h->shared;
+				h->old_gen = __atomic_load_n(&h->gen,
+				    __ATOMIC_ACQUIRE);
+				h->shared = fresh;
+				__atomic_add_fetch(&h->gen, 1,
+				    __ATOMIC_ACQ_REL);
+			}
+		} else {
+			/* Only the -wal replaced: the same log file, whose
+			 * cursors stay (ids it lost are found by the cursor
+			 * rule). */
+			rc = mlog_reopen(h->shared);
+			if (rc != MLOG_OK)
+				snprintf(err, sizeof(err), "%s",
+				    mlog_errmsg(h->shared));
+			else if ((rc = mlog_reopen(h->log)) != MLOG_OK)
+				snprintf(err, sizeof(err), "%s",
+				    mlog_errmsg(h->log));
+		}
+		if (rc != MLOG_OK)
+			hub_log("E308 reopening %s: %s", h->conf.db, err);
+		pthread_mutex_unlock(&h->dbmu);
+	}
+	if (rc == MLOG_OK && bell_moved(h->bell) && bell_reopen(h->bell) != 0)
+		hub_log("E309 reopening %s: %s", h->bell_path,
+		    strerror(errno));
+	hub_ident(h);
+	pthread_mutex_lock(&h->mu);
+	if (file && rc == MLOG_OK)
+		for (s = h->subs; s != NULL; s = s->next)
+			/* Every control request of the new log came after
+			 * these subscriptions began. */
+			s->ctl_from = 0;
+	for (s = h->subs; s != NULL && log && rc == MLOG_OK; s = s->next)
+		hub_wake(s);
+	h->looks++;
+	pthread_cond_broadcast(&h->relogged);
+	pthread_mutex_unlock(&h->mu);
+	if (log && rc == MLOG_OK)
+		hub_log("%s was replaced: following the new log", h->conf.db);
+	if (rc != MLOG_OK)
+		poll(NULL, 0, HUB_RETRY_MS);
 }
 
 static void *
@@ -351,11 +584,17 @@ hub_main(void *arg)
 {
 	struct hub *h = arg;
 	struct hub_sub *s;
-	int64_t seen, last;
+	int64_t seen, last, rung;
 	int w, advanced, stale = 0;
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->stopping && !h->sigstop) {
+		if (__atomic_exchange_n(&h->relog, 0, __ATOMIC_ACQ_REL)) {
+			pthread_mutex_unlock(&h->mu);
+			hub_relog(h);
+			pthread_mutex_lock(&h->mu);
+			continue;
+		}
 		if (h->nsubs == 0) {
 			/* Nobody to serve: leave the bell to others. */
 			h->active = 0;
@@ -366,6 +605,7 @@ hub_main(void *arg)
 			/* Start following from the log's end: older
 			 * messages are read by whoever needs them. */
 			pthread_mutex_unlock(&h->mu);
+			rung = bell_last(h->bell);
 			if (mlog_last_id(h->log, &last) != MLOG_OK) {
 				hub_log("E301 reading the last id: %s",
 				    mlog_errmsg(h->log));
@@ -373,6 +613,9 @@ hub_main(void *arg)
 				pthread_mutex_lock(&h->mu);
 				continue;
 			}
+			/* A bell kept from a replaced log is ahead of this
+			 * one: every wait would return at once (bell.h). */
+			bell_lower(h->bell, rung, last);
 			pthread_mutex_lock(&h->mu);
 			while (h->count > 0) {
 				hub_msg_drop(h->ring[h->head]);
@@ -413,6 +656,10 @@ hub_main(void *arg)
 			    strerror(errno));
 			poll(NULL, 0, HUB_RETRY_MS);
 		}
+		/* Every wake-up looks whether the log is still the one at
+		 * the path (two stat() calls). */
+		if (hub_moved(h))
+			__atomic_store_n(&h->relog, 1, __ATOMIC_RELEASE);
 		pthread_mutex_lock(&h->mu);
 	}
 	pthread_mutex_unlock(&h->mu);
@@ -515,7 +762,7 @@ hub_direct(struct hub_sub *s, struct hub_msg **msgs, int n, int64_t from,
 	if (pthread_mutex_trylock(&s->dmu) != 0)
 		return 0;
 	if (!s->parked || s->dcb == NULL || hub_sub_ended(s) ||
-	    hub_sub_pos(s) < from) {
+	    hub_sub_pos(s) < from || hub_stale(s)) {
 		pthread_mutex_unlock(&s->dmu);
 		return 0;
 	}
@@ -550,7 +797,7 @@ hub_direct(struct hub_sub *s, struct hub_msg **msgs, int n, int64_t from,
 static void
 hub_pass(struct hub_sub *s, int64_t from, int64_t upto)
 {
-	if (hub_sub_pos(s) >= upto || hub_sub_pos(s) < from ||
+	if (hub_sub_pos(s) >= upto || hub_sub_pos(s) < from || hub_stale(s) ||
 	    pthread_mutex_trylock(&s->dmu) != 0)
 		return;
 	if (s->parked)
@@ -653,7 +900,7 @@ hub_fill(struct hub *h)
 		upto = h->cursor;
 		nwake = 0;
 		for (s = h->subs; s != NULL; s = s->next) {
-			int want = hub_sub_pos(s) < h->base;
+			int want = hub_sub_pos(s) < h->base || hub_stale(s);
 
 			for (i = 0; !want && i < t.n; i++)
 				want = hub_wants(s, t.msgs[i]);
@@ -709,7 +956,8 @@ hub_control_cb(void *arg, const struct mlog_msg *m)
 			continue;
 		hit = 0;
 		if (kind == MLOG_CONTROL_END_STREAM)
-			hit = s->stream != 0 && s->stream == stream;
+			hit = stream != 0 && __atomic_load_n(&s->stream,
+			    __ATOMIC_ACQUIRE) == stream;
 		else
 			for (i = 0; i < s->n && !hit; i++)
 				hit = strcmp(s->chans[i], chan) == 0;
@@ -868,10 +1116,12 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 	pthread_mutex_lock(&h->mu);
 	active = h->active;
 	end = h->cursor;
+	s->gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 	pthread_mutex_unlock(&h->mu);
 	if ((flags & HUB_REGISTER) || h->conf.max_channel_subscribers > 0 ||
 	    !active) {
 		db = hub_db(h);
+		s->gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 		if (h->conf.max_channel_subscribers > 0)
 			rc = hub_count(h, db, s, err, errlen);
 		if (rc == HUB_OK && mlog_last_id(db, &end) != MLOG_OK) {
@@ -958,6 +1208,7 @@ hub_unsubscribe(struct hub_sub *s)
 	close(s->efd);
 	pthread_mutex_destroy(&s->dmu);
 	free(s);
+	hub_old_done(h);
 }
 
 void
@@ -1046,7 +1297,7 @@ hub_deliver(struct hub_sub *s, struct hub_msg **msgs, int n, hub_cb cb,
  * descriptor open while the process holds locks on the file.)
  */
 static int
-hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
+hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 {
 	struct hub_msg **msgs;
 	struct hub_take t;
@@ -1064,6 +1315,25 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
 	t.max = HUB_DB_BATCH;
 	t.capped = 1;
 	db = hub_db(s->hub);
+	if (old) {
+		/* What is left for a stale subscription in the file the hub
+		 * followed before (hub_reset): none if that is gone. */
+		db = s->hub->old;
+		if (db == NULL || __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) !=
+		    s->hub->old_gen) {
+			hub_db_done(s->hub);
+			free(msgs);
+			*more = 0;
+			return HUB_OK;
+		}
+	} else if (hub_stale(s)) {
+		/* The shared connection is on a newer log than our cursor:
+		 * hub_sub_next resets first. */
+		hub_db_done(s->hub);
+		free(msgs);
+		*more = 1;
+		return HUB_OK;
+	}
 	rc = mlog_last_id(db, &end);
 	if (rc == MLOG_OK)
 		rc = mlog_read(db, s->chans, s->n, pos, HUB_DB_BATCH,
@@ -1081,7 +1351,20 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
 	}
 	cut = rc > 0 || t.n == HUB_DB_BATCH;
 	*more = cut;
-	if (gap > s->gap_told) {
+	if (gap == MLOG_GAP_RESET && old)
+		gap = 0;   /* not ours to report: the reset follows */
+	if (gap == MLOG_GAP_RESET) {
+		/* The cursor rule (mlog.h): our cursor is from another log,
+		 * and these messages are from this one's beginning. */
+		if ((rc = cb(arg, NULL, HUB_RESET)) != 0) {
+			for (i = 0; i < t.n; i++)
+				hub_msg_drop(msgs[i]);
+			free(msgs);
+			return rc;
+		}
+		s->gap_told = 0;
+		__atomic_store_n(&s->pos, 0, __ATOMIC_RELEASE);
+	} else if (gap > s->gap_told) {
 		if ((rc = cb(arg, NULL, gap)) != 0) {
 			for (i = 0; i < t.n; i++)
 				hub_msg_drop(msgs[i]);
@@ -1099,6 +1382,89 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more)
 	return HUB_OK;
 }
 
+/* Is s's cursor from an older log than the hub's?  Any thread. */
+static int
+hub_stale(const struct hub_sub *s)
+{
+	return __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) !=
+	    __atomic_load_n(&s->hub->gen, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * The hub follows a new log file (hub_relog): report the reset to cb,
+ * then move s to the new log's beginning (cursor 0; gaps count afresh),
+ * and register its streams row in the new log (the handle keeps its old
+ * id).  If cb refuses, nothing changes and the next call reports again.
+ * The subscription's own thread.
+ */
+static int
+hub_reset(struct hub_sub *s, hub_cb cb, void *arg)
+{
+	struct hub *h = s->hub;
+	struct mlog *db;
+	const char *secret;
+	int64_t stream = 0, old;
+	int rc, more;
+
+	/* First what the old file still has after our cursor: committed
+	 * (and maybe answered with a success) before it was replaced. */
+	do
+		if ((rc = hub_sub_catchup(s, cb, arg, &more, 1)) != HUB_OK)
+			return rc;
+	while (more);
+	if ((rc = cb(arg, NULL, HUB_RESET)) != 0)
+		return rc;
+	old = __atomic_load_n(&s->stream, __ATOMIC_ACQUIRE);
+	if (old != 0) {
+		secret = strchr(s->handle, '.');
+		db = hub_db(h);
+		if (mlog_stream_open(db, s->chans, s->n, getpid(),
+		    secret != NULL ? secret + 1 : NULL, &stream) != MLOG_OK)
+			hub_log("E310 registering stream %lld again: %s",
+			    (long long)old, mlog_errmsg(db));
+		/* Read under dbmu: the gen of the log the row went to. */
+		__atomic_store_n(&s->gen, __atomic_load_n(&h->gen,
+		    __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+		hub_db_done(h);
+		__atomic_store_n(&s->stream, stream, __ATOMIC_RELEASE);
+	} else
+		__atomic_store_n(&s->gen, __atomic_load_n(&h->gen,
+		    __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+	s->gap_told = 0;
+	__atomic_store_n(&s->pos, 0, __ATOMIC_RELEASE);
+	hub_old_done(h);
+	return HUB_OK;
+}
+
+/* Close the connection to the old file once no subscription reads it
+ * any more: it keeps the removed file's space in use.  Any thread, with
+ * neither lock held. */
+static void
+hub_old_done(struct hub *h)
+{
+	struct hub_sub *s;
+	int64_t g;
+	int left = 0;
+
+	pthread_mutex_lock(&h->dbmu);
+	g = h->old != NULL ? h->old_gen : -1;
+	pthread_mutex_unlock(&h->dbmu);
+	if (g < 0)
+		return;
+	pthread_mutex_lock(&h->mu);
+	for (s = h->subs; s != NULL && !left; s = s->next)
+		left = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == g;
+	pthread_mutex_unlock(&h->mu);
+	if (left)
+		return;
+	pthread_mutex_lock(&h->dbmu);
+	if (h->old != NULL && h->old_gen == g) {
+		mlog_close(h->old);
+		h->old = NULL;
+	}
+	pthread_mutex_unlock(&h->dbmu);
+}
+
 int
 hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
 {
@@ -1112,22 +1478,30 @@ hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
 	if (read(s->efd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
 		return HUB_ERR;
 	for (;;) {
+		if (hub_stale(s) && (rc = hub_reset(s, cb, arg)) != HUB_OK)
+			return rc;
 		pthread_mutex_lock(&h->mu);
 		if (h->stopping || h->sigstop) {
 			pthread_mutex_unlock(&h->mu);
 			return HUB_OK;
 		}
-		if (!h->active || hub_sub_pos(s) < h->base) {
+		/* Beyond the hub's cursor: the hub has not read that far
+		 * yet, or the cursor is from another log (a client's since=
+		 * after the log was replaced): the log tells which. */
+		if (!h->active || hub_sub_pos(s) < h->base ||
+		    hub_sub_pos(s) > h->cursor || hub_stale(s)) {
 			pthread_mutex_unlock(&h->mu);
-			if ((rc = hub_sub_catchup(s, cb, arg, &more)) != HUB_OK)
+			if ((rc = hub_sub_catchup(s, cb, arg, &more, 0)) !=
+			    HUB_OK)
 				return rc;
 			if (more)
 				continue;
 			/* At the log's end.  If the hub thread is not
 			 * following yet, it wakes us when it starts (if we
-			 * are then behind it) or when something new comes. */
+			 * are then behind it) or when something new comes;
+			 * if it trails us, when it has something after us. */
 			pthread_mutex_lock(&h->mu);
-			rc = !h->active;
+			rc = !h->active || hub_sub_pos(s) > h->cursor;
 			pthread_mutex_unlock(&h->mu);
 			if (rc)
 				return HUB_OK;

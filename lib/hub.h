@@ -75,6 +75,7 @@ enum {
 };
 
 #define HUB_REGISTER 1     /* hub_subscribe: add a row to the streams table */
+#define HUB_RESET (-1)     /* hub_cb's gap: the log was replaced */
 
 /*
  * A message held by reference: m's pointers point into this allocation,
@@ -89,7 +90,11 @@ struct hub_msg {
 /*
  * Called by hub_sub_next/hub_sub_latest outside any lock, once per
  * message (gap 0), or with m NULL and gap > 0 when messages up to gap on
- * these channels were pruned before this subscriber saw them.  m is held
+ * these channels were pruned before this subscriber saw them, or with m
+ * NULL and gap HUB_RESET when the cursor belonged to another log file
+ * (the log was replaced, see "A replaced log" in mlog.h): what was not
+ * seen of the old log may be lost, the cursor is now 0 and the
+ * messages that follow are the new log's, from its beginning.  m is held
  * for the call; hub_msg_hold() keeps it longer.  Return 0 to go on,
  * non-zero to stop (that value is returned).
  */
@@ -103,6 +108,29 @@ struct hub_sub;
  * or HUB_ERR with a one-line reason in err. */
 int hub_open(struct hub **out, const struct conf *c, char *err,
     size_t errlen);
+/*
+ * A replaced log (mlog.h).  The hub thread looks whether the path still
+ * names the log and bell it has open at every wake-up and in every
+ * gatekeeper check (which the folder watch triggers at once when the
+ * log or its bell is removed, created or moved); hub_publish looks in
+ * the write transaction (mlog_append).  When they changed, the hub
+ * thread alone reopens both connections and the bell, and every
+ * subscription reports HUB_RESET once and goes on from the new log's
+ * beginning; its streams row is registered again in the new log (under
+ * a new id: the handle it gave out no longer ends it).  hub_publish
+ * that finds the log moved before its commit waits (at most
+ * HUB_RELOG_WAIT_MS, defined in hub.c) for the reopen and tries once
+ * more; otherwise, and when it moved during the commit, it returns
+ * MLOG_EMOVED: the message is not in the log at the path.
+ *
+ * hub_watch() is for any thread (a stream's heartbeat, a poll's start):
+ * two stat() calls comparing the paths with the files the hub has open;
+ * on a difference it asks the hub thread to reopen and returns 1.
+ * hub_gen() counts the log files the hub has followed (0 at first).
+ */
+int hub_watch(struct hub *h);
+int64_t hub_gen(struct hub *h);
+
 /* Wake every subscription for the end (they see hub_stopping()). */
 void hub_stop(struct hub *h);
 /* Async-signal-safe: make the hub thread leave a bell wait now. */
@@ -118,7 +146,8 @@ void hub_db_done(struct hub *h);
 struct bell *hub_bell(struct hub *h);
 
 /* Append one message over the shared connection and ring the bell.
- * Returns an MLOG_* code; the reason then is in err. */
+ * Returns an MLOG_* code (MLOG_EMOVED: see "A replaced log" above); the
+ * reason then is in err. */
 int hub_publish(struct hub *h, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id,
     char *err, size_t errlen);

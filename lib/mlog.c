@@ -38,6 +38,7 @@
 #define MLOG_SQL_MAX     1024 /* bytes in one statement's text */
 #define MLOG_SECRET_MAX  CONF_TOKEN_MAX /* bytes in a stream's secret */
 #define MLOG_MS_PER_S    1000
+#define MLOG_OPEN_TRIES  3    /* opens of a path replaced meanwhile */
 /*
  * Retention on append is batched: a connection trims a channel on its
  * first append to it (or after appending elsewhere), then once every
@@ -284,6 +285,15 @@ struct mlog {
 	long retain_age;
 	long max_data;
 	int64_t data_version;     /* as of the last mlog_changed() */
+	/* The file this connection has open, for mlog_moved(): its path,
+	 * device and inode as stat() said while it was opened. */
+	char path[PATH_MAX];
+	char wal[PATH_MAX];       /* path-wal, "" if too long */
+	char shm[PATH_MAX];       /* path-shm, "" if too long */
+	int flags;                /* mlog_open's, for mlog_reopen */
+	dev_t dev, wal_dev, shm_dev;
+	ino_t ino, wal_ino, shm_ino; /* 0: no -wal (-shm) to compare */
+	int64_t gen;              /* opens so far: 1 after mlog_open */
 	/* Retention batching (see mlog_trim_due): the channel this
 	 * connection appended to last and its appends since it trimmed it. */
 	char trim_channel[VALID_CHANNEL_MAX + 1];
@@ -329,6 +339,10 @@ static int mlog_prune_all(struct mlog *, long, int64_t, int64_t *);
 static int mlog_valid_secret(const char *);
 static int mlog_trim_due(struct mlog *, const char *);
 static int mlog_control_append(struct mlog *, const char *, int64_t *);
+static int mlog_connect(struct mlog *);
+static void mlog_disconnect(struct mlog *);
+static int mlog_append_once(struct mlog *, const char *, const char *,
+    const char *, const void *, size_t, int64_t *, int *);
 
 /* Record a one-line reason and return rc. */
 static int
@@ -365,6 +379,11 @@ mlog_stmt(struct mlog *l, enum mlog_sid id)
 
 	if (l->st[id] != NULL)
 		return l->st[id];
+	if (l->db == NULL) {
+		mlog_fail(l, MLOG_ERR, "%s: not open (a reopen failed)",
+		    l->path);
+		return NULL;
+	}
 	off = (size_t)snprintf(sql, sizeof(sql), "%s", mlog_sql[id].head);
 	if (mlog_sql[id].tail != NULL) {
 		for (i = 1; i <= VALID_CHANNELS_MAX && off < sizeof(sql); i++)
@@ -702,13 +721,101 @@ mlog_process_init(void)
 #endif
 }
 
+/*
+ * Open l->path into l->db (which is NULL) and record the file's identity.
+ * The identity is stat()'s before the open and after the schema check:
+ * when both agree the file SQLite opened is the one the path named (a
+ * file moved into place in between shows as a difference, and the open
+ * is tried again, MLOG_OPEN_TRIES times in all).
+ */
+static int
+mlog_connect(struct mlog *l)
+{
+	struct stat before, after, wst;
+	int fd, oflags, rc, i;
+
+	for (i = 0; i < MLOG_OPEN_TRIES; i++) {
+		rc = MLOG_OK;
+		if ((l->flags & MLOG_CREATE) && !l->readonly) {
+			/* We make the file, not SQLite: SQLite would use
+			 * 0644, and the web server and the operator usually
+			 * share the log through a group.  0666 minus the
+			 * umask is what the admin asked for; the -wal and
+			 * -shm files copy this file's mode. */
+			fd = open(l->path, O_RDWR | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0666);
+			if (fd >= 0)
+				close(fd);
+			else if (errno != EEXIST)
+				return mlog_fail(l, MLOG_ERR, "cannot create "
+				    "%s: %s", l->path, strerror(errno));
+		}
+		if (stat(l->path, &before) != 0)
+			return mlog_fail(l, errno == ENOENT ? MLOG_ENOENT :
+			    MLOG_ERR, "%s: %s", l->path, errno == ENOENT ?
+			    "no message log there" : strerror(errno));
+		oflags = (l->readonly ? SQLITE_OPEN_READONLY :
+		    SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+		if (sqlite3_open_v2(l->path, &l->db, oflags,
+		    walbuf_register()) != SQLITE_OK)
+			rc = mlog_fail(l, MLOG_ERR, "cannot open %s: %s",
+			    l->path, l->db != NULL ? sqlite3_errmsg(l->db) :
+			    "out of memory");
+		else
+			rc = mlog_setup(l, l->path, l->flags);
+		/* The -wal too: SQLite opened it during the schema check,
+		 * and keeps it while this connection lives (its SHARED lock
+		 * on the log keeps others from deleting it). */
+		l->wal_ino = l->shm_ino = 0;
+		if (rc == MLOG_OK && l->wal[0] != '\0' &&
+		    stat(l->wal, &wst) == 0) {
+			l->wal_dev = wst.st_dev;
+			l->wal_ino = wst.st_ino;
+		}
+		if (rc == MLOG_OK && l->shm[0] != '\0' &&
+		    stat(l->shm, &wst) == 0) {
+			l->shm_dev = wst.st_dev;
+			l->shm_ino = wst.st_ino;
+		}
+		if (rc == MLOG_OK && stat(l->path, &after) == 0 &&
+		    after.st_dev == before.st_dev &&
+		    after.st_ino == before.st_ino) {
+			l->dev = before.st_dev;
+			l->ino = before.st_ino;
+			l->gen++;
+			return MLOG_OK;
+		}
+		mlog_disconnect(l);
+		if (rc != MLOG_OK)
+			return rc;
+		rc = mlog_fail(l, MLOG_EMOVED, "%s was replaced while it was "
+		    "being opened", l->path);
+	}
+	return rc;
+}
+
+/* Close l->db and its statements; l stays usable for mlog_connect. */
+static void
+mlog_disconnect(struct mlog *l)
+{
+	int i;
+
+	for (i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(l->st[i]);
+		l->st[i] = NULL;
+	}
+	sqlite3_close(l->db);
+	l->db = NULL;
+	l->trim_channel[0] = '\0';
+	l->trim_pending = 0;
+}
+
 int
 mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
     size_t errlen)
 {
 	struct mlog *l;
-	struct stat sb;
-	int fd, oflags, rc;
+	int rc;
 
 	*out = NULL;
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
@@ -717,38 +824,22 @@ mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
 		return MLOG_ERR;
 	}
 	l->readonly = (flags & MLOG_READONLY) != 0;
+	l->flags = flags;
 	l->synchronous_full = c->synchronous_full;
 	l->retain_count = c->retain_count;
 	l->retain_age = c->retain_age;
 	l->max_data = c->max_data;
-
-	rc = MLOG_OK;
-	if ((flags & MLOG_CREATE) && !l->readonly) {
-		/* We make the file, not SQLite: SQLite would use 0644, and the
-		 * web server and the operator usually share the log through a
-		 * group.  0666 minus the umask is what the admin asked for;
-		 * the -wal and -shm files copy this file's mode. */
-		fd = open(c->db, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd >= 0)
-			close(fd);
-		else if (errno != EEXIST)
-			rc = mlog_fail(l, MLOG_ERR, "cannot create %s: %s",
-			    c->db, strerror(errno));
-	} else if (stat(c->db, &sb) != 0)
-		rc = mlog_fail(l, errno == ENOENT ? MLOG_ENOENT : MLOG_ERR,
-		    "%s: %s", c->db, errno == ENOENT ? "no message log there" :
-		    strerror(errno));
-
-	if (rc == MLOG_OK) {
-		oflags = (l->readonly ? SQLITE_OPEN_READONLY :
-		    SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-		if (sqlite3_open_v2(c->db, &l->db, oflags,
-		    walbuf_register()) != SQLITE_OK)
-			rc = mlog_fail(l, MLOG_ERR, "cannot open %s: %s",
-			    c->db, l->db != NULL ? sqlite3_errmsg(l->db) :
-			    "out of memory");
-		else
-			rc = mlog_setup(l, c->db, flags);
+	if (strlen(c->db) >= sizeof(l->path))
+		rc = mlog_fail(l, MLOG_EINVAL, "database path too long");
+	else {
+		memcpy(l->path, c->db, strlen(c->db) + 1);
+		if ((size_t)snprintf(l->wal, sizeof(l->wal), "%s-wal", c->db) >=
+		    sizeof(l->wal))
+			l->wal[0] = '\0';
+		if ((size_t)snprintf(l->shm, sizeof(l->shm), "%s-shm", c->db) >=
+		    sizeof(l->shm))
+			l->shm[0] = '\0';
+		rc = mlog_connect(l);
 	}
 	if (rc != MLOG_OK) {
 		if (err != NULL && errlen > 0)
@@ -760,16 +851,106 @@ mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
 	return MLOG_OK;
 }
 
+int
+mlog_moved(struct mlog *l)
+{
+	struct stat sb;
+
+	if (l->db == NULL)
+		return MLOG_MOVED_WAL;  /* released: to be opened again */
+	if (stat(l->path, &sb) != 0 || sb.st_dev != l->dev ||
+	    sb.st_ino != l->ino)
+		return MLOG_MOVED_LOG;
+	if (l->wal_ino != 0 && (stat(l->wal, &sb) != 0 ||
+	    sb.st_dev != l->wal_dev || sb.st_ino != l->wal_ino))
+		return MLOG_MOVED_WAL;
+	return 0;
+}
+
+/* Unlink path when it still names the file (dev, ino): an old log's
+ * -wal or -shm left beside a new log file. */
+static void
+mlog_unlink_same(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat sb;
+
+	if (ino != 0 && path[0] != '\0' && stat(path, &sb) == 0 &&
+	    sb.st_dev == dev && sb.st_ino == ino)
+		unlink(path);
+}
+
+void
+mlog_clean(struct mlog *l)
+{
+	/* Another file at the path, and beside it still the -wal and -shm
+	 * this connection uses: the old log's.  SQLite would read the old
+	 * log's WAL into the new file (a file moved over a live log), so
+	 * they go. */
+	if (l->db != NULL && mlog_moved(l) == MLOG_MOVED_LOG) {
+		mlog_unlink_same(l->wal, l->wal_dev, l->wal_ino);
+		mlog_unlink_same(l->shm, l->shm_dev, l->shm_ino);
+	}
+}
+
+void
+mlog_release(struct mlog *l)
+{
+	mlog_disconnect(l);
+}
+
+int
+mlog_reopen(struct mlog *l)
+{
+	struct mlog keep;
+	int rc, moved;
+
+	if (l->db == NULL) {
+		/* Released (mlog_release): open anew. */
+		return mlog_connect(l);
+	}
+	moved = mlog_moved(l);
+	if (moved == MLOG_MOVED_LOG)
+		mlog_clean(l);
+	else if (moved == MLOG_MOVED_WAL) {
+		/* The same file with a new -wal: SQLite shares a file's
+		 * -shm mapping among the connections of a process, so the
+		 * old connection must go first (and the process's others to
+		 * the file too: see mlog_release). */
+		mlog_disconnect(l);
+		return mlog_connect(l);
+	}
+	/* The old connection stays until the new one works: a failure
+	 * leaves l as it was (with the reason in l->err). */
+	keep = *l;
+	memset(l->st, 0, sizeof(l->st));
+	l->db = NULL;
+	if ((rc = mlog_connect(l)) != MLOG_OK) {
+		memcpy(keep.err, l->err, sizeof(keep.err));
+		if (l->db != NULL)
+			mlog_disconnect(l);
+		*l = keep;
+		return rc;
+	}
+	/* The old connection's mlog_pid_alive points at l too, which
+	 * lives on: closing it is safe. */
+	for (rc = 0; rc < S_COUNT; rc++)
+		sqlite3_finalize(keep.st[rc]);
+	sqlite3_close(keep.db);
+	return MLOG_OK;
+}
+
+int64_t
+mlog_gen(const struct mlog *l)
+{
+	return l->gen;
+}
+
 void
 mlog_close(struct mlog *l)
 {
-	int i;
-
 	if (l == NULL)
 		return;
-	for (i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(l->st[i]);
-	sqlite3_close(l->db);
+	mlog_disconnect(l);
 	free(l);
 }
 
@@ -952,14 +1133,79 @@ mlog_trim_due(struct mlog *l, const char *channel)
 	return 0;
 }
 
+/*
+ * One append (arguments checked by mlog_append) in a write transaction,
+ * with the path checked under the write lock before the commit (nothing
+ * is committed then: MLOG_EMOVED, *id untouched) and again after it
+ * (MLOG_EMOVED with *id set: the message went into a file the path no
+ * longer names).  The check is one stat(); BEGIN and COMMIT around a
+ * lone INSERT add no I/O to its autocommit form, only two steps.
+ */
+static int
+mlog_append_once(struct mlog *l, const char *channel, const char *type,
+    const char *event, const void *data, size_t len, int64_t *id,
+    int *committed)
+{
+	sqlite3_stmt *st;
+	int64_t now, nid, dropped = 0;
+	int trim;
+
+	now = mlog_now_ms();
+	trim = mlog_trim_due(l, channel);
+	if (mlog_begin(l, 1) != MLOG_OK)
+		return MLOG_ERR;
+	if ((st = mlog_stmt(l, S_INSERT)) == NULL) {
+		mlog_rollback(l);
+		return MLOG_ERR;
+	}
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, type != NULL ? type : MLOG_DEFAULT_TYPE, -1,
+	    SQLITE_STATIC);
+	if (event != NULL)
+		sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_blob(st, 5, len > 0 ? data : "", (int)len,
+	    SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, "appending a message");
+	mlog_done(st);
+	nid = sqlite3_last_insert_rowid(l->db);
+	if (trim && mlog_trim(l, channel, l->retain_count,
+	    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK) {
+		l->trim_channel[0] = '\0';  /* trim again next time */
+		return MLOG_ERR;
+	}
+	/* Under the write lock: whoever replaced the file did it before
+	 * this point or will be seen by the check after the commit. */
+	if (mlog_moved(l)) {
+		mlog_rollback(l);
+		l->trim_channel[0] = '\0';
+		return mlog_fail(l, MLOG_EMOVED, "%s is no longer the file "
+		    "this process has open (the log was removed or replaced)",
+		    l->path);
+	}
+	if (mlog_commit(l, "committing a message") != MLOG_OK) {
+		l->trim_channel[0] = '\0';
+		return MLOG_ERR;
+	}
+	*committed = 1;
+	if (id != NULL)
+		*id = nid;
+	if (mlog_moved(l))
+		return mlog_fail(l, MLOG_EMOVED, "%s was removed or replaced "
+		    "while message %lld was committed: it may not be in the "
+		    "log there", l->path, (long long)nid);
+	return MLOG_OK;
+}
+
 int
 mlog_append(struct mlog *l, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id)
 {
-	sqlite3_stmt *st;
-	int64_t now, nid, dropped = 0;
 	size_t cap;
-	int trim;
+	int rc, committed = 0;
 
 	if (mlog_writable(l) != MLOG_OK)
 		return MLOG_ERR;
@@ -980,42 +1226,15 @@ mlog_append(struct mlog *l, const char *channel, const char *type,
 	if (len > cap)
 		return mlog_fail(l, MLOG_E2BIG, "message of %zu bytes is over "
 		    "the %zu-byte limit", len, cap);
-
-	now = mlog_now_ms();
-	/* Without a trim the INSERT alone is the transaction: atomic with
-	 * its trigger, and it takes the write lock before reading. */
-	trim = mlog_trim_due(l, channel);
-	if (trim && mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
-	if ((st = mlog_stmt(l, S_INSERT)) == NULL) {
-		mlog_rollback(l);
-		return MLOG_ERR;
-	}
-	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, type != NULL ? type : MLOG_DEFAULT_TYPE, -1,
-	    SQLITE_STATIC);
-	if (event != NULL)
-		sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
-	sqlite3_bind_blob(st, 5, len > 0 ? data : "", (int)len,
-	    SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "appending a message");
-	mlog_done(st);
-	nid = sqlite3_last_insert_rowid(l->db);
-	if (trim) {
-		if (mlog_trim(l, channel, l->retain_count,
-		    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK ||
-		    mlog_commit(l, "committing a message") != MLOG_OK) {
-			l->trim_channel[0] = '\0';  /* trim again next time */
-			return MLOG_ERR;
-		}
-	}
-	if (id != NULL)
-		*id = nid;
-	return MLOG_OK;
+	rc = mlog_append_once(l, channel, type, event, data, len, id,
+	    &committed);
+	/* Nothing was committed: with MLOG_RELOG, once more in the file
+	 * the path names now. */
+	if (rc == MLOG_EMOVED && !committed && (l->flags & MLOG_RELOG) &&
+	    mlog_reopen(l) == MLOG_OK)
+		rc = mlog_append_once(l, channel, type, event, data, len, id,
+		    &committed);
+	return rc;
 }
 
 int
@@ -1070,8 +1289,8 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 {
 	struct mlog_msg m;
 	sqlite3_stmt *st;
-	int64_t pos = after, pruned = 0;
-	int rc, step, ret = MLOG_OK;
+	int64_t pos = after, pruned = 0, seq = 0;
+	int rc, step, ret = MLOG_OK, reset = 0;
 
 	if (mlog_check_channels(l, channels, n, 0) != MLOG_OK)
 		return MLOG_EINVAL;
@@ -1085,6 +1304,29 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 	 * the two can neither hide a gap nor invent one. */
 	if (mlog_begin(l, 0) != MLOG_OK)
 		return MLOG_ERR;
+	/* The cursor rule (mlog.h): a cursor above every id this log has
+	 * given belongs to another log, and reads start at its beginning. */
+	if (after > 0) {
+		if ((st = mlog_stmt(l, S_LAST_ID)) == NULL) {
+			mlog_rollback(l);
+			return MLOG_ERR;
+		}
+		step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			seq = sqlite3_column_int64(st, 0);
+		else if (step != SQLITE_DONE) {
+			mlog_fail(l, MLOG_ERR, "reading the last id: %s",
+			    sqlite3_errmsg(l->db));
+			mlog_rollback(l);
+			return MLOG_ERR;
+		}
+		mlog_done(st);
+		if (after > seq) {
+			after = 0;
+			pos = 0;
+			reset = 1;
+		}
+	}
 	if ((st = mlog_stmt(l, n > 0 ? S_READ : S_READ_ALL)) == NULL) {
 		mlog_rollback(l);
 		return MLOG_ERR;
@@ -1127,7 +1369,7 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 	if (mlog_commit(l, "ending a read") != MLOG_OK && ret == MLOG_OK)
 		ret = MLOG_ERR;
 	if (gap != NULL)
-		*gap = pruned > after ? pruned : 0;
+		*gap = reset ? MLOG_GAP_RESET : pruned > after ? pruned : 0;
 	if (last != NULL)
 		*last = pos;
 	return ret;

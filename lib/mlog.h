@@ -63,11 +63,13 @@ enum {
 	MLOG_EINVAL = -2,  /* bad channel, type, event or argument */
 	MLOG_E2BIG = -3,   /* data larger than conf.max_data */
 	MLOG_ENOENT = -4,  /* no such channel / stream / no log file */
-	MLOG_ESCHEMA = -5  /* file is not a pushcgi log, or a newer schema */
+	MLOG_ESCHEMA = -5, /* file is not a pushcgi log, or a newer schema */
+	MLOG_EMOVED = -10  /* the path no longer names the open file */
 };
 
 #define MLOG_CREATE   1  /* create the file and schema if missing */
 #define MLOG_READONLY 2
+#define MLOG_RELOG    4  /* mlog_append reopens a moved log by itself */
 
 struct mlog;
 
@@ -111,6 +113,68 @@ struct mlog_stat {
 #define MLOG_HEAP_KEEP (4 * 1024 * 1024)
 void mlog_process_init(void);
 
+/*
+ * A replaced log.  An operator may remove the log (the file with its
+ * -wal and -shm, often its -bell too) or move another file into place
+ * while processes have it open.  Those would go on writing into a file
+ * that no path names any more, while new processes create and use a new
+ * one.  So a connection remembers the device and inode of the file it
+ * opened, and:
+ *
+ * - mlog_moved() says whether the path still names it: 0, or
+ *   MLOG_MOVED_LOG when the path names another file or none, or
+ *   MLOG_MOVED_WAL when only the -wal is another (removed alone: SQLite
+ *   would go on writing into the one no path names); two stat() calls;
+ * - mlog_append() checks it under the write lock before its commit and
+ *   again after it, and returns MLOG_EMOVED when the path names another
+ *   file or none: before the commit nothing was written (with
+ *   MLOG_RELOG the connection reopens the path, creating the log with
+ *   MLOG_CREATE, and tries once more); after the commit the message is
+ *   in the old file only, and the caller must not report success.  No
+ *   caller reports success for a message the log at the path lacks.
+ * - mlog_reopen() opens the path again in place (on failure the old
+ *   connection stays, except after a change of the -wal alone, see
+ *   below); mlog_gen() counts the opens.  When the path names another
+ *   file and the -wal and -shm beside it are still the ones this
+ *   connection uses (the old log's: a file moved over a live log),
+ *   mlog_reopen unlinks them first, or SQLite would read the old log's
+ *   WAL into the new file.  When only the -wal changed, the file is the
+ *   same, and SQLite shares its -shm mapping among a process's
+ *   connections to it: every connection of the process to the file must
+ *   be closed before any is opened again, so mlog_release() closes one
+ *   (every call but mlog_reopen, mlog_moved and mlog_close then fails)
+ *   and mlog_reopen() of a released or -wal-moved connection opens it
+ *   anew without keeping the old one.
+ *
+ * The cursor rule.  A fresh log gives ids from 1 again, so a cursor
+ * (since=, Last-Event-ID, If-None-Match, a stream's position) may be
+ * beyond anything the log at the path holds.  A cursor above the highest
+ * id the log has ever given (its sqlite_sequence, which retention never
+ * lowers) cannot have come from this log: mlog_read() then reads from
+ * the log's beginning (after = 0) and reports *gap = MLOG_GAP_RESET.
+ * Every transport shows that as its gap marker with id 0, meaning "the
+ * log was replaced: what you had not seen of the old one may be lost,
+ * and ids start again; your cursor is now 0".  A process that notices
+ * the replacement itself (the hub) resets its streams the same way, so
+ * each stream delivers every message of each log exactly once.  A cursor
+ * of an old log that is not above the new log's highest id cannot be
+ * told apart from one of the new log: a client that reconnects only
+ * after the new log has passed its old cursor misses the new log's
+ * messages up to there (streams that were open when the log was
+ * replaced do not: they reset at once).
+ */
+#define MLOG_GAP_RESET (-1)
+#define MLOG_MOVED_LOG 1
+#define MLOG_MOVED_WAL 2
+int mlog_moved(struct mlog *l);
+int mlog_reopen(struct mlog *l);
+void mlog_release(struct mlog *l);
+/* The unlinking part of mlog_reopen alone, for a caller that opens the
+ * new file with mlog_open and keeps l on the old one a while (the hub
+ * reads what is left in the old file). */
+void mlog_clean(struct mlog *l);
+int64_t mlog_gen(const struct mlog *l);
+
 /* Open (and with MLOG_CREATE create) the log at c->db.  The settings in c
  * (retention, max_data, synchronous) are copied.  On failure *out is NULL
  * and, if err is given, the reason is written there. */
@@ -121,7 +185,8 @@ const char *mlog_errmsg(const struct mlog *l);
 
 /* Validate and append one message; retention by count and age is applied to
  * that channel in the same transaction.  type NULL = default, event NULL =
- * none.  *id (if id) gets the new id. */
+ * none.  *id (if id) gets the new id.  MLOG_EMOVED: see "A replaced log"
+ * above. */
 int mlog_append(struct mlog *l, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id);
 
@@ -139,9 +204,11 @@ int mlog_changed(struct mlog *l);
  * means every channel.  *gap (if gap) is set to
  * the highest id deleted from one of these channels that is > after, or 0:
  * non-zero means messages in (after, *gap] may have been lost to retention
- * and the client must be told.  *last (if last) gets the id of the last
- * message passed to cb, or `after` if none.  Returns MLOG_OK, an MLOG_E*
- * code, or cb's non-zero value.
+ * and the client must be told; MLOG_GAP_RESET means `after` was above
+ * every id of this log and the read started at its beginning (the cursor
+ * rule above).  *last (if last) gets the id of the last message passed
+ * to cb, or `after` (0 after a reset) if none.  Returns MLOG_OK, an
+ * MLOG_E* code, or cb's non-zero value.
  */
 int mlog_read(struct mlog *l, const char *const *channels, int n,
     int64_t after, int limit, mlog_cb cb, void *arg, int64_t *gap,

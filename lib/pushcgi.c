@@ -44,7 +44,10 @@ pushcgi_open(const char *db, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (mlog_open(&p->log, &c, MLOG_CREATE, why, sizeof(why)) != MLOG_OK) {
+	/* MLOG_RELOG: a log removed or replaced under the handle is
+	 * reopened (created anew) by the next publish (mlog.h). */
+	if (mlog_open(&p->log, &c, MLOG_CREATE | MLOG_RELOG, why,
+	    sizeof(why)) != MLOG_OK) {
 		snprintf(err, errlen, "%s", why);
 		free(p);
 		return NULL;
@@ -64,11 +67,18 @@ pushcgi_publish(struct pushcgi *p, const char *channel, const char *type,
 {
 	int64_t nid;
 
+	/* Never 0 for a message the log at the path lacks: mlog_append
+	 * checks the path before and after its commit, and reopens once
+	 * (MLOG_RELOG); the bell rings the file at the path too. */
 	if (mlog_append(p->log, channel, type, event, data, len, &nid) !=
 	    MLOG_OK) {
 		snprintf(p->err, sizeof(p->err), "%s", mlog_errmsg(p->log));
 		return -1;
 	}
+	/* A failed reopen costs nothing: bell_ring rings the file at the
+	 * path as well as its own. */
+	if (bell_moved(p->bell))
+		(void)bell_reopen(p->bell);
 	bell_ring(p->bell, nid);
 	if (id != NULL)
 		*id = nid;

@@ -33,7 +33,10 @@ struct pushcgi *pushcgi_open(const char *db, char *err, size_t errlen);
 
 /* Publish one message and wake subscribers.  type NULL means
  * "text/plain; charset=utf-8"; event NULL means none.  Returns 0, or -1
- * with the reason in pushcgi_error().  *id (if id) gets the message id. */
+ * with the reason in pushcgi_error().  *id (if id) gets the message id.
+ * 0 means the log at the database path holds the message: a log removed
+ * or replaced under the handle is reopened (created anew) once, and a
+ * replacement during the commit makes it -1. */
 int pushcgi_publish(struct pushcgi *p, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id);
 

@@ -49,9 +49,12 @@
  * "next" is the cursor for the next poll: since=ID, or If-None-Match with
  * the ETag.  "gap":G means that messages up to id G on these channels were
  * removed by retention before this client saw them (the messages listed
- * are those still retained).  "more":true means the answer was cut at
- * POLL_ANSWER_MSGS messages or about POLL_ANSWER_BYTES bytes of data (at
- * least one message is always sent): poll again at once.  A held request
+ * are those still retained); "gap":0 means that the log was replaced and
+ * ids start again: "next" may then be below the cursor asked for (the
+ * cursor rule, lib/mlog.h; raw: X-Push-Gap: 0).  "more":true means the
+ * answer was cut at POLL_ANSWER_MSGS messages or about POLL_ANSWER_BYTES
+ * bytes of data (at least one message is always sent): poll again at
+ * once.  A held request
  * that times out, or is ended by SIGTERM, is answered with no messages
  * and "next" naming the cursor to continue from (it may have moved past
  * messages of other channels, never past one of these).
@@ -180,6 +183,7 @@ struct poll {
 	int cap;                   /* messages this answer may take */
 	long bytes;                /* data bytes collected */
 	int64_t gap;               /* highest gap seen, 0 = none */
+	int reset;                 /* the log was replaced (HUB_RESET) */
 	int more;                  /* the answer was cut: more are waiting */
 	int latest;                /* collecting hub_sub_latest: take all */
 };
@@ -435,7 +439,11 @@ poll_collect(void *arg, struct hub_msg *m, int64_t gap)
 			p->more = 1;
 			return 1;
 		}
-		if (gap > p->gap)
+		if (gap == HUB_RESET) {
+			/* Gaps of the old log mean nothing any more. */
+			p->reset = 1;
+			p->gap = 0;
+		} else if (gap > p->gap)
 			p->gap = gap;
 		return 0;
 	}
@@ -472,7 +480,7 @@ poll_gather(struct poll *p, struct hub_sub *sub, struct http_req *r,
 	if (rc == HUB_ERR)
 		return http_fail(r, 500, 618, "reading messages: %s",
 		    hub_sub_error(sub));
-	return p->n > 0 || (json && p->gap > 0);
+	return p->n > 0 || (json && (p->gap > 0 || p->reset));
 }
 
 /* Drop the collected messages. */
@@ -524,7 +532,7 @@ poll_answer_json(struct poll *p, const struct poll_ask *a,
 		transport_json_message(&body, &p->msg[i]->m);
 	}
 	http_printf(&body, "],\"next\":%" PRId64, next);
-	if (p->gap > 0)
+	if (p->gap > 0 || p->reset)
 		http_printf(&body, ",\"gap\":%" PRId64, p->gap);
 	if (p->more)
 		http_puts(&body, ",\"more\":true");
@@ -556,7 +564,7 @@ poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
 	const struct mlog_msg *m;
 	char num[POLL_NUM_MAX], etag[POLL_ETAG_MAX];
 
-	if (p->gap > 0) {
+	if (p->gap > 0 || p->reset) {
 		snprintf(num, sizeof(num), "%" PRId64, p->gap);
 		http_header(r, "X-Push-Gap", num);
 	}
@@ -706,6 +714,9 @@ poll_hold(struct serve *s, struct http_req *r, struct poll_ask *a,
 			http_puts(&r->out, "\n");
 			probe_at = 0;
 		} else if (now < deadline) {
+			/* Each heartbeat also looks whether the log is still
+			 * the one at the path (hub.h). */
+			hub_watch(s->hub);
 			if (!r->started) {
 				http_header(r, "X-Content-Type-Options",
 				    "nosniff");
@@ -750,6 +761,9 @@ poll_handle(struct serve *s, struct http_req *r)
 		goto out;
 	if (a->format == POLL_RAW)
 		p->cap = 1;
+	/* A replaced log is noticed at each poll too: two stat() calls
+	 * (hub.h), before the cursor meets the log. */
+	hub_watch(s->hub);
 	if (a->format == POLL_PAGE) {
 		poll_page(s, r, a, p);
 		goto out;

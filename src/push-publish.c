@@ -63,7 +63,8 @@
  * Apache passes Authorization to CGI and FastCGI programs only with
  * "CGIPassAuth On" (the shipped conf/apache-*.conf have it).
  *
- * The log busy past its busy timeout (another writer holding it): 503
+ * The log busy past its busy timeout (another writer holding it), or
+ * removed or replaced while the message was written (lib/mlog.h): 503
  * with Retry-After.  Every failure is answered with a one-line reason and
  * logged as one line to the server's error log.
  *
@@ -183,6 +184,10 @@ publish_db_fail(struct http_req *r, int rc, int site, const char *what,
 		return http_fail(r, 413, site, "%s: %s", what, msg);
 	case MLOG_ENOENT:
 		return http_fail(r, 404, site, "%s: %s", what, msg);
+	case MLOG_EMOVED:
+		/* The log was replaced under us (lib/mlog.h): not in the log
+		 * at the path; the next try goes to the new one. */
+		return http_fail(r, 503, site, "%s: %s", what, msg);
 	}
 	/* mlog reports SQLite's reason: SQLITE_BUSY / SQLITE_LOCKED after
 	 * the busy timeout read "database is locked" / "database table is

@@ -25,8 +25,10 @@
  *
  * Any other parameter, a repeated one or one over its cap is a 400 with a
  * one-line reason; the framings, heartbeats and gap markers are described
- * in lib/transport.h.  Every response carries Cache-Control: no-cache,
- * X-Accel-Buffering: no and X-Push-Stream: the stream's handle
+ * in lib/transport.h; a gap marker with id 0 means that the log was
+ * replaced and ids start again (the cursor rule, lib/mlog.h).  Every
+ * response carries Cache-Control: no-cache, X-Accel-Buffering: no and
+ * X-Push-Stream: the stream's handle
  * "ID.SECRET" (also sent as the first event by sse and script).  ID is
  * the stream's row in the log's streams table while it lasts; the handle
  * is a capability: a control request naming it ends the stream (see
@@ -150,7 +152,8 @@ stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
 
 	stream_beat_rest(st);
 	if (m == NULL)
-		transport_gap(&st->t, o, gap, prev);
+		/* A replaced log is the gap marker with id 0 (mlog.h). */
+		transport_gap(&st->t, o, gap == HUB_RESET ? 0 : gap, prev);
 	else {
 		transport_message(&st->t, o, &m->m, prev);
 		if (st->t.kind == TRANSPORT_MIXED) {
@@ -305,6 +308,9 @@ stream_handle(struct serve *s, struct http_req *r)
 		if (st->probe_at != 0)
 			stream_beat_rest(st);
 		else {
+			/* Each heartbeat also looks whether the log is still
+			 * the one at the path (hub.h: two stat() calls). */
+			hub_watch(s->hub);
 			transport_heartbeat(&st->t, &r->out,
 			    st->prev != NULL ? &st->prev->m : NULL,
 			    TRANSPORT_BEAT_FIRST);

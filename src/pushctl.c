@@ -258,7 +258,8 @@ status_exit(struct mlog *l, int rc)
 {
 	fprintf(stderr, "%s: %s\n", progname, mlog_errmsg(l));
 	mlog_close(l);
-	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA ? EX_SYSTEM : EX_REFUSED);
+	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA || rc == MLOG_EMOVED ?
+	    EX_SYSTEM : EX_REFUSED);
 }
 
 static int
@@ -266,15 +267,18 @@ cmd_init(int argc, char **argv)
 {
 	struct mlog *l;
 	struct bell *b;
-	int64_t last;
+	int64_t last, rung;
 
 	if (operands(argc, argv) != argc)
 		usage_exit("init takes no arguments");
 	open_log(&l, MLOG_CREATE);
 	if (bell_open(&b, cfg.db, cfg.check_ms) != 0)
 		die(EX_SYSTEM, "%s-bell: %s", cfg.db, strerror(errno));
+	rung = bell_last(b);
 	if (mlog_last_id(l, &last) != MLOG_OK)
 		status_exit(l, MLOG_ERR);
+	/* A bell kept from a removed log would stay ahead (bell.h). */
+	bell_lower(b, rung, last);
 	printf("%s: ready, last id %" PRId64 "\n", cfg.db, last);
 	bell_close(b);
 	mlog_close(l);
@@ -363,7 +367,9 @@ cmd_send(int argc, char **argv)
 		buf = read_all(STDIN_FILENO, (size_t)cfg.max_data, &len);
 		data = buf;
 	}
-	open_log(&l, MLOG_CREATE);
+	/* MLOG_RELOG: a log replaced since the open is reopened once; a
+	 * replacement during the commit is exit 111 (lib/mlog.h). */
+	open_log(&l, MLOG_CREATE | MLOG_RELOG);
 	if (bell_open(&b, cfg.db, cfg.check_ms) != 0)
 		die(EX_SYSTEM, "%s-bell: %s", cfg.db, strerror(errno));
 	rc = mlog_append(l, channel, type, event, data, len, &id);
@@ -451,6 +457,9 @@ tail_check(void *arg)
 	struct mlog *l = arg;
 	int64_t last;
 
+	/* A replaced log or bell: leave the wait and reopen. */
+	if (mlog_moved(l) || (tail_bell != NULL && bell_moved(tail_bell)))
+		return BELL_CHECK_LEAVE;
 	if (!mlog_changed(l) && tail_bell != NULL)
 		return bell_last(tail_bell);
 	return mlog_last_id(l, &last) == MLOG_OK ? last : -1;
@@ -523,7 +532,7 @@ cmd_tail(int argc, char **argv)
 	struct mlog *l;
 	int64_t cursor = -1, stream = 0, gap, last, shown, deadline = 0;
 	long long lines = TAIL_DEFAULT_LINES;
-	int ch, n, follow = 0, rc, wait_ms;
+	int ch, n, follow = 0, rc, wait_ms, relog = 0;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, ":fs:n:rc:T:h", opts, NULL)) != -1) {
@@ -594,6 +603,14 @@ cmd_tail(int argc, char **argv)
 				if ((rc = mlog_read(l, chans, n, cursor, 1,
 				    tail_skip, NULL, &shown, NULL)) < 0)
 					status_exit(l, rc);
+				/* A cursor of another log (lib/mlog.h):
+				 * "gap 0", then the log from its start. */
+				if (shown == MLOG_GAP_RESET) {
+					if (tail_gap(&out, 0) != 0)
+						break;
+					cursor = 0;
+					shown = 0;
+				}
 				if (shown > 0 && tail_gap(&out, shown) != 0)
 					break;
 			}
@@ -602,6 +619,11 @@ cmd_tail(int argc, char **argv)
 			    tail_print, &out, &gap, &last);
 			if (rc < 0)
 				status_exit(l, rc);
+			if (gap == MLOG_GAP_RESET) {
+				if (!out.raw && tail_gap(&out, 0) != 0)
+					break;
+				gap = shown = 0;
+			}
 			/* Pruned while reading: said now, not skipped. */
 			if (gap > shown && !out.raw && !out.failed)
 				tail_gap(&out, gap);
@@ -611,6 +633,20 @@ cmd_tail(int argc, char **argv)
 		} while (rc == 0 && out.page == MLOG_READ_MAX);
 		if (!follow || out.failed || out.count == 0 || stopping)
 			break;
+		/* The log was replaced (seen below, then the rest of the old
+		 * file read above): "gap 0", the new log from its start. */
+		if (relog) {
+			relog = 0;
+			if (mlog_reopen(l) == MLOG_OK) {
+				if (!out.raw && tail_gap(&out, 0) != 0)
+					break;
+				cursor = 0;
+				if (mlog_stream_open(l, chans, n, getpid(),
+				    NULL, &stream) != MLOG_OK)
+					stream = 0;
+				continue;
+			}
+		}
 		wait_ms = cfg.heartbeat * 1000;
 		if (deadline != 0) {
 			if (monotonic_ms() >= deadline)
@@ -622,6 +658,19 @@ cmd_tail(int argc, char **argv)
 		if (rc == BELL_ERROR)
 			die(EX_SYSTEM, "waiting for messages: %s",
 			    strerror(errno));
+		/* Each wake-up and heartbeat: the log or bell replaced
+		 * (lib/mlog.h)?  Then follow the new log from its start. */
+		if (mlog_moved(l))
+			relog = 1;
+		if (bell_moved(tail_bell))
+			(void)bell_reopen(tail_bell);
+		if ((known = bell_last(tail_bell)) > cursor) {
+			int64_t top;
+
+			/* A bell kept from a replaced log (bell.h). */
+			if (mlog_last_id(l, &top) == MLOG_OK)
+				bell_lower(tail_bell, known, top);
+		}
 		/* Each heartbeat: a reader that left (the pipe's far end
 		 * closed) ends us now, not at the next message. */
 		if (rc == BELL_TIMEOUT && reader_gone()) {

@@ -714,6 +714,72 @@ START_TEST(concurrent_publishers_and_followers)
 }
 END_TEST
 
+/*
+ * A bell file removed (and made anew by a newcomer) while a publisher
+ * holds the old one: its ring reaches the waiter on the new file, and
+ * bell_reopen moves it to that file.
+ */
+START_TEST(ring_reaches_replaced_bell)
+{
+	struct bell *b;
+	pid_t w;
+
+	ck_assert_int_eq(bell_open(&b, t_db, 100), 0);
+	ck_assert_int_eq(bell_moved(b), 0);
+	ck_assert_int_eq(unlink(t_bellpath), 0);
+	ck_assert_int_eq(bell_moved(b), 1);
+	w = t_waiter(0, T_WAIT_MS, 100, 0);   /* creates the new file */
+	ck_assert_int_gt(t_find_keeper(0), 0);
+	bell_ring(b, 1);
+	ck_assert_int_eq(t_reap(w), T_EXIT_BASE + BELL_READY);
+	ck_assert_int_eq(bell_reopen(b), 0);
+	ck_assert_int_eq(bell_moved(b), 0);
+	ck_assert_int_eq(bell_last(b), 1);
+	bell_close(b);
+}
+END_TEST
+
+/*
+ * A keeper whose check() says BELL_CHECK_LEAVE returns BELL_INTERRUPTED;
+ * the removal of the bell file (a replaced log) makes it look at once,
+ * though it would otherwise not look again for 60 s.
+ */
+START_TEST(keeper_leaves_when_told)
+{
+	pid_t k;
+
+	k = t_slow_keeper(20000);
+	__atomic_store_n(t_counter, BELL_CHECK_LEAVE, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(unlink(t_bellpath), 0);
+	ck_assert_int_eq(t_reap(k), T_EXIT_BASE + BELL_INTERRUPTED);
+}
+END_TEST
+
+/*
+ * bell_lower: only from the value the caller saw; the gatekeeper of the
+ * old gate moves to the new one, and a later ring wakes it.
+ */
+START_TEST(lower_moves_gatekeepers)
+{
+	struct bell *b;
+	pid_t w;
+
+	ck_assert_int_eq(bell_open(&b, t_db, 100), 0);
+	bell_ring(b, 10);
+	w = t_waiter(10, T_WAIT_MS, 100, 0);
+	ck_assert_int_eq(t_find_gate(10, 0, 0), w);
+	ck_assert_int_eq(bell_lower(b, 9, 3), 0);
+	ck_assert_int_eq(bell_last(b), 10);
+	ck_assert_int_eq(bell_lower(b, 10, 3), 1);
+	ck_assert_int_eq(bell_last(b), 3);
+	ck_assert_int_eq(bell_lower(b, 3, 3), 0);
+	ck_assert_int_eq(t_find_gate(3, 0, 0), w);
+	bell_ring(b, 11);
+	ck_assert_int_eq(t_reap(w), T_EXIT_BASE + BELL_READY);
+	bell_close(b);
+}
+END_TEST
+
 START_TEST(sigurg_is_harmless)
 {
 	sigset_t set;
@@ -738,6 +804,9 @@ bell_suite(void)
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, open_creates_file);
+	tcase_add_test(tc, ring_reaches_replaced_bell);
+	tcase_add_test(tc, keeper_leaves_when_told);
+	tcase_add_test(tc, lower_moves_gatekeepers);
 	tcase_add_test(tc, open_refuses);
 	tcase_add_test(tc, one_descriptor_per_process);
 	tcase_add_test(tc, ring_only_raises);

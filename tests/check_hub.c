@@ -71,6 +71,8 @@ struct t_rec {
 	int nend;               /* ends of a pass (m NULL, gap 0) */
 	int since_end;          /* messages taken since the last end */
 	int bad;                /* gap reports, overflow */
+	int resets;             /* HUB_RESET reports (t_next_reset) */
+	int reset_at;           /* r->n when the last one came */
 };
 
 static pthread_mutex_t t_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -228,6 +230,24 @@ t_next(void *arg, struct hub_msg *m, int64_t gap)
 
 	pthread_mutex_lock(&t_mu);
 	if (m == NULL || gap != 0)
+		r->bad++;
+	else
+		t_keep(r, m, 0);
+	pthread_mutex_unlock(&t_mu);
+	return 0;
+}
+
+/* t_next that also takes reset reports (a replaced log). */
+static int
+t_next_reset(void *arg, struct hub_msg *m, int64_t gap)
+{
+	struct t_rec *r = arg;
+
+	pthread_mutex_lock(&t_mu);
+	if (m == NULL && gap == HUB_RESET) {
+		r->resets++;
+		r->reset_at = r->n;
+	} else if (m == NULL || gap != 0)
 		r->bad++;
 	else
 		t_keep(r, m, 0);
@@ -832,12 +852,209 @@ START_TEST(direct_after_other_channel)
 }
 END_TEST
 
+
+/* Remove the log's files as an operator would: rm db db-wal db-shm, and
+ * db-bell too with bell. */
+static void
+t_rm_log(int bell)
+{
+	const char *sfx[] = { "", "-wal", "-shm", "-bell" };
+	char p[T_PATH + 64];
+	int i;
+
+	for (i = 0; i < (bell ? 4 : 3); i++) {
+		snprintf(p, sizeof(p), "%s%s", t_db, sfx[i]);
+		ck_assert_msg(unlink(p) == 0 || errno == ENOENT, "%s: %s", p,
+		    strerror(errno));
+	}
+}
+
+/* Call hub_sub_next on s (record k, t_next_reset) as its thread would:
+ * once, then on each wake-up until record k holds n messages; fail
+ * after T_WAIT_MS. */
+static void
+t_drain(struct hub_sub *s, int k, int n)
+{
+	int64_t end = t_ms() + T_WAIT_MS;
+	int rc, first = 1;
+
+	while (first || t_snap(k)->n < n) {
+		ck_assert_msg(t_ms() < end, "%d of %d messages within %d ms",
+		    t_snap(k)->n, n, T_WAIT_MS);
+		if (!first && !t_readable(hub_sub_fd(s), T_SLICE_MS * 20))
+			continue;
+		first = 0;
+		rc = hub_sub_next(s, t_next_reset, &t_rec[k]);
+		ck_assert_msg(rc == HUB_OK, "hub_sub_next: %d %s", rc,
+		    hub_sub_error(s));
+	}
+}
+
+/* Insert one message by plain SQL into the log at the path (no bell
+ * rung: only the gatekeeper's look can find it); its id. */
+static int64_t
+t_insert_sql(const char *chan, const char *data)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t id;
+
+	ck_assert_int_eq(sqlite3_open(t_db, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, MLOG_BUSY_MS);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO messages"
+	    "(channel, data) VALUES(?1, ?2)", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, chan, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, data, (int)strlen(data), SQLITE_STATIC);
+	ck_assert_msg(sqlite3_step(st) == SQLITE_DONE, "insert: %s",
+	    sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	id = sqlite3_last_insert_rowid(db);
+	sqlite3_close(db);
+	return id;
+}
+
+/*
+ * 6. The log and its bell removed under a hub that follows: a publish
+ * through the hub reopens (its first try finds the file gone before the
+ * commit), and subscriptions, parked or not, report the reset once and
+ * then get the new log's messages from id 1, each once.
+ */
+START_TEST(relog_publish)
+{
+	struct hub_sub *s, *p;
+	const struct t_rec *r;
+	int64_t id;
+
+	t_follow();
+	s = t_sub("a", -1);
+	p = t_sub("a", -1);
+	t_publish("a");
+	t_publish("a");
+	t_drain(s, 0, 2);
+	t_drain(p, 1, 2);
+	ck_assert_int_eq(hub_gen(t_hub), 0);
+	hub_sub_park(p, t_direct, &t_rec[1]);
+	t_rm_log(1);
+	ck_assert_int_eq(hub_watch(t_hub), 1);
+	/* Ids start again: the record of what was sent too. */
+	memset(&t_sent, 0, sizeof(t_sent));
+	id = t_publish("a");
+	ck_assert_int_eq(id, 1);
+	ck_assert_int_eq(hub_gen(t_hub), 1);
+	t_publish("a");
+	t_drain(s, 0, 4);
+	/* The parked one is woken, not handed the new log's messages. */
+	t_wait_fd(hub_sub_fd(p), "parked subscription after the reopen");
+	hub_sub_unpark(p);
+	ck_assert_int_eq(t_snap(1)->ndirect, 0);
+	t_drain(p, 1, 4);
+	r = t_snap(0);
+	ck_assert_int_eq(r->bad, 0);
+	ck_assert_int_eq(r->resets, 1);
+	ck_assert_int_eq(r->reset_at, 2);
+	ck_assert_int_eq(r->id[2], 1);
+	ck_assert_int_eq(r->id[3], 2);
+	ck_assert_str_eq(r->data[2], t_sent.data[0]);
+	r = t_snap(1);
+	ck_assert_int_eq(r->bad, 0);
+	ck_assert_int_eq(r->resets, 1);
+	ck_assert_int_eq(r->n, 4);
+	ck_assert_int_eq(r->id[2], 1);
+	ck_assert_int_eq(hub_watch(t_hub), 0);
+	/* No more resets: the files at the path are the hub's now. */
+	t_publish("a");
+	t_drain(s, 0, 5);
+	ck_assert_int_eq(t_snap(0)->resets, 1);
+	ck_assert_int_eq(hub_sub_cursor(s), t_sent.id[t_sent.n - 1]);
+	t_end();
+}
+END_TEST
+
+/*
+ * 7. Nobody publishes through the hub: the log is removed and a new one
+ * made by another process, which inserts by plain SQL and rings nothing.
+ * The gatekeeper's look (the folder watch, or its periodic check) finds
+ * the replacement, and the subscription gets the reset and the message.
+ */
+START_TEST(relog_plain_sql)
+{
+	struct hub_sub *s;
+	struct mlog *l;
+	const struct t_rec *r;
+	char err[256];
+	int64_t end;
+
+	t_follow();
+	s = t_sub("a", -1);
+	t_publish("a");
+	t_drain(s, 0, 1);
+	t_rm_log(0);   /* the bell stays, ahead of the new log */
+	ck_assert_msg(mlog_open(&l, &t_cf, MLOG_CREATE, err, sizeof(err)) ==
+	    MLOG_OK, "mlog_open: %s", err);
+	ck_assert_int_eq(t_insert_sql("a", "new-1"), 1);
+	t_drain(s, 0, 2);
+	r = t_snap(0);
+	ck_assert_int_eq(r->bad, 0);
+	ck_assert_int_eq(r->resets, 1);
+	ck_assert_int_eq(r->id[1], 1);
+	ck_assert_str_eq(r->data[1], "new-1");
+	ck_assert_int_eq(hub_gen(t_hub), 1);
+	/* The bell kept from the old log is lowered to the new one's when
+	 * the hub thread follows the new log (which the subscription's
+	 * catch-up may have come before). */
+	end = t_ms() + T_WAIT_MS;
+	while (bell_last(hub_bell(t_hub)) > 1) {
+		ck_assert_msg(t_ms() < end, "bell at %" PRId64 " after %d ms",
+		    bell_last(hub_bell(t_hub)), T_WAIT_MS);
+		poll(NULL, 0, T_SLICE_MS);
+	}
+	ck_assert_int_eq(t_insert_sql("a", "new-2"), 2);
+	t_drain(s, 0, 3);
+	ck_assert_str_eq(t_snap(0)->data[2], "new-2");
+	mlog_close(l);
+	t_end();
+}
+END_TEST
+
+/*
+ * 8. The cursor rule through the hub: a new subscription whose cursor is
+ * beyond every id of the log (a client reconnecting with the old log's
+ * Last-Event-ID) reports the reset and starts at the log's beginning;
+ * one within the log does not.
+ */
+START_TEST(relog_cursor_rule)
+{
+	struct hub_sub *s, *q;
+	const struct t_rec *r;
+
+	t_follow();
+	t_publish("a");
+	t_publish("a");
+	t_settle();
+	s = t_sub("a", 500);
+	q = t_sub("a", t_sent.id[0]);
+	t_next_ok(q, 1);
+	t_drain(s, 0, 2);
+	r = t_snap(0);
+	ck_assert_int_eq(r->bad, 0);
+	ck_assert_int_eq(r->resets, 1);
+	ck_assert_int_eq(r->reset_at, 0);
+	ck_assert_int_eq(r->id[0], t_sent.id[0]);
+	ck_assert_int_eq(r->id[1], t_sent.id[1]);
+	r = t_snap(1);
+	ck_assert_int_eq(r->n, 1);
+	ck_assert_int_eq(r->id[0], t_sent.id[1]);
+	t_end();
+}
+END_TEST
+
 static Suite *
 hub_suite(void)
 {
 	Suite *s = suite_create("hub");
 	TCase *tc = tcase_create("direct");
 	TCase *tm = tcase_create("mixed");
+	TCase *tr = tcase_create("relog");
 
 	tcase_add_unchecked_fixture(tc, t_case_setup, t_case_teardown);
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
@@ -854,6 +1071,14 @@ hub_suite(void)
 	tcase_set_timeout(tm, 60);
 	tcase_add_test(tm, direct_after_other_channel);
 	suite_add_tcase(s, tm);
+
+	tcase_add_unchecked_fixture(tr, t_case_setup, t_case_teardown);
+	tcase_add_checked_fixture(tr, t_setup, t_teardown);
+	tcase_set_timeout(tr, 60);
+	tcase_add_test(tr, relog_publish);
+	tcase_add_test(tr, relog_plain_sql);
+	tcase_add_test(tr, relog_cursor_rule);
+	suite_add_tcase(s, tr);
 	return s;
 }
 

@@ -66,6 +66,8 @@ teardown(void)
 	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		snprintf(p, sizeof(p), "%s%s", dbpath, sfx[i]);
 		unlink(p);
+		snprintf(p, sizeof(p), "%s/new.db%s", dir, sfx[i]);
+		unlink(p);
 	}
 	rmdir(dir);
 }
@@ -1250,6 +1252,213 @@ START_TEST(readonly_open)
 }
 END_TEST
 
+/* Remove the log's files as an operator would (rm db db-wal db-shm). */
+static void
+remove_log(void)
+{
+	char p[160];
+	const char *sfx[] = { "", "-wal", "-shm" };
+	size_t i;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", dbpath, sfx[i]);
+		unlink(p);
+	}
+}
+
+/* Remove the -wal and -shm only. */
+static void
+remove_wal(void)
+{
+	char p[160];
+
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	unlink(p);
+}
+
+/* A removed log: noticed, refused without MLOG_RELOG, reopened in place
+ * (the new log's ids start at 1 again). */
+START_TEST(relog_removed)
+{
+	struct mlog *l, *l2;
+	struct seen sn;
+	int64_t id = -1, gap;
+
+	l = open_log();
+	append(l, "news", "a");
+	append(l, "news", "b");
+	ck_assert_int_eq(mlog_moved(l), 0);
+	ck_assert_int_eq(mlog_gen(l), 1);
+	/* The -wal alone first: told apart from the log file. */
+	remove_wal();
+	ck_assert_int_eq(mlog_moved(l), MLOG_MOVED_WAL);
+	remove_log();
+	ck_assert_int_eq(mlog_moved(l), MLOG_MOVED_LOG);
+	ck_assert_int_eq(mlog_append(l, "news", NULL, NULL, "c", 1, &id),
+	    MLOG_EMOVED);
+	ck_assert_int_eq(id, -1);
+	ck_assert_ptr_nonnull(strstr(mlog_errmsg(l), "removed or replaced"));
+	/* Another process makes the new log. */
+	l2 = open_log();
+	ck_assert_int_eq(append(l2, "news", "d"), 1);
+	ck_assert_int_eq(mlog_moved(l), MLOG_MOVED_LOG);
+	ck_assert_int_eq(mlog_reopen(l), MLOG_OK);
+	ck_assert_int_eq(mlog_moved(l), 0);
+	ck_assert_int_eq(mlog_gen(l), 2);
+	ck_assert_int_eq(append(l, "news", "e"), 2);
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(mlog_read(l2, NULL, 0, 0, 10, collect, &sn, &gap,
+	    NULL), MLOG_OK);
+	ck_assert_int_eq(sn.n, 2);
+	ck_assert_str_eq(sn.data[0], "d");
+	ck_assert_str_eq(sn.data[1], "e");
+	assert_idle(l);
+	mlog_close(l2);
+	mlog_close(l);
+}
+END_TEST
+
+/* A fresh log moved over the path (mv new.db log.db): with MLOG_RELOG
+ * the next append goes to it; without, a failed reopen keeps the old
+ * connection. */
+START_TEST(relog_moved_over)
+{
+	struct mlog *l, *fresh;
+	struct conf other = cf;
+	char err[256], newpath[160];
+	sqlite3 *db;
+	int64_t id = -1;
+
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE | MLOG_RELOG, err,
+	    sizeof(err)), MLOG_OK);
+	append(l, "news", "a");
+	append(l, "news", "b");
+	append(l, "news", "c");
+	snprintf(newpath, sizeof(newpath), "%s/new.db", dir);
+	snprintf(other.db, sizeof(other.db), "%s", newpath);
+	ck_assert_int_eq(mlog_open(&fresh, &other, MLOG_CREATE, err,
+	    sizeof(err)), MLOG_OK);
+	mlog_close(fresh);   /* checkpointed: new.db alone is the log */
+	/* Moved over the live log, its -wal and -shm left in place: the
+	 * reopen removes them (they are the ones l uses), or SQLite would
+	 * read the old log's WAL into the new file (id 4 here). */
+	ck_assert_int_eq(rename(newpath, dbpath), 0);
+	ck_assert_int_eq(mlog_moved(l), MLOG_MOVED_LOG);
+	/* Reopened before the commit, once: the message is in the new file
+	 * with the new file's first id. */
+	ck_assert_int_eq(mlog_append(l, "news", NULL, NULL, "d", 1, &id),
+	    MLOG_OK);
+	ck_assert_int_eq(id, 1);
+	ck_assert_int_eq(mlog_moved(l), 0);
+	db = open_sql();
+	ck_assert_int_eq(sql_int(db, "SELECT count(*) FROM messages"), 1);
+	ck_assert_int_eq(sql_int(db, "SELECT id FROM messages WHERE data = "
+	    "CAST('d' AS BLOB)"), 1);
+	sqlite3_close(db);
+	/* Nothing at the path: the reopen fails, the old connection stays. */
+	mlog_close(l);
+	ck_assert_int_eq(mlog_open(&l, &cf, 0, err, sizeof(err)), MLOG_OK);
+	remove_log();
+	ck_assert_int_eq(mlog_reopen(l), MLOG_ENOENT);
+	ck_assert_int_eq(mlog_gen(l), 1);
+	ck_assert_int_eq(count_rows(l), 1);
+	mlog_close(l);
+}
+END_TEST
+
+/* The commit hook runs inside COMMIT, after mlog_append's first check:
+ * replacing the path there is the replacement during the commit. */
+static int
+replace_during_commit(void *arg)
+{
+	const char *newpath = arg;
+
+	if (newpath[0] != '\0') {
+		ck_assert_int_eq(rename(newpath, dbpath), 0);
+		((char *)arg)[0] = '\0';
+	}
+	return 0;
+}
+
+START_TEST(relog_during_commit)
+{
+	struct mlog *l, *fresh;
+	struct conf other = cf;
+	char err[256], newpath[160];
+	int64_t id = -1;
+
+	/* MLOG_RELOG: still no retry, the message was committed. */
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE | MLOG_RELOG, err,
+	    sizeof(err)), MLOG_OK);
+	append(l, "news", "a");
+	snprintf(newpath, sizeof(newpath), "%s/new.db", dir);
+	snprintf(other.db, sizeof(other.db), "%s", newpath);
+	ck_assert_int_eq(mlog_open(&fresh, &other, MLOG_CREATE, err,
+	    sizeof(err)), MLOG_OK);
+	mlog_close(fresh);
+	sqlite3_commit_hook(mlog_db(l), replace_during_commit, newpath);
+	ck_assert_int_eq(mlog_append(l, "news", NULL, NULL, "b", 1, &id),
+	    MLOG_EMOVED);
+	ck_assert_int_eq(id, 2);   /* committed, to the old file */
+	ck_assert_ptr_nonnull(strstr(mlog_errmsg(l), "may not be in"));
+	ck_assert_str_eq(newpath, "");   /* the hook ran */
+	sqlite3_commit_hook(mlog_db(l), NULL, NULL);
+	ck_assert_int_eq(mlog_moved(l), MLOG_MOVED_LOG);
+	mlog_close(l);
+}
+END_TEST
+
+/* The cursor rule: a cursor above every id the log has given reads the
+ * log from its start with MLOG_GAP_RESET; retention does not lower the
+ * bound, so a pruned cursor is a plain gap. */
+START_TEST(cursor_rule)
+{
+	struct mlog *l;
+	struct seen sn;
+	int64_t gap = 99, last = 99, del;
+	int i;
+
+	l = open_log();
+	for (i = 0; i < 5; i++)
+		append(l, "news", "x");
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 100, 10, collect, &sn, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, MLOG_GAP_RESET);
+	ck_assert_int_eq(sn.n, 5);
+	ck_assert_int_eq(sn.id[0], 1);
+	ck_assert_int_eq(last, 5);
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 5, 10, collect, &sn, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	ck_assert_int_eq(sn.n, 0);
+	ck_assert_int_eq(last, 5);
+	/* Above the last retained message but not above the last id ever:
+	 * all five pruned, the cursor 6 is still beyond; 5 is not. */
+	ck_assert_int_eq(mlog_prune(l, NULL, 0, 0, &del), MLOG_OK);
+	ck_assert_int_eq(mlog_remove(l, "news", &del), MLOG_OK);
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 5, 10, collect, &sn, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	ck_assert_int_eq(append(l, "news", "y"), 6);
+	memset(&sn, 0, sizeof(sn));
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 6, 10, collect, &sn, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, 0);
+	ck_assert_int_eq(mlog_read(l, NULL, 0, 7, 10, collect, &sn, &gap,
+	    &last), MLOG_OK);
+	ck_assert_int_eq(gap, MLOG_GAP_RESET);
+	ck_assert_int_eq(sn.n, 1);
+	ck_assert_int_eq(sn.id[0], 6);
+	assert_idle(l);
+	mlog_close(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1280,6 +1489,10 @@ main(void)
 	tcase_add_test(tc, create_mode_and_wal);
 	tcase_add_test(tc, concurrent_create);
 	tcase_add_test(tc, readonly_open);
+	tcase_add_test(tc, relog_removed);
+	tcase_add_test(tc, relog_moved_over);
+	tcase_add_test(tc, relog_during_commit);
+	tcase_add_test(tc, cursor_rule);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

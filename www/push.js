@@ -48,7 +48,9 @@
  *              when the object has several channels.
  *   'gap'      fn(id): messages up to id were pruned before this page
  *              could see them (its cursor was too old); what is still
- *              retained follows
+ *              retained follows.  id 0: the server's log was replaced;
+ *              ids start again from 1 (the cursor goes back to 0), and
+ *              what this page had not seen of the old log may be lost
  *   'open'     fn({transport, stream}) connected; stream is the server's
  *              handle of the stream, "ID.SECRET" (null for long-poll)
  *   'error'    fn({delay}) the connection was lost; the next attempt
@@ -363,7 +365,15 @@
 			this._emit(m.event, m);
 	};
 
+	/* A gap of id 0: the server's log was replaced and its ids start
+	 * again, so the cursor goes back to 0 and the lower ids that follow
+	 * are new messages. */
 	P._gap = function (id) {
+		if (id === 0) {
+			this.cursor = 0;
+			this._emit('gap', 0);
+			return;
+		}
 		if (this.cursor != null && id <= this.cursor)
 			return;
 		this.cursor = id;
