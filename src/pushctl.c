@@ -191,7 +191,8 @@ status_exit(struct mlog *l, int rc)
 {
 	fprintf(stderr, "%s: %s\n", progname, mlog_errmsg(l));
 	mlog_close(l);
-	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA ? EX_SYSTEM : EX_REFUSED);
+	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA || rc == MLOG_EUNAVAIL ?
+	    EX_SYSTEM : EX_REFUSED);
 }
 
 static int
