@@ -327,8 +327,8 @@ http_body_framing(struct http_req *r, unsigned long long *want)
 		return HTTP_BODY_LENGTH;
 	}
 	if (http_header_in(r, "HTTP_TRANSFER_ENCODING", &te) != 0)
-		return http_fail(r, 400, 107, "Transfer-Encoding longer than %d "
-		    "bytes", HTTP_HEADER_MAX);
+		return http_fail(r, 400, 107, "Transfer-Encoding longer than "
+		    "%d bytes", HTTP_HEADER_MAX);
 	if (te == NULL || *te == '\0')
 		return HTTP_BODY_NONE;
 	if (!http_is_chunked(te)) {

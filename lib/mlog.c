@@ -501,7 +501,8 @@ mlog_describe(const struct mlog *l, int ext, int sys, char *out, size_t len)
 static int
 mlog_sqlfail(struct mlog *l, const char *what)
 {
-	mlog_fail(l, mlog_code(l), "%s: %s", what, sqlite3_errmsg(l->db));
+	mlog_fail(l, mlog_code(l), "%s: %s", what,
+	    sqlite3_errmsg(l->db));
 	mlog_rollback(l);
 	return mlog_failed(l);
 }
@@ -533,8 +534,8 @@ mlog_stmt(struct mlog *l, enum mlog_sid id)
 	rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 	    &l->st[id], NULL);
 	if (rc != SQLITE_OK) {
-		mlog_fail(l, mlog_code(l), "preparing statement %d: %s", (int)id,
-		    sqlite3_errmsg(l->db));
+		mlog_fail(l, mlog_code(l), "preparing statement %d: %s",
+		    (int)id, sqlite3_errmsg(l->db));
 		l->st[id] = NULL;
 	}
 	return l->st[id];
@@ -562,7 +563,8 @@ mlog_run(struct mlog *l, enum mlog_sid id, const char *what)
 		return mlog_failed(l);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		mlog_fail(l, mlog_code(l), "%s: %s", what, sqlite3_errmsg(l->db));
+		mlog_fail(l, mlog_code(l), "%s: %s", what,
+		    sqlite3_errmsg(l->db));
 		sqlite3_reset(st);
 		return mlog_failed(l);
 	}
@@ -836,8 +838,8 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 	}
 	if (mlog_pragma_int(l, "PRAGMA data_version", &l->data_version) !=
 	    SQLITE_OK)
-		return mlog_fail(l, mlog_code(l), "%s: reading data_version: %s",
-		    path, sqlite3_errmsg(l->db));
+		return mlog_fail(l, mlog_code(l), "%s: reading data_version: "
+		    "%s", path, sqlite3_errmsg(l->db));
 	return MLOG_OK;
 }
 
@@ -1364,8 +1366,8 @@ mlog_subscribers(struct mlog *l, const char *channel, int64_t *n)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*n = sqlite3_column_int64(st, 0);
 	else
-		ret = mlog_fail(l, mlog_code(l), "counting subscribers of %s: %s",
-		    channel, sqlite3_errmsg(l->db));
+		ret = mlog_fail(l, mlog_code(l), "counting subscribers of %s: "
+		    "%s", channel, sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return ret;
 }

@@ -192,8 +192,8 @@ publish_db_fail(struct http_req *r, int rc, int site, const char *what,
 	case MLOG_ENOENT:
 		return http_fail(r, 404, site, "%s: %s", what, msg);
 	case MLOG_EUNAVAIL:
-		return http_fail(r, 503, site, "%s: the log cannot be used now: "
-		    "%s", what, msg);
+		return http_fail(r, 503, site, "%s: the log cannot be used "
+		    "now: %s", what, msg);
 	}
 	return http_fail(r, 500, site, "%s: %s", what, msg);
 }
