@@ -483,7 +483,7 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 		return -1;
 	}
 	if (framing == HTTP_BODY_NONE)
-		return 0;
+		want = 0;           /* an empty body, stdin left alone */
 	if (framing == HTTP_BODY_LENGTH && want > cap) {
 		http_fail(r, 413, 105, "request body larger than %zu bytes",
 		    cap);
@@ -497,9 +497,9 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 	}
 	/* Up to cap + 1 bytes: one more than allowed tells "too large". */
 	for (;;) {
-		if (framing == HTTP_BODY_LENGTH && got == want)
+		if (framing != HTTP_BODY_EOF && got == want)
 			break;
-		room = framing == HTTP_BODY_LENGTH ? (size_t)want - got :
+		room = framing != HTTP_BODY_EOF ? (size_t)want - got :
 		    cap + 1 - got;
 		if (buf == NULL && room > sizeof(sink))
 			room = sizeof(sink);
