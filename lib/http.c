@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fastcgi.h>
@@ -24,6 +26,11 @@
 
 #define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
 #define HTTP_RETRY_AFTER "5"      /* seconds a 503 asks the client to wait */
+#define HTTP_CL_DIGITS   20       /* digits in a CONTENT_LENGTH */
+#define HTTP_DRAIN_CHUNK 65536    /* bytes per read while throwing away */
+
+/* How a body is delimited (http_body_framing). */
+enum { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_EOF };
 
 extern char **environ;
 
@@ -37,6 +44,11 @@ static void http_fcgi_header(const struct http_out *, unsigned char *, int,
     size_t);
 static int http_is_tchar(int);
 static void http_poll_init(struct http_req *);
+static int http_body_framing(struct http_req *, unsigned long long *);
+static int http_is_chunked(const char *);
+static long long http_now_ms(void);
+static ssize_t http_body_read(struct http_req *, char *, size_t, long long);
+static void http_drain_body(struct http_req *, unsigned long long, int);
 
 void
 http_init_cgi(struct http_req *r, const char *prog)
@@ -280,14 +292,180 @@ http_param(const struct http_params *p, const char *name)
 	return NULL;
 }
 
+/*
+ * How a CGI request's body is delimited (RFC 3875 4.1.2 and 4.2): by
+ * CONTENT_LENGTH when the server gives one (*want gets it); when it does
+ * not, a request header Transfer-Encoding naming chunked means the server
+ * passes the decoded body and ends stdin after it (Apache mod_cgi and
+ * mod_cgid do: they stream a chunked body without counting it first), so
+ * the body runs to EOF; neither means no body.  CONTENT_LENGTH is parsed
+ * by allow-list: 1 to HTTP_CL_DIGITS digits.  Returns HTTP_BODY_NONE,
+ * _LENGTH or _EOF, or -1 after http_fail (400 bad Content-Length, 411 a
+ * Transfer-Encoding that is not chunked: -2, the body may follow).
+ */
+static int
+http_body_framing(struct http_req *r, unsigned long long *want)
+{
+	const char *cl, *te;
+	unsigned long long v = 0;
+	size_t i, n;
+
+	*want = 0;
+	cl = http_env(r, "CONTENT_LENGTH");
+	if (cl != NULL && *cl != '\0') {
+		n = strnlen(cl, HTTP_CL_DIGITS + 1);
+		if (n > HTTP_CL_DIGITS || cl[n] != '\0')
+			return http_fail(r, 400, 104, "bad Content-Length");
+		for (i = 0; i < n; i++) {
+			if (cl[i] < '0' || cl[i] > '9' ||
+			    v > (ULLONG_MAX - (unsigned)(cl[i] - '0')) / 10)
+				return http_fail(r, 400, 104,
+				    "bad Content-Length");
+			v = v * 10 + (unsigned)(cl[i] - '0');
+		}
+		*want = v;
+		return HTTP_BODY_LENGTH;
+	}
+	if (http_header_in(r, "HTTP_TRANSFER_ENCODING", &te) != 0)
+		return http_fail(r, 400, 107, "Transfer-Encoding longer than "
+		    "%d bytes", HTTP_HEADER_MAX);
+	if (te == NULL || *te == '\0')
+		return HTTP_BODY_NONE;
+	if (!http_is_chunked(te)) {
+		http_fail(r, 411, 108, "a body without Content-Length must be "
+		    "sent chunked (Transfer-Encoding: chunked)");
+		return -2;
+	}
+	return HTTP_BODY_EOF;
+}
+
+/* 1 if Transfer-Encoding value te ends with the coding "chunked" (any
+ * case, optional white space around it), the only framing RFC 9112
+ * allows for a body of unknown length. */
+static int
+http_is_chunked(const char *te)
+{
+	static const char word[] = "chunked";
+	size_t n = strlen(te), k = sizeof(word) - 1;
+
+	while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+		n--;
+	if (n < k || strncasecmp(te + n - k, word, k) != 0)
+		return 0;
+	n -= k;
+	while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+		n--;
+	return n == 0 || te[n - 1] == ',';
+}
+
+/* Milliseconds of a monotonic clock. */
+static long long
+http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Read up to n body bytes into p: CGI from in_fd, FastCGI from the
+ * FCGI_STDIN stream.  Returns the count read, 0 at the end of the body,
+ * -1 on a read error, -2 once monotonic time deadline (ms, if >= 0) has
+ * passed.  CGI waits for input no longer than the deadline.  FastCGI
+ * looks at the clock only between calls: libfcgi buffers more of the
+ * connection than it has delivered, so the socket cannot tell whether
+ * anything is left to read; a read that blocks is bounded by the web
+ * server's own timeout for a silent client.
+ */
+static ssize_t
+http_body_read(struct http_req *r, char *p, size_t n, long long deadline)
+{
+	struct pollfd pfd;
+	long long left;
+	ssize_t got;
+	int c;
+
+	if (n > INT_MAX)
+		n = INT_MAX;
+	if (r->fcgi != NULL) {
+		if (deadline >= 0 && http_now_ms() >= deadline)
+			return -2;
+		c = FCGX_GetStr(p, (int)n, r->fcgi->in);
+		if (c > 0)
+			return c;
+		if (FCGX_GetError(r->fcgi->in) != 0)
+			return -1;
+		r->body_eof = 1;
+		return 0;
+	}
+	for (;;) {
+		if (deadline >= 0) {
+			if ((left = deadline - http_now_ms()) <= 0)
+				return -2;
+			pfd.fd = r->in_fd;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			c = poll(&pfd, 1, (int)left);
+			if (c < 0 && errno == EINTR)
+				continue;
+			if (c == 0)
+				return -2;
+			if (c < 0)
+				return -1;
+		}
+		got = read(r->in_fd, p, n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		return got;
+	}
+}
+
+/*
+ * After a refusal: read what is left of the body (`left` bytes, or with
+ * to_eof everything up to its end) and throw it away, at most
+ * HTTP_DRAIN_MAX bytes and for at most HTTP_DRAIN_MS, so that the web
+ * server hands the client our answer: Apache's mod_cgi/mod_cgid drop the
+ * connection when the program ends before it has taken the whole body.
+ * A body bigger than that cap is not read at all: nothing would be won.
+ */
+static void
+http_drain_body(struct http_req *r, unsigned long long left, int to_eof)
+{
+	unsigned long long thrown = 0;
+	long long deadline;
+	char small[512], *sink;
+	size_t cap;
+	ssize_t n;
+
+	if (!to_eof && left > HTTP_DRAIN_MAX)
+		return;
+	if ((sink = malloc(HTTP_DRAIN_CHUNK)) != NULL)
+		cap = HTTP_DRAIN_CHUNK;
+	else {
+		sink = small;
+		cap = sizeof(small);
+	}
+	deadline = http_now_ms() + HTTP_DRAIN_MS;
+	while ((to_eof || thrown < left) && thrown < HTTP_DRAIN_MAX) {
+		n = http_body_read(r, sink, !to_eof && left - thrown < cap ?
+		    (size_t)(left - thrown) : cap, deadline);
+		if (n <= 0)
+			break;
+		thrown += (unsigned long long)n;
+	}
+	if (sink != small)
+		free(sink);
+}
+
 int
 http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 {
-	const char *cl;
+	unsigned long long want = 0;
 	char *buf = NULL, sink[512];
-	size_t got = 0, want = 0, cap;
+	size_t got = 0, cap, room;
 	ssize_t n;
-	int c;
+	int framing;
 
 	if (data != NULL)
 		*data = NULL;
@@ -297,66 +475,52 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 		return 0;
 	r->body_done = 1;
 	cap = data != NULL ? max : HTTP_DISCARD_MAX;
-	if (data != NULL && (buf = malloc(cap + 1)) == NULL)
-		return http_fail(r, 500, 101, "out of memory for the body");
-	if (r->fcgi != NULL) {
-		/* Read to the end of FCGI_STDIN: the record stream then
-		 * goes quiet, so a readable socket later means a hang-up. */
-		for (;;) {
-			c = FCGX_GetStr(buf != NULL ? buf + got : sink,
-			    buf != NULL ? (int)(cap + 1 - got > INT_MAX ?
-			    INT_MAX : cap + 1 - got) : (int)sizeof(sink),
-			    r->fcgi->in);
-			if (c <= 0) {
-				r->body_eof = FCGX_GetError(r->fcgi->in) == 0;
-				break;
-			}
-			got += (size_t)c;
-			if (got > cap) {
-				free(buf);
-				return http_fail(r, 413, 102, "request body "
-				    "larger than %zu bytes", cap);
-			}
-			if (buf != NULL && got == cap + 1)
-				break;
-		}
-		if (FCGX_GetError(r->fcgi->in) != 0) {
+	if (r->fcgi != NULL)
+		framing = HTTP_BODY_EOF;   /* FCGI_STDIN has its own end */
+	else if ((framing = http_body_framing(r, &want)) < 0) {
+		if (framing == -2)
+			http_drain_body(r, 0, 1);
+		return -1;
+	}
+	if (framing == HTTP_BODY_NONE)
+		want = 0;           /* an empty body, stdin left alone */
+	if (framing == HTTP_BODY_LENGTH && want > cap) {
+		http_fail(r, 413, 105, "request body larger than %zu bytes",
+		    cap);
+		http_drain_body(r, want, 0);
+		return -1;
+	}
+	if (data != NULL && (buf = malloc(cap + 1)) == NULL) {
+		http_fail(r, 503, 101, "out of memory for the body");
+		http_drain_body(r, want, framing == HTTP_BODY_EOF);
+		return -1;
+	}
+	/* Up to cap + 1 bytes: one more than allowed tells "too large". */
+	for (;;) {
+		if (framing != HTTP_BODY_EOF && got == want)
+			break;
+		room = framing != HTTP_BODY_EOF ? (size_t)want - got :
+		    cap + 1 - got;
+		if (buf == NULL && room > sizeof(sink))
+			room = sizeof(sink);
+		n = http_body_read(r, buf != NULL ? buf + got : sink, room, -1);
+		if (n == 0 && framing == HTTP_BODY_EOF)
+			break;
+		if (n <= 0) {
 			free(buf);
+			if (n == 0)
+				return http_fail(r, 400, 106, "request body "
+				    "shorter than Content-Length");
 			return http_fail(r, 400, 103, "reading the request "
 			    "body failed");
 		}
-	} else {
-		cl = http_env(r, "CONTENT_LENGTH");
-		if (cl != NULL && *cl != '\0') {
-			char *end;
-			unsigned long long v;
-
-			errno = 0;
-			v = strtoull(cl, &end, 10);
-			if (*end != '\0' || errno != 0 || cl[0] == '-') {
-				free(buf);
-				return http_fail(r, 400, 104,
-				    "bad Content-Length");
-			}
-			if (v > cap) {
-				free(buf);
-				return http_fail(r, 413, 105, "request body "
-				    "larger than %zu bytes", cap);
-			}
-			want = (size_t)v;
-		}
-		while (got < want) {
-			n = read(r->in_fd, buf != NULL ? buf + got : sink,
-			    buf != NULL ? want - got : (want - got <
-			    sizeof(sink) ? want - got : sizeof(sink)));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				free(buf);
-				return http_fail(r, 400, 106, "request body "
-				    "shorter than Content-Length");
-			}
-			got += (size_t)n;
+		got += (size_t)n;
+		if (got > cap) {
+			free(buf);
+			http_fail(r, 413, 102, "request body larger than %zu "
+			    "bytes", cap);
+			http_drain_body(r, 0, 1);
+			return -1;
 		}
 	}
 	if (buf != NULL) {
@@ -769,6 +933,10 @@ http_answer_failure(struct http_req *r)
 
 	if (r->fail_status == 0)
 		return;
+	/* Refused before its body was read: take the body first, or the
+	 * web server may drop the connection instead of answering. */
+	if (!r->body_done)
+		http_read_body(r, 0, NULL, NULL);
 	q = http_env(r, "QUERY_STRING");
 	http_sanitize(query, sizeof(query), q != NULL ? q : "");
 	http_sanitize(method, sizeof(method), http_method(r));

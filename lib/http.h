@@ -35,11 +35,15 @@
 #define HTTP_VALUE_MAX     4400 /* bytes in a decoded value: fits a full
                                    channel list (32 names of 128 bytes) */
 #define HTTP_HEADER_MAX    1024 /* bytes of a request header we read */
-#define HTTP_REASON_MAX    200  /* bytes in a failure reason */
+#define HTTP_REASON_MAX    512  /* bytes in a failure reason (one names
+                                   a file: see mlog_errmsg) */
 #define HTTP_RESP_HDRS_MAX 1024 /* bytes of extra response header lines */
 #define HTTP_OUTBUF        8192 /* CGI output buffer */
 #define HTTP_DISCARD_MAX   65536 /* body bytes a bodiless request may send */
-#define HTTP_LOG_MAX       512  /* bytes in one error-log line */
+#define HTTP_LOG_MAX       1024 /* bytes in one error-log line */
+#define HTTP_DRAIN_MAX     (64ULL * 1024 * 1024) /* body bytes read and
+                                   thrown away after a refusal */
+#define HTTP_DRAIN_MS      30000 /* ... for at most this long */
 #define HTTP_NOWAIT_MAX    32768 /* bytes one non-blocking write may carry
                                     (one FastCGI record holds 65535) */
 
@@ -125,7 +129,22 @@ const char *http_param(const struct http_params *p, const char *name);
  * Read the request body, at most max bytes, into a malloc'd buffer (*data,
  * NUL-terminated for convenience, caller frees) of *len bytes.  With data
  * NULL the body is read and thrown away (up to HTTP_DISCARD_MAX).  Returns
- * 0, or -1 after http_fail() (413 too large, 400 short body, 500).
+ * 0, or -1 after http_fail(): 413 too large, 400 short body or bad
+ * Content-Length, 411 a body of unknown length that is not chunked, 503
+ * no memory.
+ *
+ * The body's end: FastCGI, the end of the FCGI_STDIN stream (every server
+ * sends one); CGI, CONTENT_LENGTH when the server sets it, else, when the
+ * request came with Transfer-Encoding: chunked (HTTP_TRANSFER_ENCODING),
+ * EOF on stdin: Apache's mod_cgi/mod_cgid pass a chunked body so,
+ * decoded, without CONTENT_LENGTH; lighttpd, mod_fcgid and small bodies
+ * under mod_proxy_fcgi arrive counted.  Neither: no body.
+ *
+ * A refused body (too large, and every other failure recorded before the
+ * body was read: see http_answer_failure) is read to its end and thrown
+ * away first, up to HTTP_DRAIN_MAX bytes and HTTP_DRAIN_MS, so that the
+ * web server passes the answer on (Apache's CGI modules drop the
+ * connection of a program that ends without taking the whole body).
  * Must be called before waiting on a FastCGI connection: unread request
  * records would look like a hang-up.
  */
@@ -199,7 +218,9 @@ int http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
  * The one place a recorded failure becomes an answer: if nothing was sent
  * yet, the status with the reason as a text/plain body (503 also gets
  * Retry-After); always one error-log line "PROG: E<site> <status> <reason>
- * (<method> <query>)".  Does nothing if no failure was recorded.
+ * (<method> <query>)".  A body not read yet is read and thrown away
+ * first (http_read_body), so that the answer reaches the client.  Does
+ * nothing if no failure was recorded.
  */
 void http_answer_failure(struct http_req *r);
 /* One line to the server's error log (FastCGI stderr stream or fd 2);

@@ -230,7 +230,7 @@ int
 hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 {
 	struct hub *h;
-	int rc;
+	int rc, code = HUB_ERR;
 
 	*out = NULL;
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
@@ -249,10 +249,15 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (mlog_open(&h->shared, c, MLOG_CREATE, err, errlen) != MLOG_OK ||
-	    mlog_open(&h->log, c, 0, err, errlen) != MLOG_OK)
+	if ((rc = mlog_open(&h->shared, c, MLOG_CREATE, err, errlen)) !=
+	    MLOG_OK || (rc = mlog_open(&h->log, c, 0, err, errlen)) !=
+	    MLOG_OK) {
+		code = rc == MLOG_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		goto fail;
+	}
 	if (bell_open(&h->bell, c->db, c->check_ms) != 0) {
+		if (errno == EACCES || errno == EROFS || errno == ENOSPC)
+			code = HUB_EUNAVAIL;
 		snprintf(err, errlen, "%s-bell: %s", c->db, strerror(errno));
 		goto fail;
 	}
@@ -266,7 +271,7 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 	return HUB_OK;
 fail:
 	hub_close(h);
-	return HUB_ERR;
+	return code;
 }
 
 void
@@ -1062,7 +1067,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 	int64_t end = 0;
 	size_t len;
 	char *p;
-	int i, rc = HUB_OK, active;
+	int i, rc = HUB_OK, mrc, active;
 
 	*out = NULL;
 	if (stream != NULL)
@@ -1124,15 +1129,15 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 		s->gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 		if (h->conf.max_channel_subscribers > 0)
 			rc = hub_count(h, db, s, err, errlen);
-		if (rc == HUB_OK && mlog_last_id(db, &end) != MLOG_OK) {
+		if (rc == HUB_OK && (mrc = mlog_last_id(db, &end)) != MLOG_OK) {
 			snprintf(err, errlen, "%s", mlog_errmsg(db));
-			rc = HUB_ERR;
+			rc = mrc == MLOG_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		}
 		if (rc == HUB_OK && (flags & HUB_REGISTER) &&
-		    mlog_stream_open(db, s->chans, n, getpid(), secret,
-		    &s->stream) != MLOG_OK) {
+		    (mrc = mlog_stream_open(db, s->chans, n, getpid(), secret,
+		    &s->stream)) != MLOG_OK) {
 			snprintf(err, errlen, "%s", mlog_errmsg(db));
-			rc = HUB_ERR;
+			rc = mrc == MLOG_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		}
 		hub_db_done(h);
 	}

@@ -71,7 +71,8 @@ enum {
 	HUB_OK = 0,
 	HUB_ERR = -1,      /* database or system failure: see hub_sub_error */
 	HUB_EFULL = -2,    /* max_channel_subscribers reached */
-	HUB_ESTOP = -3     /* the hub is stopping */
+	HUB_ESTOP = -3,    /* the hub is stopping */
+	HUB_EUNAVAIL = -4  /* the log cannot be used now (MLOG_EUNAVAIL) */
 };
 
 #define HUB_REGISTER 1     /* hub_subscribe: add a row to the streams table */
@@ -104,8 +105,9 @@ struct hub;
 struct hub_sub;
 
 /* Open the log (created if missing), its bell, the shared connection, and
- * start the hub thread.  Call bell_init_signals() first.  Returns HUB_OK
- * or HUB_ERR with a one-line reason in err. */
+ * start the hub thread.  Call bell_init_signals() first.  Returns HUB_OK,
+ * or HUB_EUNAVAIL (the log or its bell file cannot be used now, see
+ * MLOG_EUNAVAIL) or HUB_ERR with a one-line reason in err. */
 int hub_open(struct hub **out, const struct conf *c, char *err,
     size_t errlen);
 /*
@@ -158,7 +160,8 @@ int hub_publish(struct hub *h, const char *channel, const char *type,
  * With HUB_REGISTER a streams row is added (and removed again by
  * hub_unsubscribe) with a fresh random secret (HUB_SECRET_BYTES from
  * getrandom, as lowercase hex), and its id stored in *stream.  Returns
- * HUB_OK, HUB_EFULL, HUB_ESTOP or HUB_ERR (reason in err).
+ * HUB_OK, HUB_EFULL, HUB_ESTOP, HUB_EUNAVAIL (the log cannot be written
+ * now, MLOG_EUNAVAIL) or HUB_ERR (reason in err).
  */
 int hub_subscribe(struct hub *h, struct hub_sub **out,
     const char *const *channels, int n, int64_t after, int flags,

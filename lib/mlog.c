@@ -20,6 +20,7 @@
 #endif
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,11 +35,13 @@
 #include "mlog.h"
 #include "walbuf.h"
 
-#define MLOG_ERRMSG_MAX  320  /* bytes in the last failure's reason */
+#define MLOG_ERRMSG_MAX  768  /* bytes in the last failure's reason */
 #define MLOG_SQL_MAX     1024 /* bytes in one statement's text */
 #define MLOG_SECRET_MAX  CONF_TOKEN_MAX /* bytes in a stream's secret */
 #define MLOG_MS_PER_S    1000
 #define MLOG_OPEN_TRIES  3    /* opens of a path replaced meanwhile */
+#define MLOG_PWBUF       1024 /* bytes for getpwuid_r's strings */
+#define MLOG_NAME_MAX    64   /* bytes of a user name shown in a reason */
 /*
  * Retention on append is batched: a connection trims a channel on its
  * first append to it (or after appending elsewhere), then once every
@@ -304,10 +307,16 @@ struct mlog {
 	struct { int64_t pid; int alive; } memo[MLOG_PID_MEMO];
 	int nmemo;
 	char err[MLOG_ERRMSG_MAX];
+	int ecode;                /* the code of the failure in err */
 };
 
 static int mlog_fail(struct mlog *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+static int mlog_code(struct mlog *);
+static int mlog_errno_code(int);
+static int mlog_failed(const struct mlog *);
+static void mlog_describe(const struct mlog *, int, int, char *, size_t);
+static void mlog_user(uid_t, char *, size_t);
 static int mlog_sqlfail(struct mlog *, const char *);
 static sqlite3_stmt *mlog_stmt(struct mlog *, enum mlog_sid);
 static void mlog_done(sqlite3_stmt *);
@@ -344,16 +353,158 @@ static void mlog_disconnect(struct mlog *);
 static int mlog_append_once(struct mlog *, const char *, const char *,
     const char *, const void *, size_t, int64_t *, int *);
 
-/* Record a one-line reason and return rc. */
+/* Record a one-line reason and return rc.  MLOG_EUNAVAIL also gets why
+ * the log cannot be used, found out by looking at its files. */
 static int
 mlog_fail(struct mlog *l, int rc, const char *fmt, ...)
 {
 	va_list ap;
+	size_t n;
+	int ext, sys = errno;
 
 	va_start(ap, fmt);
 	vsnprintf(l->err, sizeof(l->err), fmt, ap);
 	va_end(ap);
+	l->ecode = rc;
+	if (rc == MLOG_EUNAVAIL) {
+		ext = l->db != NULL ? sqlite3_extended_errcode(l->db) :
+		    SQLITE_CANTOPEN;
+		if (l->db != NULL)
+			sys = sqlite3_system_errno(l->db);
+		n = strlen(l->err);
+		mlog_describe(l, ext, sys, l->err + n, sizeof(l->err) - n);
+	}
 	return rc;
+}
+
+/*
+ * The code for SQLite's last failure on l (call right after it):
+ * MLOG_EUNAVAIL when the log cannot be used now, whatever the request
+ * (busy or locked past busy_timeout; a file or folder it cannot write:
+ * SQLITE_READONLY*, _CANTOPEN, _PERM; a full disk; an I/O error), else
+ * MLOG_ERR.  By result code: SQLite's texts are for people.
+ */
+static int
+mlog_code(struct mlog *l)
+{
+	if (l->db == NULL)
+		return MLOG_ERR;
+	switch (sqlite3_extended_errcode(l->db) & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		return MLOG_EUNAVAIL;
+	}
+	return MLOG_ERR;
+}
+
+/* The same for a failed system call's errno (creating the file). */
+static int
+mlog_errno_code(int e)
+{
+	return e == EACCES || e == EPERM || e == EROFS || e == ENOSPC ||
+	    e == EDQUOT || e == EIO ? MLOG_EUNAVAIL : MLOG_ERR;
+}
+
+/* The code of the failure recorded last (what a function returns when a
+ * helper it called failed): never MLOG_OK. */
+static int
+mlog_failed(const struct mlog *l)
+{
+	return l->ecode < 0 ? l->ecode : MLOG_ERR;
+}
+
+/* A user's name, or "uid N". */
+static void
+mlog_user(uid_t uid, char *out, size_t len)
+{
+	struct passwd pw, *found = NULL;
+	char buf[MLOG_PWBUF];
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 &&
+	    found != NULL)
+		snprintf(out, len, "%s", pw.pw_name);
+	else
+		snprintf(out, len, "uid %ld", (long)uid);
+}
+
+/*
+ * Why the log cannot be used, as " (FILE: CAUSE)" in out: SQLite says
+ * "attempt to write a readonly database" whichever of the log, its -wal
+ * or -shm file or its folder is at fault, so look at each (stat and
+ * access(2) as this process's user).  ext is SQLite's extended result
+ * code, sys the errno behind it (0 if none).  Says nothing more when no
+ * cause is found.
+ */
+static void
+mlog_describe(const struct mlog *l, int ext, int sys, char *out, size_t len)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char file[PATH_MAX + 8], dir[PATH_MAX], me[MLOG_NAME_MAX],
+	    owner[MLOG_NAME_MAX], *slash;
+	struct stat sb;
+	int i, gone, missing = 0;
+
+	if (len == 0)
+		return;
+	*out = '\0';
+	switch (ext & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		snprintf(out, len, " (%s: another connection held it past the "
+		    "busy timeout, %d ms)", l->path, MLOG_BUSY_MS);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", l->path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if ((ext & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT) {
+		snprintf(out, len, " (%s: no space left on its file system%s)",
+		    l->path, sys == EDQUOT ? ": quota" : "");
+		return;
+	}
+	mlog_user(geteuid(), me, sizeof(me));
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s%s", l->path, suffix[i]);
+		if (stat(file, &sb) != 0) {
+			missing = 1;
+			continue;
+		}
+		if (access(file, W_OK) == 0)
+			continue;
+		if (errno == EROFS) {
+			snprintf(out, len, " (%s: read-only file system)",
+			    file);
+			return;
+		}
+		mlog_user(sb.st_uid, owner, sizeof(owner));
+		snprintf(out, len, " (%s: not writable by %s; owner %s, mode "
+		    "%04o)", file, me, owner, (unsigned)(sb.st_mode & 07777));
+		return;
+	}
+	gone = stat(l->path, &sb) != 0 && errno == ENOENT;
+	if (missing && access(dir, W_OK | X_OK) != 0 && stat(dir, &sb) == 0) {
+		mlog_user(sb.st_uid, owner, sizeof(owner));
+		snprintf(out, len, " (folder %s: not writable by %s, who must "
+		    "create %s in it; owner %s, mode %04o)", dir, me, gone ?
+		    "the log" : "the log's -wal and -shm files", owner,
+		    (unsigned)(sb.st_mode & 07777));
+		return;
+	}
+	if (gone) {
+		snprintf(out, len, " (%s: no such file)", l->path);
+		return;
+	}
+	if (sys != 0)
+		snprintf(out, len, " (%s: %s)", l->path, strerror(sys));
 }
 
 /* Record SQLite's reason for the last failure, prefixed by what we were
@@ -363,9 +514,10 @@ mlog_fail(struct mlog *l, int rc, const char *fmt, ...)
 static int
 mlog_sqlfail(struct mlog *l, const char *what)
 {
-	mlog_fail(l, MLOG_ERR, "%s: %s", what, sqlite3_errmsg(l->db));
+	mlog_fail(l, mlog_code(l), "%s: %s", what,
+	    sqlite3_errmsg(l->db));
 	mlog_rollback(l);
-	return MLOG_ERR;
+	return mlog_failed(l);
 }
 
 /* The prepared statement id, prepared now if this is its first use; NULL
@@ -400,8 +552,8 @@ mlog_stmt(struct mlog *l, enum mlog_sid id)
 	rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 	    &l->st[id], NULL);
 	if (rc != SQLITE_OK) {
-		mlog_fail(l, MLOG_ERR, "preparing statement %d: %s", (int)id,
-		    sqlite3_errmsg(l->db));
+		mlog_fail(l, mlog_code(l), "preparing statement %d: %s",
+		    (int)id, sqlite3_errmsg(l->db));
 		l->st[id] = NULL;
 	}
 	return l->st[id];
@@ -426,12 +578,13 @@ mlog_run(struct mlog *l, enum mlog_sid id, const char *what)
 	int rc;
 
 	if ((st = mlog_stmt(l, id)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		mlog_fail(l, MLOG_ERR, "%s: %s", what, sqlite3_errmsg(l->db));
+		mlog_fail(l, mlog_code(l), "%s: %s", what,
+		    sqlite3_errmsg(l->db));
 		sqlite3_reset(st);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_reset(st);
 	return MLOG_OK;
@@ -452,7 +605,7 @@ mlog_commit(struct mlog *l, const char *what)
 {
 	if (mlog_run(l, S_COMMIT, what) != MLOG_OK) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	return MLOG_OK;
 }
@@ -609,7 +762,7 @@ mlog_set_wal(struct mlog *l, const char *path)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		mode = (const char *)sqlite3_column_text(st, 0);
 	if (mode == NULL || strcmp(mode, "wal") != 0)
-		rc = mlog_fail(l, MLOG_ERR, "%s: cannot use WAL mode: %s",
+		rc = mlog_fail(l, mlog_code(l), "%s: cannot use WAL mode: %s",
 		    path, mode != NULL ? mode : sqlite3_errmsg(l->db));
 	sqlite3_finalize(st);
 	return rc;
@@ -627,9 +780,9 @@ mlog_create_schema(struct mlog *l, const char *path, int create)
 	int rc;
 
 	if (create && mlog_set_wal(l, path) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	/* Again under the write lock: two processes may race to here. */
 	if (mlog_schema_state(l, &version, &objects) != SQLITE_OK)
 		return mlog_sqlfail(l, "reading the schema");
@@ -647,11 +800,11 @@ mlog_create_schema(struct mlog *l, const char *path, int create)
 		rc = sqlite3_exec(l->db, "PRAGMA user_version = "
 		    MLOG_XSTR(MLOG_SCHEMA_VERSION), NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		mlog_fail(l, MLOG_ERR, "%s: %s: %s", path, what,
+		mlog_fail(l, mlog_code(l), "%s: %s: %s", path, what,
 		    msg != NULL ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	return mlog_commit(l, what);
 }
@@ -673,7 +826,7 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 		return mlog_fail(l, MLOG_ESCHEMA, "%s: not a SQLite database",
 		    path);
 	if (rc != SQLITE_OK)
-		return mlog_fail(l, MLOG_ERR, "%s: reading the schema: %s",
+		return mlog_fail(l, mlog_code(l), "%s: reading the schema: %s",
 		    path, sqlite3_errmsg(l->db));
 	if ((rc = mlog_schema_verdict(l, path, version, objects, &create)) !=
 	    MLOG_OK)
@@ -696,15 +849,15 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 		    "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
 		    NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
-		mlog_fail(l, MLOG_ERR, "%s: setting up the connection: %s",
+		mlog_fail(l, mlog_code(l), "%s: setting up the connection: %s",
 		    path, msg != NULL ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	if (mlog_pragma_int(l, "PRAGMA data_version", &l->data_version) !=
 	    SQLITE_OK)
-		return mlog_fail(l, MLOG_ERR, "%s: reading data_version: %s",
-		    path, sqlite3_errmsg(l->db));
+		return mlog_fail(l, mlog_code(l), "%s: reading data_version: "
+		    "%s", path, sqlite3_errmsg(l->db));
 	return MLOG_OK;
 }
 
@@ -747,8 +900,9 @@ mlog_connect(struct mlog *l)
 			if (fd >= 0)
 				close(fd);
 			else if (errno != EEXIST)
-				return mlog_fail(l, MLOG_ERR, "cannot create "
-				    "%s: %s", l->path, strerror(errno));
+				return mlog_fail(l, mlog_errno_code(errno),
+				    "cannot create %s: %s", l->path,
+				    strerror(errno));
 		}
 		if (stat(l->path, &before) != 0)
 			return mlog_fail(l, errno == ENOENT ? MLOG_ENOENT :
@@ -758,7 +912,7 @@ mlog_connect(struct mlog *l)
 		    SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
 		if (sqlite3_open_v2(l->path, &l->db, oflags,
 		    walbuf_register()) != SQLITE_OK)
-			rc = mlog_fail(l, MLOG_ERR, "cannot open %s: %s",
+			rc = mlog_fail(l, mlog_code(l), "cannot open %s: %s",
 			    l->path, l->db != NULL ? sqlite3_errmsg(l->db) :
 			    "out of memory");
 		else
@@ -823,6 +977,7 @@ mlog_open(struct mlog **out, const struct conf *c, int flags, char *err,
 			snprintf(err, errlen, "out of memory");
 		return MLOG_ERR;
 	}
+	snprintf(l->path, sizeof(l->path), "%s", c->db);
 	l->readonly = (flags & MLOG_READONLY) != 0;
 	l->flags = flags;
 	l->synchronous_full = c->synchronous_full;
@@ -1073,7 +1228,7 @@ mlog_trim(struct mlog *l, const char *channel, long keep, int64_t cutoff_ms,
 
 	if (keep > 0) {
 		if ((st = mlog_stmt(l, S_KEEP)) == NULL)
-			return MLOG_ERR;
+			return mlog_failed(l);
 		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, keep);
 		if (sqlite3_step(st) != SQLITE_DONE)
@@ -1084,7 +1239,7 @@ mlog_trim(struct mlog *l, const char *channel, long keep, int64_t cutoff_ms,
 	if (cutoff_ms > 0) {
 		if ((st = mlog_stmt(l, thorough ? S_AGE_CHANNEL : S_AGE_HEAD))
 		    == NULL)
-			return MLOG_ERR;
+			return mlog_failed(l);
 		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, cutoff_ms);
 		if (sqlite3_step(st) != SQLITE_DONE)
@@ -1153,10 +1308,10 @@ mlog_append_once(struct mlog *l, const char *channel, const char *type,
 	now = mlog_now_ms();
 	trim = mlog_trim_due(l, channel);
 	if (mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if ((st = mlog_stmt(l, S_INSERT)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
@@ -1175,7 +1330,7 @@ mlog_append_once(struct mlog *l, const char *channel, const char *type,
 	if (trim && mlog_trim(l, channel, l->retain_count,
 	    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK) {
 		l->trim_channel[0] = '\0';  /* trim again next time */
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	/* Under the write lock: whoever replaced the file did it before
 	 * this point or will be seen by the check after the commit. */
@@ -1188,7 +1343,7 @@ mlog_append_once(struct mlog *l, const char *channel, const char *type,
 	}
 	if (mlog_commit(l, "committing a message") != MLOG_OK) {
 		l->trim_channel[0] = '\0';
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	*committed = 1;
 	if (id != NULL)
@@ -1208,7 +1363,7 @@ mlog_append(struct mlog *l, const char *channel, const char *type,
 	int rc, committed = 0;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
 		return MLOG_EINVAL;
 	if (type != NULL && !valid_type(type))
@@ -1244,17 +1399,17 @@ mlog_last_id(struct mlog *l, int64_t *id)
 	int rc;
 
 	if ((st = mlog_stmt(l, S_LAST_ID)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*id = sqlite3_column_int64(st, 0);
 	else if (rc == SQLITE_DONE)
 		*id = 0;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		mlog_fail(l, MLOG_ERR, "reading the last id: %s",
+		mlog_fail(l, mlog_code(l), "reading the last id: %s",
 		    sqlite3_errmsg(l->db));
 		mlog_done(st);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	mlog_done(st);
 	return MLOG_OK;
@@ -1276,7 +1431,7 @@ mlog_changed(struct mlog *l)
 		changed = v != l->data_version;
 		l->data_version = v;
 	} else
-		mlog_fail(l, MLOG_ERR, "reading data_version: %s",
+		mlog_fail(l, mlog_code(l), "reading data_version: %s",
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return changed;
@@ -1303,23 +1458,19 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 	/* One snapshot for the rows and the gap, so that a prune between
 	 * the two can neither hide a gap nor invent one. */
 	if (mlog_begin(l, 0) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	/* The cursor rule (mlog.h): a cursor above every id this log has
 	 * given belongs to another log, and reads start at its beginning. */
 	if (after > 0) {
 		if ((st = mlog_stmt(l, S_LAST_ID)) == NULL) {
 			mlog_rollback(l);
-			return MLOG_ERR;
+			return mlog_failed(l);
 		}
 		step = sqlite3_step(st);
 		if (step == SQLITE_ROW)
 			seq = sqlite3_column_int64(st, 0);
-		else if (step != SQLITE_DONE) {
-			mlog_fail(l, MLOG_ERR, "reading the last id: %s",
-			    sqlite3_errmsg(l->db));
-			mlog_rollback(l);
-			return MLOG_ERR;
-		}
+		else if (step != SQLITE_DONE)
+			return mlog_sqlfail(l, "reading the last id");
 		mlog_done(st);
 		if (after > seq) {
 			after = 0;
@@ -1329,7 +1480,7 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 	}
 	if ((st = mlog_stmt(l, n > 0 ? S_READ : S_READ_ALL)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	mlog_bind_channels(st, channels, n);
 	sqlite3_bind_int64(st, MLOG_I_AFTER, after);
@@ -1347,7 +1498,7 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 		pos = m.id;
 	}
 	if (ret == MLOG_OK && step != SQLITE_DONE)
-		ret = mlog_fail(l, MLOG_ERR, "reading messages: %s",
+		ret = mlog_fail(l, mlog_code(l), "reading messages: %s",
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 
@@ -1360,7 +1511,7 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 			if (step == SQLITE_ROW)
 				pruned = sqlite3_column_int64(st, 0);
 			else
-				ret = mlog_fail(l, MLOG_ERR, "reading the "
+				ret = mlog_fail(l, mlog_code(l), "reading the "
 				    "pruned ids: %s", sqlite3_errmsg(l->db));
 			mlog_done(st);
 		}
@@ -1392,7 +1543,7 @@ mlog_latest(struct mlog *l, const char *const *channels, int n, int count,
 	if (count > MLOG_READ_MAX)
 		count = MLOG_READ_MAX;
 	if ((st = mlog_stmt(l, n > 0 ? S_LATEST : S_LATEST_ALL)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	mlog_bind_channels(st, channels, n);
 	sqlite3_bind_int(st, MLOG_I_LIMIT, count);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1403,7 +1554,7 @@ mlog_latest(struct mlog *l, const char *const *channels, int n, int count,
 		}
 	}
 	if (ret == MLOG_OK && step != SQLITE_DONE)
-		ret = mlog_fail(l, MLOG_ERR, "reading the latest messages: "
+		ret = mlog_fail(l, mlog_code(l), "reading the latest messages: "
 		    "%s", sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return ret;
@@ -1422,7 +1573,7 @@ mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *s)
 	if (!l->readonly)
 		mlog_reap_dead(l);
 	if ((st = mlog_stmt(l, S_STAT)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
@@ -1432,7 +1583,7 @@ mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *s)
 	} else if (step == SQLITE_DONE)
 		ret = mlog_fail(l, MLOG_ENOENT, "no channel \"%s\"", channel);
 	else
-		ret = mlog_fail(l, MLOG_ERR, "reading channel %s: %s",
+		ret = mlog_fail(l, mlog_code(l), "reading channel %s: %s",
 		    channel, sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return ret;
@@ -1448,13 +1599,13 @@ mlog_subscribers(struct mlog *l, const char *channel, int64_t *n)
 		return MLOG_EINVAL;
 	mlog_memo_clear(l);
 	if ((st = mlog_stmt(l, S_SUBSCRIBERS)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*n = sqlite3_column_int64(st, 0);
 	else
-		ret = mlog_fail(l, MLOG_ERR, "counting subscribers of %s: %s",
-		    channel, sqlite3_errmsg(l->db));
+		ret = mlog_fail(l, mlog_code(l), "counting subscribers of %s: "
+		    "%s", channel, sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return ret;
 }
@@ -1473,7 +1624,7 @@ mlog_stats(struct mlog *l, int (*cb)(void *, const struct mlog_stat *),
 	if (!l->readonly)
 		mlog_reap_dead(l);
 	if ((st = mlog_stmt(l, S_STATS)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		/* A name too long for the struct can only come from a hand
 		 * edit of the channels table: skip it. */
@@ -1485,7 +1636,7 @@ mlog_stats(struct mlog *l, int (*cb)(void *, const struct mlog_stat *),
 		}
 	}
 	if (ret == MLOG_OK && step != SQLITE_DONE)
-		ret = mlog_fail(l, MLOG_ERR, "reading channels: %s",
+		ret = mlog_fail(l, mlog_code(l), "reading channels: %s",
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return ret;
@@ -1507,7 +1658,7 @@ mlog_prune_all(struct mlog *l, long keep, int64_t cutoff, int64_t *n)
 	 * trigger updates it. */
 	while (keep > 0 && rc == MLOG_OK) {
 		if ((st = mlog_stmt(l, S_CHANNEL_NEXT)) == NULL) {
-			rc = MLOG_ERR;
+			rc = mlog_failed(l);
 			break;
 		}
 		sqlite3_bind_text(st, 1, name != NULL ? name : "", -1,
@@ -1520,7 +1671,7 @@ mlog_prune_all(struct mlog *l, long keep, int64_t cutoff, int64_t *n)
 				rc = mlog_fail(l, MLOG_ERR, "listing channels: "
 				    "out of memory");
 		} else if (step != SQLITE_DONE)
-			rc = mlog_fail(l, MLOG_ERR, "listing channels: %s",
+			rc = mlog_fail(l, mlog_code(l), "listing channels: %s",
 			    sqlite3_errmsg(l->db));
 		mlog_done(st);
 		free(name);
@@ -1531,7 +1682,7 @@ mlog_prune_all(struct mlog *l, long keep, int64_t cutoff, int64_t *n)
 	free(name);
 	if (rc == MLOG_OK && cutoff > 0) {
 		if ((st = mlog_stmt(l, S_AGE_ALL)) == NULL)
-			rc = MLOG_ERR;
+			rc = mlog_failed(l);
 		else {
 			sqlite3_bind_int64(st, 1, cutoff);
 			if (sqlite3_step(st) != SQLITE_DONE)
@@ -1553,7 +1704,7 @@ mlog_prune(struct mlog *l, const char *channel, long keep_count,
 	int64_t cutoff, n = 0;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (channel != NULL && mlog_check_channels(l, &channel, 1, 1) !=
 	    MLOG_OK)
 		return MLOG_EINVAL;
@@ -1562,15 +1713,15 @@ mlog_prune(struct mlog *l, const char *channel, long keep_count,
 		    "be negative");
 	cutoff = mlog_cutoff(mlog_now_ms(), max_age);
 	if (mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (channel != NULL) {
 		if (mlog_trim(l, channel, keep_count, cutoff, 1, &n) !=
 		    MLOG_OK)
-			return MLOG_ERR;
+			return mlog_failed(l);
 	} else if (mlog_prune_all(l, keep_count, cutoff, &n) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (mlog_commit(l, "committing a prune") != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (deleted != NULL)
 		*deleted = n;
 	return MLOG_OK;
@@ -1584,14 +1735,14 @@ mlog_remove(struct mlog *l, const char *channel, int64_t *deleted)
 	int rows;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (mlog_check_channels(l, &channel, 1, 1) != MLOG_OK)
 		return MLOG_EINVAL;
 	if (mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if ((st = mlog_stmt(l, S_REMOVE_MESSAGES)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -1600,7 +1751,7 @@ mlog_remove(struct mlog *l, const char *channel, int64_t *deleted)
 	n = sqlite3_changes(l->db);
 	if ((st = mlog_stmt(l, S_REMOVE_CHANNEL)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -1612,7 +1763,7 @@ mlog_remove(struct mlog *l, const char *channel, int64_t *deleted)
 		return mlog_fail(l, MLOG_ENOENT, "no channel \"%s\"", channel);
 	}
 	if (mlog_commit(l, "committing a removal") != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (deleted != NULL)
 		*deleted = n;
 	return MLOG_OK;
@@ -1639,7 +1790,7 @@ mlog_stream_open(struct mlog *l, const char *const *channels, int n,
 	int i;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (mlog_check_channels(l, channels, n, 1) != MLOG_OK)
 		return MLOG_EINVAL;
 	if (pid <= 0)
@@ -1650,10 +1801,10 @@ mlog_stream_open(struct mlog *l, const char *const *channels, int n,
 		    "(printable ASCII without spaces, at most %d bytes)",
 		    MLOG_SECRET_MAX);
 	if (mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if ((st = mlog_stmt(l, S_STREAM_ADD)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_bind_int64(st, 1, pid);
 	sqlite3_bind_int64(st, 2, mlog_now_ms());
@@ -1668,7 +1819,7 @@ mlog_stream_open(struct mlog *l, const char *const *channels, int n,
 	for (i = 0; i < n; i++) {
 		if ((st = mlog_stmt(l, S_SUBSCRIBE)) == NULL) {
 			mlog_rollback(l);
-			return MLOG_ERR;
+			return mlog_failed(l);
 		}
 		sqlite3_bind_int64(st, 1, sid);
 		sqlite3_bind_text(st, 2, channels[i], -1, SQLITE_STATIC);
@@ -1677,7 +1828,7 @@ mlog_stream_open(struct mlog *l, const char *const *channels, int n,
 		mlog_done(st);
 	}
 	if (mlog_commit(l, "committing a stream") != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (stream != NULL)
 		*stream = sid;
 	return MLOG_OK;
@@ -1690,14 +1841,14 @@ mlog_stream_close(struct mlog *l, int64_t stream)
 	int rc = MLOG_OK;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if ((st = mlog_stmt(l, S_STREAM_DEL)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	/* One statement: its subscriptions go with it by ON DELETE
 	 * CASCADE, atomically, without an explicit transaction. */
 	sqlite3_bind_int64(st, 1, stream);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = mlog_fail(l, MLOG_ERR, "closing stream %lld: %s",
+		rc = mlog_fail(l, mlog_code(l), "closing stream %lld: %s",
 		    (long long)stream, sqlite3_errmsg(l->db));
 	else if (sqlite3_changes(l->db) == 0)
 		rc = mlog_fail(l, MLOG_ENOENT, "no stream %lld",
@@ -1715,7 +1866,7 @@ mlog_stream_info(struct mlog *l, int64_t stream, pid_t *pid, char *secret,
 	int step, rc = MLOG_OK;
 
 	if ((st = mlog_stmt(l, S_STREAM_GET)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	sqlite3_bind_int64(st, 1, stream);
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
@@ -1732,7 +1883,7 @@ mlog_stream_info(struct mlog *l, int64_t stream, pid_t *pid, char *secret,
 		rc = mlog_fail(l, MLOG_ENOENT, "no stream %lld",
 		    (long long)stream);
 	else
-		rc = mlog_fail(l, MLOG_ERR, "reading stream %lld: %s",
+		rc = mlog_fail(l, mlog_code(l), "reading stream %lld: %s",
 		    (long long)stream, sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return rc;
@@ -1755,20 +1906,20 @@ mlog_reap_dead(struct mlog *l)
 	int step, rc = MLOG_OK;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if ((st = mlog_stmt(l, S_DEAD_ANY)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	step = sqlite3_step(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = mlog_fail(l, MLOG_ERR, "looking for dead streams: %s",
+		rc = mlog_fail(l, mlog_code(l), "looking for dead streams: %s",
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 	if (step != SQLITE_ROW)
 		return rc;
 	if ((st = mlog_stmt(l, S_REAP)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = mlog_fail(l, MLOG_ERR, "removing dead streams: %s",
+		rc = mlog_fail(l, mlog_code(l), "removing dead streams: %s",
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 	return rc;
@@ -1785,13 +1936,13 @@ mlog_control_append(struct mlog *l, const char *data, int64_t *id)
 	int64_t now, nid;
 
 	if (mlog_writable(l) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	now = mlog_now_ms();
 	if (mlog_begin(l, 1) != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if ((st = mlog_stmt(l, S_CONTROL_INSERT)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_blob(st, 2, data, (int)strlen(data), SQLITE_STATIC);
@@ -1801,7 +1952,7 @@ mlog_control_append(struct mlog *l, const char *data, int64_t *id)
 	nid = sqlite3_last_insert_rowid(l->db);
 	if ((st = mlog_stmt(l, S_CONTROL_TRIM)) == NULL) {
 		mlog_rollback(l);
-		return MLOG_ERR;
+		return mlog_failed(l);
 	}
 	sqlite3_bind_int64(st, 1, mlog_cutoff(now, MLOG_CONTROL_AGE));
 	sqlite3_bind_int64(st, 2, MLOG_CONTROL_KEEP);
@@ -1809,7 +1960,7 @@ mlog_control_append(struct mlog *l, const char *data, int64_t *id)
 		return mlog_sqlfail(l, "pruning control requests");
 	mlog_done(st);
 	if (mlog_commit(l, "committing a control request") != MLOG_OK)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	if (id != NULL)
 		*id = nid;
 	return MLOG_OK;
@@ -1867,7 +2018,7 @@ mlog_control_read(struct mlog *l, int64_t after, int64_t upto, int limit,
 	if (limit > MLOG_READ_MAX)
 		limit = MLOG_READ_MAX;
 	if ((st = mlog_stmt(l, S_CONTROL_READ)) == NULL)
-		return MLOG_ERR;
+		return mlog_failed(l);
 	sqlite3_bind_int64(st, 1, after);
 	sqlite3_bind_int64(st, 2, upto);
 	sqlite3_bind_int(st, 3, limit);
@@ -1883,7 +2034,7 @@ mlog_control_read(struct mlog *l, int64_t after, int64_t upto, int limit,
 		}
 	}
 	if (ret == MLOG_OK && step != SQLITE_DONE)
-		ret = mlog_fail(l, MLOG_ERR, "reading control requests: %s",
+		ret = mlog_fail(l, mlog_code(l), "reading control requests: %s",
 		    sqlite3_errmsg(l->db));
 	mlog_done(st);
 	if (last != NULL)

@@ -64,6 +64,11 @@ enum {
 	MLOG_E2BIG = -3,   /* data larger than conf.max_data */
 	MLOG_ENOENT = -4,  /* no such channel / stream / no log file */
 	MLOG_ESCHEMA = -5, /* file is not a pushcgi log, or a newer schema */
+	MLOG_EUNAVAIL = -6, /* the log cannot be used now: busy past
+			      MLOG_BUSY_MS, or its file, -wal or -shm file
+			      or folder not writable by this user, a full
+			      disk, an I/O error; mlog_errmsg ends with
+			      "(FILE: CAUSE)".  Worth a retry (HTTP 503) */
 	MLOG_EMOVED = -10  /* the path no longer names the open file */
 };
 

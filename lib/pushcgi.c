@@ -14,7 +14,7 @@
 #include "mlog.h"
 #include "pushcgi.h"
 
-#define PUSHCGI_ERR_MAX 256
+#define PUSHCGI_ERR_MAX 768 /* bytes of a reason (one may name a file) */
 
 struct pushcgi {
 	struct mlog *log;

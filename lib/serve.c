@@ -50,7 +50,9 @@ static struct hub *volatile serve_sighub;
 
 static struct serve serve_ctx;
 static serve_handler serve_fn;
-static int serve_setup_site;          /* non-zero: every request is a 500 */
+static int serve_setup_site;          /* non-zero: every request fails */
+static int serve_setup_status = 500;  /* ... with this status: 503 when
+                                         the log cannot be used now */
 static char serve_setup_err[SERVE_ERR_MAX];
 
 static pthread_mutex_t serve_accept_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -273,6 +275,8 @@ serve_main(const char *prog, serve_handler handler, int flags)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc != HUB_OK) {
 			serve_setup_site = 403;
+			if (rc == HUB_EUNAVAIL)
+				serve_setup_status = 503;
 			snprintf(serve_setup_err, sizeof(serve_setup_err),
 			    "%s", err);
 		} else
@@ -304,7 +308,8 @@ static void
 serve_run(struct http_req *r)
 {
 	if (serve_setup_site != 0)
-		http_fail(r, 500, serve_setup_site, "%s", serve_setup_err);
+		http_fail(r, serve_setup_status, serve_setup_site, "%s",
+		    serve_setup_err);
 	else
 		serve_fn(&serve_ctx, r);
 	http_answer_failure(r);

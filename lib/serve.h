@@ -53,7 +53,7 @@
 #define SERVE_STACK    (128 * 1024) /* request thread stack (virtual) */
 #endif
 #define SERVE_STOP_MS  1000  /* how long requests get to end at a stop */
-#define SERVE_ERR_MAX  256
+#define SERVE_ERR_MAX  768
 
 #define SERVE_HUB 1          /* start a hub: the handler subscribes */
 

@@ -647,7 +647,7 @@ static int
 poll_subscribe(struct serve *s, struct http_req *r, struct poll_ask *a,
     struct hub_sub **sub, int64_t after, int flags)
 {
-	char err[HUB_ERR_MAX];
+	char err[HTTP_REASON_MAX];
 	int64_t stream;
 	int rc;
 
@@ -655,8 +655,8 @@ poll_subscribe(struct serve *s, struct http_req *r, struct poll_ask *a,
 	    &stream, err, sizeof(err));
 	if (rc == HUB_EFULL)
 		http_fail(r, 503, 620, "%s", err);
-	else if (rc == HUB_ESTOP)
-		http_fail(r, 503, 621, "%s", err);
+	else if (rc == HUB_ESTOP || rc == HUB_EUNAVAIL)
+		http_fail(r, 503, rc == HUB_ESTOP ? 621 : 625, "%s", err);
 	else if (rc != HUB_OK)
 		http_fail(r, 500, 622, "%s", err);
 	return rc;

@@ -63,10 +63,17 @@
  * Apache passes Authorization to CGI and FastCGI programs only with
  * "CGIPassAuth On" (the shipped conf/apache-*.conf have it).
  *
- * The log busy past its busy timeout (another writer holding it), or
- * removed or replaced while the message was written (lib/mlog.h): 503
- * with Retry-After.  Every failure is answered with a one-line reason and
- * logged as one line to the server's error log.
+ * The log cannot be used now: 503 with Retry-After and a reason that
+ * names the file and the cause: busy past its busy timeout (another
+ * writer holding it), the log, its -wal or -shm file or its folder not
+ * writable by the web server's user, a full disk, an I/O error (see
+ * MLOG_EUNAVAIL); or the log removed or replaced while the message was
+ * written (lib/mlog.h).  Nothing is stored then.  A body over max_data
+ * is read and thrown away (up to 64 MiB more, HTTP_DRAIN_MAX) before the
+ * 413, so that every server passes the answer on; a chunked body (curl
+ * -T -, no Content-Length) is stored byte for byte like any other.
+ * Every failure is answered with a one-line reason and logged as one
+ * line to the server's error log.
  *
  * Failure sites (the number in the error-log line): 1xx request reading,
  * 4xx process set-up, 6xx this file.
@@ -77,8 +84,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sqlite3.h>
 
 #include "auth.h"
 #include "bell.h"
@@ -95,6 +100,7 @@
 #define PUBLISH_ID_DIGITS 18       /* digits in a stream id */
 #define PUBLISH_SECRET_MAX 128     /* bytes of a stored stream secret */
 #define PUBLISH_WRONG_SECRET 1     /* publish_control: not an MLOG_* code */
+#define PUBLISH_ERR_MAX  HTTP_REASON_MAX /* bytes of an mlog reason kept */
 
 static const char *const publish_params[] = {
 	"channel", "event", "stream", "_", NULL
@@ -171,7 +177,9 @@ publish_authorized(struct serve *s, struct http_req *r)
 
 /*
  * Turn an mlog failure rc (reason msg) into the answer: 400 invalid, 413
- * too large, 404 unknown, 503 the log is busy past its timeout, else 500.
+ * too large, 404 unknown, 503 the log cannot be used now (MLOG_EUNAVAIL:
+ * busy past its timeout, a file or folder it cannot write, a full disk;
+ * msg then names the file and the cause), else 500.
  */
 static int
 publish_db_fail(struct http_req *r, int rc, int site, const char *what,
@@ -188,14 +196,10 @@ publish_db_fail(struct http_req *r, int rc, int site, const char *what,
 		/* The log was replaced under us (lib/mlog.h): not in the log
 		 * at the path; the next try goes to the new one. */
 		return http_fail(r, 503, site, "%s: %s", what, msg);
+	case MLOG_EUNAVAIL:
+		return http_fail(r, 503, site, "%s: the log cannot be used "
+		    "now: %s", what, msg);
 	}
-	/* mlog reports SQLite's reason: SQLITE_BUSY / SQLITE_LOCKED after
-	 * the busy timeout read "database is locked" / "database table is
-	 * locked". */
-	if (strstr(msg, sqlite3_errstr(SQLITE_BUSY)) != NULL ||
-	    strstr(msg, sqlite3_errstr(SQLITE_LOCKED)) != NULL)
-		return http_fail(r, 503, site, "%s: the log is busy: %s", what,
-		    msg);
 	return http_fail(r, 500, site, "%s: %s", what, msg);
 }
 
@@ -206,7 +210,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 {
 	int64_t subs;
 	struct mlog *l;
-	char err[HUB_ERR_MAX], num[24], *data = NULL;
+	char err[PUBLISH_ERR_MAX], num[24], *data = NULL;
 	const char *type;
 	size_t len = 0;
 	int64_t id = 0;
@@ -256,7 +260,7 @@ publish_info(struct serve *s, struct http_req *r, const char *channel)
 {
 	struct mlog_stat st;
 	struct mlog *l;
-	char err[HUB_ERR_MAX];
+	char err[PUBLISH_ERR_MAX];
 	int rc;
 
 	if (http_read_body(r, 0, NULL, NULL) != 0)
@@ -283,7 +287,7 @@ static int
 publish_delete(struct serve *s, struct http_req *r, const char *channel)
 {
 	struct mlog *l;
-	char err[HUB_ERR_MAX];
+	char err[PUBLISH_ERR_MAX];
 	int64_t cid = 0, deleted = 0;
 	int rc, rrc;
 
@@ -348,7 +352,7 @@ static int
 publish_control(struct serve *s, struct http_req *r, const char *handle)
 {
 	struct mlog *l;
-	char err[HUB_ERR_MAX], stored[PUBLISH_SECRET_MAX + 1];
+	char err[PUBLISH_ERR_MAX], stored[PUBLISH_SECRET_MAX + 1];
 	const char *secret;
 	int64_t id, cid = 0;
 	pid_t pid;

@@ -208,7 +208,7 @@ static int
 stream_handle(struct serve *s, struct http_req *r)
 {
 	const char *chans[VALID_CHANNELS_MAX];
-	char err[HUB_ERR_MAX], type[128];
+	char err[HTTP_REASON_MAX], type[128];
 	struct stream_ask *a;
 	struct stream *st;
 	struct hub_sub *sub = NULL;
@@ -237,8 +237,9 @@ stream_handle(struct serve *s, struct http_req *r)
 	if (rc != HUB_OK) {
 		if (rc == HUB_EFULL)
 			http_fail(r, 503, 505, "%s", err);
-		else if (rc == HUB_ESTOP)
-			http_fail(r, 503, 506, "%s", err);
+		else if (rc == HUB_ESTOP || rc == HUB_EUNAVAIL)
+			http_fail(r, 503, rc == HUB_ESTOP ? 506 : 512, "%s",
+			    err);
 		else
 			http_fail(r, 500, 507, "%s", err);
 		goto out;

@@ -258,7 +258,8 @@ status_exit(struct mlog *l, int rc)
 {
 	fprintf(stderr, "%s: %s\n", progname, mlog_errmsg(l));
 	mlog_close(l);
-	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA || rc == MLOG_EMOVED ?
+	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA || rc == MLOG_EMOVED ||
+	    rc == MLOG_EUNAVAIL ?
 	    EX_SYSTEM : EX_REFUSED);
 }
 

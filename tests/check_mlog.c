@@ -26,6 +26,8 @@
 #define T_MSGS_MAX  (MLOG_READ_MAX + 10) /* messages one collector keeps */
 #define T_DATA_MAX  64                   /* bytes of data it keeps */
 #define T_CREATORS  4                    /* processes creating one log */
+#define T_NOBODY    65534                /* a user who is not root */
+#define T_ERR_MAX   1024                 /* bytes of a reason kept */
 
 static char dir[64];
 static char dbpath[128];
@@ -1459,6 +1461,160 @@ START_TEST(cursor_rule)
 }
 END_TEST
 
+/*
+ * Run the rest of a test as a user who is not root, so that file modes
+ * count: root ignores them.  The test's files go to that user.  Needs
+ * Check's fork mode (each test in its own process).  0 if done (or not
+ * needed), -1 if it cannot be done here.
+ */
+static int
+not_root(void)
+{
+	const char *sfx[] = { "", "-wal", "-shm" };
+	const char *fork_mode = getenv("CK_FORK");
+	char p[160];
+	size_t i;
+
+	if (geteuid() != 0)
+		return 0;
+	if (fork_mode != NULL && strcmp(fork_mode, "no") == 0)
+		return -1;
+	ck_assert_int_eq(chown(dir, T_NOBODY, T_NOBODY), 0);
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", dbpath, sfx[i]);
+		if (chown(p, T_NOBODY, T_NOBODY) != 0)
+			ck_assert_int_eq(errno, ENOENT);
+	}
+	ck_assert_int_eq(setgid(T_NOBODY), 0);
+	ck_assert_int_eq(setuid(T_NOBODY), 0);
+	return 0;
+}
+
+/* A log file this user cannot write: MLOG_EUNAVAIL, the file named. */
+START_TEST(unavailable_readonly_file)
+{
+	struct mlog *l;
+	struct mlog_stat st;
+	char err[T_ERR_MAX], want[256];
+	int64_t id;
+
+	l = open_log();
+	append(l, "u", "kept");
+	mlog_close(l);
+	if (not_root() != 0)
+		return;
+	ck_assert_int_eq(chmod(dbpath, 0444), 0);
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_OK);
+	ck_assert_int_eq(mlog_append(l, "u", NULL, NULL, "x", 1, &id),
+	    MLOG_EUNAVAIL);
+	snprintf(want, sizeof(want), "(%s: not writable by ", dbpath);
+	ck_assert_msg(strstr(mlog_errmsg(l), want) != NULL &&
+	    strstr(mlog_errmsg(l), "mode 0444)") != NULL, "reason: %s",
+	    mlog_errmsg(l));
+	ck_assert_ptr_null(strchr(mlog_errmsg(l), '\n'));
+	ck_assert_int_eq(mlog_stat(l, "u", &st), MLOG_OK);
+	ck_assert_int_eq(st.count, 1);
+	mlog_close(l);
+}
+END_TEST
+
+/* Its -shm file read-only, kept there by another process's connection
+ * (one in this process would lend us its own, writable, descriptor). */
+START_TEST(unavailable_readonly_shm)
+{
+	struct mlog *l;
+	char err[T_ERR_MAX], want[256], shm[160], c;
+	int64_t id;
+	int ready[2], done[2], status;
+	pid_t pid;
+
+	l = open_log();
+	append(l, "u", "kept");
+	mlog_close(l);
+	if (not_root() != 0)
+		return;
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	if ((pid = fork()) == 0) {
+		if (mlog_open(&l, &cf, 0, err, sizeof(err)) != MLOG_OK ||
+		    mlog_append(l, "u", NULL, NULL, "k", 1, &id) != MLOG_OK)
+			_exit(1);
+		(void)write(ready[1], "r", 1);
+		(void)read(done[0], &c, 1);
+		mlog_close(l);
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	snprintf(shm, sizeof(shm), "%s-shm", dbpath);
+	ck_assert_int_eq(chmod(shm, 0444), 0);
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_OK);
+	ck_assert_int_eq(mlog_append(l, "u", NULL, NULL, "x", 1, &id),
+	    MLOG_EUNAVAIL);
+	snprintf(want, sizeof(want), "(%s: not writable by ", shm);
+	ck_assert_msg(strstr(mlog_errmsg(l), want) != NULL, "reason: %s",
+	    mlog_errmsg(l));
+	mlog_close(l);
+	ck_assert_int_eq(chmod(shm, 0644), 0);
+	ck_assert_int_eq(write(done[1], "d", 1), 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/* A folder where SQLite cannot make -wal and -shm: the open fails so. */
+START_TEST(unavailable_folder)
+{
+	struct mlog *l;
+	char err[T_ERR_MAX], want[256];
+
+	l = open_log();
+	append(l, "u", "kept");
+	mlog_close(l);
+	if (not_root() != 0)
+		return;
+	ck_assert_int_eq(chmod(dir, 0555), 0);
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_EUNAVAIL);
+	ck_assert_ptr_null(l);
+	snprintf(want, sizeof(want), "(folder %s: not writable by ", dir);
+	ck_assert_msg(strstr(err, want) != NULL, "reason: %s", err);
+	/* A log that is not there yet cannot be made there either. */
+	snprintf(cf.db, sizeof(cf.db), "%s/other.db", dir);
+	ck_assert_int_eq(mlog_open(&l, &cf, MLOG_CREATE, err, sizeof(err)),
+	    MLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, want) != NULL &&
+	    strstr(err, "must create the log in it") != NULL, "reason: %s",
+	    err);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+}
+END_TEST
+
+/* Busy past the busy timeout: MLOG_EUNAVAIL by its code, not its text. */
+START_TEST(unavailable_busy)
+{
+	struct mlog *l;
+	sqlite3 *db;
+	int64_t id;
+
+	l = open_log();
+	db = open_sql();
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	ck_assert_int_eq(mlog_append(l, "u", NULL, NULL, "x", 1, &id),
+	    MLOG_EUNAVAIL);
+	ck_assert_msg(strstr(mlog_errmsg(l), "busy timeout") != NULL,
+	    "reason: %s", mlog_errmsg(l));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	ck_assert_int_eq(mlog_append(l, "u", NULL, NULL, "x", 1, &id),
+	    MLOG_OK);
+	mlog_close(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1493,6 +1649,10 @@ main(void)
 	tcase_add_test(tc, relog_moved_over);
 	tcase_add_test(tc, relog_during_commit);
 	tcase_add_test(tc, cursor_rule);
+	tcase_add_test(tc, unavailable_readonly_file);
+	tcase_add_test(tc, unavailable_readonly_shm);
+	tcase_add_test(tc, unavailable_folder);
+	tcase_add_test(tc, unavailable_busy);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

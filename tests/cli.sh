@@ -157,6 +157,28 @@ if [ "$(id -u)" -eq 0 ] && id -u nobody >/dev/null 2>&1 &&
 	check "the bell file root created belongs to the log's owner" \
 	    [ "$(stat -c %U:%a "$own/p.db-bell")" = "$(stat -c %U:%a "$own/p.db")" ]
 	check "the owner publishes after root did" as_nobody send x again
+	# A log its user cannot write: a system error (111) with one line
+	# that names the file and the cause; nothing is stored.
+	chmod 0444 "$own/p.db"
+	as_nobody send x read-only
+	st=$?
+	check "send to a read-only log exits 111" test "$st" -eq 111
+	check "the read-only log: one line naming the file and the cause" \
+	    bash -c "[ \$(wc -l <'$tmp/err') -eq 1 ] &&
+	    grep -qF 'pushctl: appending a message: attempt to write a readonly database ($own/p.db: not writable by nobody; owner nobody, mode 0444)' '$tmp/err'" ||
+	    sed 's/^/# /' "$tmp/err"
+	check "the read-only log is unchanged" \
+	    [ "$(sqlite3 "file:$own/p.db?mode=ro" 'select count(*) from messages')" = 2 ]
+	chmod 0644 "$own/p.db"
+	rm -f "$own/p.db-wal" "$own/p.db-shm"
+	chmod 0555 "$own"
+	as_nobody send x no-folder
+	st=$?
+	check "send with the log's folder read-only exits 111" test "$st" -eq 111
+	check "the read-only folder: the line names the folder" \
+	    grep -qF "(folder $own: not writable by nobody" "$tmp/err" ||
+	    sed 's/^/# /' "$tmp/err"
+	chmod 0777 "$own"
 else
 	echo "# not run (needs root and a user nobody): root's bell file goes to the log's owner"
 fi
