@@ -987,6 +987,13 @@ fz_auth(const uint8_t *data, size_t size)
 	} else if (f[0] != NULL && strncasecmp(f[0], "bearer ", 7) == 0)
 		FZ_CHECK(f[0][7 + strspn(f[0] + 7, " ")] == '\0', "no bearer "
 		    "in \"%s\"", f[0]);
+	/* The constant-time comparison is a comparison. */
+	if (f[0] != NULL && f[1] != NULL)
+		FZ_CHECK(auth_equal(f[0], strlen(f[0]), f[1], strlen(f[1])) ==
+		    (strcmp(f[0], f[1]) == 0), "auth_equal");
+	if (f[0] != NULL)
+		FZ_CHECK(auth_equal(f[0], strlen(f[0]), "", 0) ==
+		    (f[0][0] == '\0'), "auth_equal with nothing");
 	rc = auth_publisher(&c, b, NULL);
 	good = b != NULL && (strcmp(b, c.tokens[0]) == 0 ||
 	    strcmp(b, c.tokens[1]) == 0);
