@@ -74,6 +74,8 @@ static int conf_set(struct conf *, const struct conf_key *, const char *,
     char *, size_t);
 static char *conf_trim(char *);
 static int conf_is_word(const char *, size_t);
+static int conf_line(struct conf *, const char *, size_t, const char *, int,
+    char *, size_t);
 
 const char *
 conf_default_db(void)
@@ -229,63 +231,112 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *err,
 	return -1;
 }
 
+/*
+ * One line, text[0..len) without its newline, into c.  0 or -1 with the
+ * reason (naming name and lineno) in err.
+ */
+static int
+conf_line(struct conf *c, const char *text, size_t len, const char *name,
+    int lineno, char *err, size_t errlen)
+{
+	char line[CONF_LINE_MAX + 1], why[256];
+	char *key, *val, *eq, *hash;
+	size_t i;
+
+	if (len > CONF_LINE_MAX) {
+		snprintf(err, errlen, "%s:%d: line longer than %d bytes",
+		    name, lineno, CONF_LINE_MAX);
+		return -1;
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		snprintf(err, errlen, "%s:%d: NUL byte", name, lineno);
+		return -1;
+	}
+	memcpy(line, text, len);
+	line[len] = '\0';
+	if ((hash = strchr(line, '#')) != NULL)
+		*hash = '\0';
+	key = conf_trim(line);
+	if (*key == '\0')
+		return 0;
+	if ((eq = strchr(key, '=')) == NULL) {
+		snprintf(err, errlen, "%s:%d: expected \"key = value\"",
+		    name, lineno);
+		return -1;
+	}
+	*eq = '\0';
+	key = conf_trim(key);
+	val = conf_trim(eq + 1);
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+		if (strcmp(conf_keys[i].name, key) == 0)
+			break;
+	if (i == sizeof(conf_keys) / sizeof(conf_keys[0])) {
+		snprintf(err, errlen, "%s:%d: unknown key \"%.64s\"", name,
+		    lineno, key);
+		return -1;
+	}
+	if (conf_set(c, &conf_keys[i], val, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s:%d: %s", name, lineno, why);
+		return -1;
+	}
+	return 0;
+}
+
+int
+conf_parse(struct conf *c, const char *text, size_t len, const char *name,
+    char *err, size_t errlen)
+{
+	const char *p = text, *end = text + len, *nl;
+	int lineno = 0;
+
+	if (name == NULL)
+		name = "(config)";
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		lineno++;
+		if (conf_line(c, p, (size_t)((nl != NULL ? nl : end) - p), name,
+		    lineno, err, errlen) != 0)
+			return -1;
+		p = nl != NULL ? nl + 1 : end;
+	}
+	return 0;
+}
+
 int
 conf_read_file(struct conf *c, const char *path, char *err, size_t errlen)
 {
-	char line[CONF_LINE_MAX + 2], why[256];
+	char *text;
+	size_t len = 0, got;
 	FILE *f;
-	int lineno = 0;
+	int rc;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *key, *val, *eq, *hash;
-		size_t i, len = strlen(line);
-
-		lineno++;
-		if (len > CONF_LINE_MAX && line[len - 1] != '\n') {
-			snprintf(err, errlen, "%s:%d: line longer than %d bytes",
-			    path, lineno, CONF_LINE_MAX);
-			goto fail;
-		}
-		if ((hash = strchr(line, '#')) != NULL)
-			*hash = '\0';
-		key = conf_trim(line);
-		if (*key == '\0')
-			continue;
-		if ((eq = strchr(key, '=')) == NULL) {
-			snprintf(err, errlen, "%s:%d: expected \"key = value\"",
-			    path, lineno);
-			goto fail;
-		}
-		*eq = '\0';
-		key = conf_trim(key);
-		val = conf_trim(eq + 1);
-		for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
-			if (strcmp(conf_keys[i].name, key) == 0)
-				break;
-		if (i == sizeof(conf_keys) / sizeof(conf_keys[0])) {
-			snprintf(err, errlen, "%s:%d: unknown key \"%.64s\"",
-			    path, lineno, key);
-			goto fail;
-		}
-		if (conf_set(c, &conf_keys[i], val, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
-			goto fail;
-		}
+	/* The whole file, one byte past the cap to tell that it is over. */
+	if ((text = malloc(CONF_FILE_MAX + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
 	}
+	while (len <= CONF_FILE_MAX &&
+	    (got = fread(text + len, 1, CONF_FILE_MAX + 1 - len, f)) > 0)
+		len += got;
 	if (ferror(f)) {
 		snprintf(err, errlen, "%s: read error", path);
-		goto fail;
-	}
+		rc = -1;
+	} else if (len > CONF_FILE_MAX) {
+		snprintf(err, errlen, "%s: longer than %d bytes", path,
+		    CONF_FILE_MAX);
+		rc = -1;
+	} else
+		rc = conf_parse(c, text, len, path, err, errlen);
+	free(text);
 	fclose(f);
-	snprintf(c->path, sizeof(c->path), "%s", path);
-	return 0;
-fail:
-	fclose(f);
-	return -1;
+	if (rc == 0)
+		snprintf(c->path, sizeof(c->path), "%s", path);
+	return rc;
 }
 
 int

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #define CONF_LINE_MAX      1024 /* bytes in one line of the file */
+#define CONF_FILE_MAX      (256 * 1024) /* bytes in the whole file */
 #define CONF_TOKENS_MAX    16   /* publish_token lines */
 #define CONF_TOKEN_MAX     128  /* bytes in one token or secret */
 #define CONF_ORIGINS_MAX   16   /* cors_origin lines */
@@ -55,8 +56,20 @@ void conf_defaults(struct conf *c);
  * with a one-line reason (naming file and line) in err. */
 int conf_load(struct conf *c, char *err, size_t errlen);
 
-/* Apply one file on top of c.  Returns 0, or -1 with a reason in err. */
+/* Apply one file (at most CONF_FILE_MAX bytes, read whole, then
+ * conf_parse) on top of c, and record its path.  Returns 0, or -1 with a
+ * reason in err. */
 int conf_read_file(struct conf *c, const char *path, char *err, size_t errlen);
+
+/*
+ * Apply config text[0..len) on top of c: lines end with "\n" (a CR
+ * before it is white space), each at most CONF_LINE_MAX bytes; a NUL
+ * byte is an error.  name (a file name, or NULL) starts each error
+ * message, followed by ":LINE: ".  Stops at the first bad line: c may
+ * then hold the lines before it.  Returns 0, or -1 with a reason in err.
+ */
+int conf_parse(struct conf *c, const char *text, size_t len,
+    const char *name, char *err, size_t errlen);
 
 /* The compiled-in default paths. */
 const char *conf_default_db(void);

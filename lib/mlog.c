@@ -40,6 +40,7 @@
 #define MLOG_SECRET_MAX  CONF_TOKEN_MAX /* bytes in a stream's secret */
 #define MLOG_MS_PER_S    1000
 #define MLOG_OPEN_TRIES  3    /* opens of a path replaced meanwhile */
+#define MLOG_WAL_PAUSE_MS 10  /* between tries to set WAL mode */
 #define MLOG_PWBUF       1024 /* bytes for getpwuid_r's strings */
 #define MLOG_NAME_MAX    64   /* bytes of a user name shown in a reason */
 /*
@@ -752,15 +753,33 @@ mlog_schema_verdict(struct mlog *l, const char *path, int64_t version,
 static int
 mlog_set_wal(struct mlog *l, const char *path)
 {
+	struct timespec pause = { 0, MLOG_WAL_PAUSE_MS * 1000000L };
 	sqlite3_stmt *st;
 	const char *mode = NULL;
-	int rc = MLOG_OK;
+	int rc = MLOG_OK, step, tries;
 
 	if (sqlite3_prepare_v2(l->db, "PRAGMA journal_mode = WAL", -1, &st,
 	    NULL) != SQLITE_OK)
 		return mlog_sqlfail(l, "setting WAL mode");
-	if (sqlite3_step(st) == SQLITE_ROW)
-		mode = (const char *)sqlite3_column_text(st, 0);
+	/* Two creators at once: the change takes an exclusive lock, and the
+	 * loser can be told "locked" at once, without the busy handler
+	 * (SQLite's way out of a deadlock), or get the old mode back.
+	 * Asking again after a pause finds the file in WAL mode, or wins
+	 * the lock. */
+	for (tries = 0; tries < MLOG_BUSY_MS / MLOG_WAL_PAUSE_MS; tries++) {
+		mode = NULL;
+		step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			mode = (const char *)sqlite3_column_text(st, 0);
+		if (mode != NULL && strcmp(mode, "wal") == 0)
+			break;
+		/* Not changed: the old mode as a row, or "locked". */
+		if (step != SQLITE_ROW && (step & 0xff) != SQLITE_BUSY &&
+		    (step & 0xff) != SQLITE_LOCKED)
+			break;
+		sqlite3_reset(st);
+		nanosleep(&pause, NULL);
+	}
 	if (mode == NULL || strcmp(mode, "wal") != 0)
 		rc = mlog_fail(l, mlog_code(l), "%s: cannot use WAL mode: %s",
 		    path, mode != NULL ? mode : sqlite3_errmsg(l->db));

@@ -30,9 +30,8 @@
 #include "http.h"
 #include "mlog.h"
 
-#define PAGE_REFRESH_MIN 1      /* smallest refresh=, seconds */
-#define PAGE_REFRESH_MAX 3600   /* largest refresh=, seconds */
-#define PAGE_REFRESH_DIGITS 4   /* digits in refresh= */
+/* refresh= itself is parsed with the poll's other parameters
+ * (transport.h: TRANSPORT_REFRESH_MIN, TRANSPORT_REFRESH_MAX). */
 #define PAGE_TYPE           "text/html; charset=utf-8"
 
 enum page_kind { PAGE_HTML, PAGE_IMAGE, PAGE_TEXT, PAGE_OTHER };

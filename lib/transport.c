@@ -25,8 +25,14 @@ const char *const transport_params[] = {
 	"callback", "token", "_", NULL
 };
 
+const char *const transport_poll_params[] = {
+	"channel", "since", "last", "timeout", "format", "callback", "token",
+	"refresh", "_", NULL
+};
+
 static int transport_cursor(const char *, int64_t *);
 static int transport_small(const char *, int, int, int *);
+static int transport_digits(const char *, int, int *);
 static int transport_q_zero(const char *, size_t);
 static int transport_sse_text(const struct mlog_msg *);
 static int transport_mixed_head(struct http_out *, const struct mlog_msg *);
@@ -233,6 +239,210 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 		snprintf(q->callback, sizeof(q->callback), "%s", v);
 	}
 	return 0;
+}
+
+/* A small decimal of at most `digits` digits.  0 or -1. */
+static int
+transport_digits(const char *s, int digits, int *out)
+{
+	int64_t v;
+	size_t n = strlen(s);
+
+	if (n > (size_t)digits || transport_id(s, n, &v) != 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* See transport.h. */
+int
+transport_if_none_match(const char *s, int64_t *out)
+{
+	const char *e;
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n >= 2 && s[0] == 'W' && s[1] == '/') {
+		s += 2;
+		n -= 2;
+	}
+	if (n >= 2 && s[0] == '"') {
+		e = s + n - 1;
+		if (*e != '"')
+			return -1;
+		return transport_id(s + 1, n - 2, out);
+	}
+	return transport_id(s, n, out);
+}
+
+int
+transport_poll_query(struct transport_poll *a, const char *qs,
+    const struct conf *c, char *why, size_t whylen)
+{
+	const char *v;
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	a->since = -1;
+	a->last = -1;
+	a->timeout = c->poll_timeout < c->poll_timeout_max ?
+	    c->poll_timeout : c->poll_timeout_max;
+	a->format = TRANSPORT_POLL_JSON;
+
+	if (http_parse_query(qs, transport_poll_params, &a->params, why,
+	    whylen) != 0)
+		return 603;
+	if ((v = http_param(&a->params, "channel")) == NULL || *v == '\0') {
+		snprintf(why, whylen, "channel= is required");
+		return 604;
+	}
+	a->nchan = valid_channel_list(v, a->chan, VALID_CHANNELS_MAX);
+	if (a->nchan < 1) {
+		snprintf(why, whylen, "channel= must be 1-%d comma-separated "
+		    "names of 1-%d of A-Z a-z 0-9 . _ - (not starting with "
+		    "'.')", VALID_CHANNELS_MAX, VALID_CHANNEL_MAX);
+		return 605;
+	}
+	for (i = 0; i < a->nchan; i++)
+		a->chans[i] = a->chan[i];
+
+	if ((v = http_param(&a->params, "format")) != NULL) {
+		if (strcmp(v, "json") == 0)
+			a->format = TRANSPORT_POLL_JSON;
+		else if (strcmp(v, "raw") == 0)
+			a->format = TRANSPORT_POLL_RAW;
+		else if (strcmp(v, "page") == 0)
+			a->format = TRANSPORT_POLL_PAGE;
+		else {
+			snprintf(why, whylen, "format= must be json, raw or "
+			    "page");
+			return 606;
+		}
+	}
+	a->refresh = c->heartbeat;
+	if ((v = http_param(&a->params, "refresh")) != NULL) {
+		if (a->format != TRANSPORT_POLL_PAGE) {
+			snprintf(why, whylen, "refresh= is for format=page "
+			    "only");
+			return 625;
+		}
+		if (transport_digits(v, TRANSPORT_REFRESH_DIGITS,
+		    &a->refresh) != 0 || a->refresh < TRANSPORT_REFRESH_MIN ||
+		    a->refresh > TRANSPORT_REFRESH_MAX) {
+			snprintf(why, whylen, "refresh= must be %d-%d seconds",
+			    TRANSPORT_REFRESH_MIN, TRANSPORT_REFRESH_MAX);
+			return 626;
+		}
+	}
+	if (a->format == TRANSPORT_POLL_PAGE &&
+	    (http_param(&a->params, "since") != NULL ||
+	    http_param(&a->params, "last") != NULL ||
+	    http_param(&a->params, "timeout") != NULL)) {
+		snprintf(why, whylen, "format=page shows the newest message at "
+		    "once: no since=, last= or timeout=");
+		return 627;
+	}
+	if ((v = http_param(&a->params, "callback")) != NULL) {
+		if (a->format != TRANSPORT_POLL_JSON) {
+			snprintf(why, whylen, "callback= is for format=json "
+			    "only");
+			return 607;
+		}
+		if (!valid_callback(v)) {
+			snprintf(why, whylen, "callback= must be a JavaScript "
+			    "name (identifiers joined by '.', at most %d "
+			    "bytes)", VALID_CALLBACK_MAX);
+			return 608;
+		}
+		snprintf(a->callback, sizeof(a->callback), "%s", v);
+	}
+	if ((v = http_param(&a->params, "timeout")) != NULL) {
+		if (transport_digits(v, TRANSPORT_TIMEOUT_DIGITS,
+		    &a->timeout) != 0) {
+			snprintf(why, whylen, "timeout= must be 0-%d seconds",
+			    c->poll_timeout_max);
+			return 609;
+		}
+		if (a->timeout > c->poll_timeout_max)
+			a->timeout = c->poll_timeout_max;
+	}
+	return 0;
+}
+
+int
+transport_poll_cursor(struct transport_poll *a, const char *inm,
+    const char *leid, char *why, size_t whylen)
+{
+	const char *v;
+
+	if ((v = http_param(&a->params, "since")) != NULL) {
+		if (transport_id(v, strlen(v), &a->since) != 0) {
+			snprintf(why, whylen, "since= must be a message id "
+			    "(0-%" PRId64 ")", INT64_MAX);
+			return 611;
+		}
+	} else if (a->format == TRANSPORT_POLL_PAGE) {
+		/* The newest message, whatever the client saw. */
+	} else if (inm != NULL && *inm != '\0') {
+		if (transport_if_none_match(inm, &a->since) != 0) {
+			snprintf(why, whylen, "If-None-Match must be one ETag "
+			    "of this responder (\"ID\")");
+			return 612;
+		}
+	} else if (leid != NULL && *leid != '\0') {
+		if (transport_id(leid, strlen(leid), &a->since) != 0) {
+			snprintf(why, whylen, "Last-Event-ID must be a message "
+			    "id");
+			return 613;
+		}
+	}
+	if ((v = http_param(&a->params, "last")) != NULL) {
+		if (http_param(&a->params, "since") != NULL) {
+			snprintf(why, whylen, "last= and since= exclude each "
+			    "other");
+			return 614;
+		}
+		if (transport_digits(v, TRANSPORT_LAST_DIGITS, &a->last) != 0 ||
+		    a->last > TRANSPORT_LAST_MAX) {
+			snprintf(why, whylen, "last= must be 0-%d",
+			    TRANSPORT_LAST_MAX);
+			return 615;
+		}
+		if (a->since >= 0)
+			a->last = -1;   /* a header cursor wins */
+	}
+	return 0;
+}
+
+int
+transport_poll_json(struct http_out *o, const struct mlog_msg *const *m,
+    int n, int64_t next, int64_t gap, int more, const char *callback)
+{
+	int i;
+
+	if (callback != NULL && callback[0] != '\0') {
+		http_puts(o, callback);
+		http_puts(o, "(");
+	}
+	http_puts(o, "{\"messages\":[");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			http_puts(o, ",");
+		transport_json_message(o, m[i]);
+	}
+	http_printf(o, "],\"next\":%" PRId64, next);
+	if (gap > 0)
+		http_printf(o, ",\"gap\":%" PRId64, gap);
+	else if (gap == MLOG_GAP_RESET)
+		http_puts(o, ",\"gap\":0");
+	if (more)
+		http_puts(o, ",\"more\":true");
+	return http_puts(o, callback != NULL && callback[0] != '\0' ?
+	    "});\n" : "}\n");
 }
 
 void

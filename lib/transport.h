@@ -127,6 +127,75 @@ int transport_parse(struct transport_req *q, const struct http_params *p,
  * text/event-stream (with q > 0), else TRANSPORT_MIXED. */
 enum transport_kind transport_negotiate(const char *accept);
 
+/*
+ * A long poll's request (push-poll: the query string, If-None-Match and
+ * Last-Event-ID; the parameters are documented there).  ~13 KiB: keep it
+ * off small thread stacks.
+ */
+#define TRANSPORT_LAST_DIGITS    3 /* digits in a poll's last= */
+#define TRANSPORT_TIMEOUT_DIGITS 4 /* digits in a poll's timeout= */
+
+enum transport_poll_format {
+	TRANSPORT_POLL_JSON, TRANSPORT_POLL_RAW, TRANSPORT_POLL_PAGE
+};
+#define TRANSPORT_REFRESH_MIN    1    /* smallest refresh= (page), s */
+#define TRANSPORT_REFRESH_MAX    3600 /* largest refresh= (page), s */
+#define TRANSPORT_REFRESH_DIGITS 4    /* digits in refresh= */
+
+struct transport_poll {
+	struct http_params params;
+	char chan[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
+	const char *chans[VALID_CHANNELS_MAX]; /* chan[0..nchan) */
+	int nchan;
+	int64_t since;             /* deliver ids > since; -1 = none */
+	int last;                  /* newest N at once; -1 = not given */
+	int timeout;               /* seconds to hold */
+	enum transport_poll_format format;
+	char callback[VALID_CALLBACK_MAX + 1]; /* "" = plain JSON */
+	int refresh;               /* page: Refresh seconds */
+};
+
+/* The parameters a poll may carry (NULL-terminated), for
+ * http_parse_query: channel since last timeout format callback token
+ * refresh _. */
+extern const char *const transport_poll_params[];
+
+/*
+ * The query string qs (NULL: none) of a poll into a: channels, format,
+ * callback, timeout (default and cap from c) and, for format=page,
+ * refresh (default c's heartbeat; since=, last= and timeout= refused).
+ * Returns 0, or the failure site number (603-609, 625-627) with a
+ * one-line reason in why: a 400.
+ */
+int transport_poll_query(struct transport_poll *a, const char *qs,
+    const struct conf *c, char *why, size_t whylen);
+/*
+ * Then the cursor: since=, else the If-None-Match header inm, else the
+ * Last-Event-ID header leid (either NULL or "" when absent; format=page
+ * takes neither: it shows the newest message), and last= (which a
+ * header cursor makes void).  Returns 0, or the failure site
+ * number (611-615) with a reason in why: a 400.
+ */
+int transport_poll_cursor(struct transport_poll *a, const char *inm,
+    const char *leid, char *why, size_t whylen);
+
+/*
+ * An If-None-Match header as a cursor: optional spaces, an optional weak
+ * marker W/, then "DIGITS" or DIGITS (see transport_id), optional spaces;
+ * nothing else (one entity tag only).  0, or -1 when it is anything else.
+ */
+int transport_if_none_match(const char *s, int64_t *out);
+
+/*
+ * A poll's JSON answer (see push-poll): optional "CALLBACK(", then
+ * {"messages":[M,...],"next":NEXT[,"gap":GAP][,"more":true]} with each M
+ * as transport_json_message writes m[0..n), then "});\n" or "}\n".  gap
+ * 0: none; MLOG_GAP_RESET: the log was replaced, written "gap":0 (see
+ * mlog.h); callback NULL or "": plain JSON.
+ */
+int transport_poll_json(struct http_out *o, const struct mlog_msg *const *m,
+    int n, int64_t next, int64_t gap, int more, const char *callback);
+
 /* Framing state of one response. */
 struct transport {
 	enum transport_kind kind;

@@ -141,8 +141,6 @@
 #define POLL_MSG_OVERHEAD  256          /* bytes counted per message for
                                            its JSON fields */
 #define POLL_LAST_MAX      TRANSPORT_LAST_MAX  /* largest last=N */
-#define POLL_LAST_DIGITS   3            /* digits in last= */
-#define POLL_TIMEOUT_DIGITS 4           /* digits in timeout= */
 #define POLL_REGISTER_MS   1000         /* a held poll is registered as a
                                            subscriber after this long */
 #define POLL_MAX_AGE       "600"        /* preflight cache, seconds */
@@ -151,29 +149,6 @@
 #define POLL_JSONP_TYPE    "text/javascript; charset=utf-8" /* RFC 9239 */
 #define POLL_EXPOSE        "ETag, X-Push-Next, X-Push-Id, X-Push-Gap, " \
                            "X-Push-Channel, X-Push-Event"
-
-enum poll_format { POLL_JSON, POLL_RAW, POLL_PAGE };
-
-/* The parameters a poll may carry, for http_parse_query. */
-static const char *const poll_params[] = {
-	"channel", "since", "last", "timeout", "format", "callback", "token",
-	"refresh", "_", NULL
-};
-
-/* What the request asked for: ~13 KiB, on the heap (request threads have
- * small stacks). */
-struct poll_ask {
-	struct http_params params;
-	char chan[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
-	const char *chans[VALID_CHANNELS_MAX];
-	int nchan;
-	int64_t since;             /* deliver ids > since; -1 = none */
-	int last;                  /* newest N at once; -1 = not given */
-	int timeout;               /* seconds to hold */
-	enum poll_format format;
-	char callback[VALID_CALLBACK_MAX + 1]; /* "" = plain JSON */
-	int refresh;               /* page: Refresh seconds */
-};
 
 /* One poll's answer as it is collected.  Messages are held references
  * (hub_msg_hold), dropped by poll_release. */
@@ -189,75 +164,31 @@ struct poll {
 };
 
 static int poll_handle(struct serve *, struct http_req *);
-static int poll_request(struct poll_ask *, struct serve *,
+static int poll_request(struct transport_poll *, struct serve *,
     struct http_req *);
-static int poll_small(const char *, int, int *);
-static int poll_if_none_match(const char *, int64_t *);
 static int poll_preflight(struct serve *, struct http_req *, int);
 static int poll_cors(struct serve *, struct http_req *);
 static int poll_collect(void *, struct hub_msg *, int64_t);
 static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
     int);
-static int poll_answer(struct poll *, const struct poll_ask *,
+static int poll_answer(struct poll *, const struct transport_poll *,
     struct http_req *, int64_t);
-static int poll_answer_json(struct poll *, const struct poll_ask *,
+static int poll_answer_json(struct poll *, const struct transport_poll *,
     struct http_req *, int64_t);
 static int poll_answer_raw(struct poll *, struct http_req *, int64_t);
-static int poll_page(struct serve *, struct http_req *, struct poll_ask *,
+static int poll_page(struct serve *, struct http_req *, struct transport_poll *,
     struct poll *);
 static void poll_release(struct poll *);
 static int poll_subscribe(struct serve *, struct http_req *,
-    struct poll_ask *, struct hub_sub **, int64_t, int);
+    struct transport_poll *, struct hub_sub **, int64_t, int);
 static int poll_hold(struct serve *, struct http_req *,
-    struct poll_ask *, struct poll *, struct hub_sub *, int64_t *,
+    struct transport_poll *, struct poll *, struct hub_sub *, int64_t *,
     long long);
 
 int
 main(void)
 {
 	return serve_main(POLL_PROG, poll_handle, SERVE_HUB);
-}
-
-/* A small decimal of at most `digits` digits.  0 or -1. */
-static int
-poll_small(const char *s, int digits, int *out)
-{
-	int64_t v;
-	size_t n = strlen(s);
-
-	if (n > (size_t)digits || transport_id(s, n, &v) != 0)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-/*
- * An If-None-Match header as a cursor: optional spaces, an optional weak
- * marker W/, then "DIGITS" or DIGITS, optional spaces; nothing else (one
- * entity tag only).  0, or -1 when it is anything else.
- */
-static int
-poll_if_none_match(const char *s, int64_t *out)
-{
-	const char *e;
-	size_t n;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	if (n >= 2 && s[0] == 'W' && s[1] == '/') {
-		s += 2;
-		n -= 2;
-	}
-	if (n >= 2 && s[0] == '"') {
-		e = s + n - 1;
-		if (*e != '"')
-			return -1;
-		return transport_id(s + 1, n - 2, out);
-	}
-	return transport_id(s, n, out);
 }
 
 /*
@@ -306,113 +237,25 @@ poll_preflight(struct serve *s, struct http_req *r, int cors)
  * caller first, so that refusals carry them too).  0, or -1 after
  * http_fail. */
 static int
-poll_request(struct poll_ask *a, struct serve *s, struct http_req *r)
+poll_request(struct transport_poll *a, struct serve *s, struct http_req *r)
 {
 	char why[HTTP_REASON_MAX];
-	const char *v, *inm, *leid;
-	int i, rc;
+	const char *inm, *leid;
+	int rc;
 
-	a->since = -1;
-	a->last = -1;
-	a->timeout = s->conf.poll_timeout < s->conf.poll_timeout_max ?
-	    s->conf.poll_timeout : s->conf.poll_timeout_max;
-	a->format = POLL_JSON;
-
-	if (http_parse_query(http_env(r, "QUERY_STRING"), poll_params,
-	    &a->params, why, sizeof(why)) != 0)
-		return http_fail(r, 400, 603, "%s", why);
-	if ((v = http_param(&a->params, "channel")) == NULL || *v == '\0')
-		return http_fail(r, 400, 604, "channel= is required");
-	a->nchan = valid_channel_list(v, a->chan, VALID_CHANNELS_MAX);
-	if (a->nchan < 1)
-		return http_fail(r, 400, 605, "channel= must be 1-%d "
-		    "comma-separated names of 1-%d of A-Z a-z 0-9 . _ - (not "
-		    "starting with '.')", VALID_CHANNELS_MAX,
-		    VALID_CHANNEL_MAX);
-	for (i = 0; i < a->nchan; i++)
-		a->chans[i] = a->chan[i];
-
-	if ((v = http_param(&a->params, "format")) != NULL) {
-		if (strcmp(v, "json") == 0)
-			a->format = POLL_JSON;
-		else if (strcmp(v, "raw") == 0)
-			a->format = POLL_RAW;
-		else if (strcmp(v, "page") == 0)
-			a->format = POLL_PAGE;
-		else
-			return http_fail(r, 400, 606, "format= must be json, "
-			    "raw or page");
-	}
-	a->refresh = s->conf.heartbeat;
-	if ((v = http_param(&a->params, "refresh")) != NULL) {
-		if (a->format != POLL_PAGE)
-			return http_fail(r, 400, 625, "refresh= is for "
-			    "format=page only");
-		if (poll_small(v, PAGE_REFRESH_DIGITS, &a->refresh) != 0 ||
-		    a->refresh < PAGE_REFRESH_MIN ||
-		    a->refresh > PAGE_REFRESH_MAX)
-			return http_fail(r, 400, 626, "refresh= must be %d-%d "
-			    "seconds", PAGE_REFRESH_MIN, PAGE_REFRESH_MAX);
-	}
-	if (a->format == POLL_PAGE &&
-	    (http_param(&a->params, "since") != NULL ||
-	    http_param(&a->params, "last") != NULL ||
-	    http_param(&a->params, "timeout") != NULL))
-		return http_fail(r, 400, 627, "format=page shows the newest "
-		    "message at once: no since=, last= or timeout=");
-	if ((v = http_param(&a->params, "callback")) != NULL) {
-		if (a->format != POLL_JSON)
-			return http_fail(r, 400, 607, "callback= is for "
-			    "format=json only");
-		if (!valid_callback(v))
-			return http_fail(r, 400, 608, "callback= must be a "
-			    "JavaScript name (identifiers joined by '.', at "
-			    "most %d bytes)", VALID_CALLBACK_MAX);
-		snprintf(a->callback, sizeof(a->callback), "%s", v);
-	}
-	if ((v = http_param(&a->params, "timeout")) != NULL) {
-		if (poll_small(v, POLL_TIMEOUT_DIGITS, &a->timeout) != 0)
-			return http_fail(r, 400, 609, "timeout= must be 0-%d "
-			    "seconds", s->conf.poll_timeout_max);
-		if (a->timeout > s->conf.poll_timeout_max)
-			a->timeout = s->conf.poll_timeout_max;
-	}
-
+	if ((rc = transport_poll_query(a, http_env(r, "QUERY_STRING"),
+	    &s->conf, why, sizeof(why))) != 0)
+		return http_fail(r, 400, rc, "%s", why);
 	/* The cursor: since=, else If-None-Match, else Last-Event-ID. */
 	if (http_header_in(r, "HTTP_IF_NONE_MATCH", &inm) != 0 ||
 	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
 		return http_fail(r, 400, 610, "If-None-Match or Last-Event-ID "
 		    "longer than %d bytes", HTTP_HEADER_MAX);
-	if ((v = http_param(&a->params, "since")) != NULL) {
-		if (transport_id(v, strlen(v), &a->since) != 0)
-			return http_fail(r, 400, 611, "since= must be a "
-			    "message id (0-%" PRId64 ")", INT64_MAX);
-	} else if (a->format == POLL_PAGE) {
-		/* The newest message, whatever the client saw. */
-	} else if (inm != NULL && *inm != '\0') {
-		if (poll_if_none_match(inm, &a->since) != 0)
-			return http_fail(r, 400, 612, "If-None-Match must be "
-			    "one ETag of this responder (\"ID\")");
-	} else if (leid != NULL && *leid != '\0') {
-		if (transport_id(leid, strlen(leid), &a->since) != 0)
-			return http_fail(r, 400, 613, "Last-Event-ID must be "
-			    "a message id");
-	}
-	if ((v = http_param(&a->params, "last")) != NULL) {
-		if (http_param(&a->params, "since") != NULL)
-			return http_fail(r, 400, 614, "last= and since= "
-			    "exclude each other");
-		if (poll_small(v, POLL_LAST_DIGITS, &a->last) != 0 ||
-		    a->last > POLL_LAST_MAX)
-			return http_fail(r, 400, 615, "last= must be 0-%d",
-			    POLL_LAST_MAX);
-		if (a->since >= 0)
-			a->last = -1;   /* a header cursor wins */
-	}
+	if ((rc = transport_poll_cursor(a, inm, leid, why, sizeof(why))) != 0)
+		return http_fail(r, 400, rc, "%s", why);
 
-	v = http_param(&a->params, "token");
-	rc = auth_subscriber(&s->conf, a->chans, a->nchan, v, time(NULL),
-	    why, sizeof(why));
+	rc = auth_subscriber(&s->conf, a->chans, a->nchan,
+	    http_param(&a->params, "token"), time(NULL), why, sizeof(why));
 	if (rc == AUTH_BAD)
 		return http_fail(r, 400, 616, "%s", why);
 	if (rc != AUTH_OK)
@@ -500,10 +343,10 @@ poll_release(struct poll *p)
  * in one write with the end records, so the web server wakes once for
  * it).  0, or -1 (the client cannot be written). */
 static int
-poll_answer(struct poll *p, const struct poll_ask *a, struct http_req *r,
-    int64_t next)
+poll_answer(struct poll *p, const struct transport_poll *a,
+    struct http_req *r, int64_t next)
 {
-	if (a->format == POLL_RAW)
+	if (a->format == TRANSPORT_POLL_RAW)
 		return poll_answer_raw(p, r, next);
 	return poll_answer_json(p, a, r, next);
 }
@@ -513,30 +356,19 @@ poll_answer(struct poll *p, const struct poll_ask *a, struct http_req *r,
  * Content-Length and the ETag (unless heartbeats started the response).
  */
 static int
-poll_answer_json(struct poll *p, const struct poll_ask *a,
+poll_answer_json(struct poll *p, const struct transport_poll *a,
     struct http_req *r, int64_t next)
 {
 	struct http_out body;
+	const struct mlog_msg *msgs[POLL_ANSWER_MSGS];
 	char num[POLL_NUM_MAX], etag[POLL_ETAG_MAX];
 	int i, rc;
 
 	http_out_mem(&body);
-	if (a->callback[0] != '\0') {
-		http_puts(&body, a->callback);
-		http_puts(&body, "(");
-	}
-	http_puts(&body, "{\"messages\":[");
-	for (i = 0; i < p->n; i++) {
-		if (i > 0)
-			http_puts(&body, ",");
-		transport_json_message(&body, &p->msg[i]->m);
-	}
-	http_printf(&body, "],\"next\":%" PRId64, next);
-	if (p->gap > 0 || p->reset)
-		http_printf(&body, ",\"gap\":%" PRId64, p->gap);
-	if (p->more)
-		http_puts(&body, ",\"more\":true");
-	http_puts(&body, a->callback[0] != '\0' ? "});\n" : "}\n");
+	for (i = 0; i < p->n; i++)
+		msgs[i] = &p->msg[i]->m;
+	transport_poll_json(&body, msgs, p->n, next, p->reset ?
+	    MLOG_GAP_RESET : p->gap, p->more, a->callback);
 	if (body.failed) {
 		http_out_free(&body);
 		return http_fail(r, 503, 619, "out of memory");
@@ -598,7 +430,7 @@ poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
  * client cannot be written).
  */
 static int
-poll_page(struct serve *s, struct http_req *r, struct poll_ask *a,
+poll_page(struct serve *s, struct http_req *r, struct transport_poll *a,
     struct poll *p)
 {
 	struct hub_sub *sub = NULL;
@@ -644,7 +476,7 @@ poll_page(struct serve *s, struct http_req *r, struct poll_ask *a,
 /* Subscribe (with flags) after cursor `after`; a refusal is recorded
  * with http_fail.  HUB_OK or the hub's code. */
 static int
-poll_subscribe(struct serve *s, struct http_req *r, struct poll_ask *a,
+poll_subscribe(struct serve *s, struct http_req *r, struct transport_poll *a,
     struct hub_sub **sub, int64_t after, int flags)
 {
 	char err[HTTP_REASON_MAX];
@@ -670,13 +502,13 @@ poll_subscribe(struct serve *s, struct http_req *r, struct poll_ask *a,
  * transport_heartbeat for why), starting the response at the first one.
  */
 static int
-poll_hold(struct serve *s, struct http_req *r, struct poll_ask *a,
+poll_hold(struct serve *s, struct http_req *r, struct transport_poll *a,
     struct poll *p, struct hub_sub *sub, int64_t *cursor, long long deadline)
 {
 	long long now, next_beat, probe_at = 0, due;
 	int beat_ms = s->conf.heartbeat * 1000, json, w, rc;
 
-	json = a->format == POLL_JSON;
+	json = a->format == TRANSPORT_POLL_JSON;
 	next_beat = serve_now_ms() + beat_ms;
 	for (;;) {
 		if (hub_stopping(s->hub) || serve_stopping())
@@ -737,7 +569,7 @@ static int
 poll_handle(struct serve *s, struct http_req *r)
 {
 	const char *m = http_method(r);
-	struct poll_ask *a;
+	struct transport_poll *a;
 	struct poll *p;
 	struct hub_sub *sub = NULL;
 	int64_t cursor, next;
@@ -759,12 +591,12 @@ poll_handle(struct serve *s, struct http_req *r)
 	p->cap = POLL_ANSWER_MSGS;
 	if (poll_request(a, s, r) != 0)
 		goto out;
-	if (a->format == POLL_RAW)
+	if (a->format == TRANSPORT_POLL_RAW)
 		p->cap = 1;
 	/* A replaced log is noticed at each poll too: two stat() calls
 	 * (hub.h), before the cursor meets the log. */
 	hub_watch(s->hub);
-	if (a->format == POLL_PAGE) {
+	if (a->format == TRANSPORT_POLL_PAGE) {
 		poll_page(s, r, a, p);
 		goto out;
 	}
@@ -784,15 +616,16 @@ poll_handle(struct serve *s, struct http_req *r)
 		if (p->n > 0) {
 			/* raw sends the oldest; the next poll goes on
 			 * from it. */
-			if (a->format == POLL_RAW && p->n > 1)
+			if (a->format == TRANSPORT_POLL_RAW && p->n > 1)
 				p->more = 1;
-			next = p->more ? p->msg[a->format == POLL_RAW ? 0 :
-			    p->n - 1]->m.id : hub_sub_cursor(sub);
+			next = p->more ? p->msg[a->format ==
+			    TRANSPORT_POLL_RAW ? 0 : p->n - 1]->m.id :
+			    hub_sub_cursor(sub);
 			poll_answer(p, a, r, next);
 			goto out;
 		}
 	}
-	rc = poll_gather(p, sub, r, a->format == POLL_JSON);
+	rc = poll_gather(p, sub, r, a->format == TRANSPORT_POLL_JSON);
 	if (rc < 0)
 		goto out;
 	cursor = hub_sub_cursor(sub);
@@ -815,7 +648,7 @@ poll_handle(struct serve *s, struct http_req *r)
 		if (poll_subscribe(s, r, a, &sub, cursor, HUB_REGISTER) !=
 		    HUB_OK)
 			goto out;
-		rc = poll_gather(p, sub, r, a->format == POLL_JSON);
+		rc = poll_gather(p, sub, r, a->format == TRANSPORT_POLL_JSON);
 		cursor = hub_sub_cursor(sub);
 		if (rc == 0)
 			rc = poll_hold(s, r, a, p, sub, &cursor, deadline);
@@ -823,7 +656,7 @@ poll_handle(struct serve *s, struct http_req *r)
 			goto out;
 	}
 	next = p->more ? p->msg[p->n - 1]->m.id : cursor;
-	if (a->format == POLL_RAW && p->n > 0)
+	if (a->format == TRANSPORT_POLL_RAW && p->n > 0)
 		next = p->msg[0]->m.id;
 	poll_answer(p, a, r, next);
 	/* A registered poll's unsubscribe writes to the log: the answer

@@ -115,6 +115,77 @@ START_TEST(errors_name_the_line)
 }
 END_TEST
 
+/* conf_parse: the same rules from memory; the last line needs no newline,
+ * a NUL byte or an over-long line is refused with its line number. */
+START_TEST(parse_memory)
+{
+	static const char nul[] = "heartbeat = 5\ndb = /a\0x\n";
+	char text[CONF_LINE_MAX + 64], err[256];
+	struct conf c;
+	size_t n;
+
+	conf_defaults(&c);
+	ck_assert_int_eq(conf_parse(&c, "# c\r\nheartbeat = 7\r\n"
+	    "publish_token = t", 37, "mem", err, sizeof(err)), 0);
+	ck_assert_int_eq(c.heartbeat, 7);
+	ck_assert_int_eq(c.ntokens, 1);
+	ck_assert_str_eq(c.tokens[0], "t");
+	ck_assert_str_eq(c.path, "");
+
+	ck_assert_int_eq(conf_parse(&c, nul, sizeof(nul) - 1, "mem", err,
+	    sizeof(err)), -1);
+	ck_assert_str_eq(err, "mem:2: NUL byte");
+	ck_assert_int_eq(conf_parse(&c, "heartbeat = 0", 13, NULL, err,
+	    sizeof(err)), -1);
+	ck_assert_msg(strncmp(err, "(config):1: ", 12) == 0, "%s", err);
+
+	/* CONF_LINE_MAX bytes before the newline pass, one more does not. */
+	n = (size_t)snprintf(text, sizeof(text), "db = /");
+	memset(text + n, 'a', CONF_LINE_MAX - n);
+	text[CONF_LINE_MAX] = '\n';
+	ck_assert_int_eq(conf_parse(&c, text, CONF_LINE_MAX + 1, "mem", err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(c.db), CONF_LINE_MAX - 5);
+	text[CONF_LINE_MAX] = 'a';
+	text[CONF_LINE_MAX + 1] = '\n';
+	ck_assert_int_eq(conf_parse(&c, text, CONF_LINE_MAX + 2, "mem", err,
+	    sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "mem:1: line longer") != NULL, "%s", err);
+}
+END_TEST
+
+/* The file loader runs on conf_parse: a NUL in a file is refused too,
+ * and the file's size is capped. */
+START_TEST(file_nul_and_cap)
+{
+	struct conf c;
+	char err[256];
+	FILE *f;
+	long i;
+
+	write_conf("heartbeat = 5\n");
+	f = fopen(path, "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("db = /x", f);
+	fputc('\0', f);
+	fputs("\n", f);
+	fclose(f);
+	conf_defaults(&c);
+	ck_assert_int_eq(conf_read_file(&c, path, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, ":2: NUL byte") != NULL, "%s", err);
+	unlink(path);
+
+	write_conf("");
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i <= CONF_FILE_MAX / 16; i++)
+		fputs("# padding  line\n", f);
+	fclose(f);
+	ck_assert_int_eq(conf_read_file(&c, path, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "longer than") != NULL, "%s", err);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -127,6 +198,8 @@ main(void)
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, file_and_env);
 	tcase_add_test(tc, errors_name_the_line);
+	tcase_add_test(tc, parse_memory);
+	tcase_add_test(tc, file_nul_and_cap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -270,6 +270,115 @@ START_TEST(stream_params_refused)
 }
 END_TEST
 
+/* One poll request: query, then cursor; 0 or the failure site. */
+static int
+poll_parse(const char *qs, const char *inm, const char *leid,
+    struct transport_poll *a)
+{
+	int rc;
+
+	if ((rc = transport_poll_query(a, qs, &cfg, why, sizeof(why))) != 0)
+		return rc;
+	return transport_poll_cursor(a, inm, leid, why, sizeof(why));
+}
+
+START_TEST(poll_params)
+{
+	static struct transport_poll a;
+	int64_t v;
+
+	cfg.poll_timeout = 25;
+	cfg.poll_timeout_max = 120;
+	ck_assert_int_eq(poll_parse("channel=b,a,b", NULL, NULL, &a), 0);
+	ck_assert_int_eq(a.nchan, 2);
+	ck_assert_str_eq(a.chans[0], "b");
+	ck_assert_str_eq(a.chans[1], "a");
+	ck_assert_int_eq(a.since, -1);
+	ck_assert_int_eq(a.last, -1);
+	ck_assert_int_eq(a.timeout, 25);
+	ck_assert_int_eq(a.format, TRANSPORT_POLL_JSON);
+	ck_assert_str_eq(a.callback, "");
+	ck_assert_int_eq(poll_parse("channel=a&timeout=9999&format=raw&last=3",
+	    NULL, NULL, &a), 0);
+	ck_assert_int_eq(a.timeout, 120);
+	ck_assert_int_eq(a.format, TRANSPORT_POLL_RAW);
+	ck_assert_int_eq(a.last, 3);
+	/* since= beats If-None-Match, which beats Last-Event-ID; a header
+	 * cursor makes last= void. */
+	ck_assert_int_eq(poll_parse("channel=a&since=7", "\"8\"", "9", &a), 0);
+	ck_assert_int_eq(a.since, 7);
+	ck_assert_int_eq(poll_parse("channel=a&last=5", " W/\"8\" ", "9", &a),
+	    0);
+	ck_assert_int_eq(a.since, 8);
+	ck_assert_int_eq(a.last, -1);
+	ck_assert_int_eq(poll_parse("channel=a", "", "9", &a), 0);
+	ck_assert_int_eq(a.since, 9);
+	ck_assert_int_eq(poll_parse("channel=a&callback=x.y", NULL, NULL, &a),
+	    0);
+	ck_assert_str_eq(a.callback, "x.y");
+
+	ck_assert_int_eq(poll_parse("channel=a&bogus=1", NULL, NULL, &a), 603);
+	ck_assert_int_eq(poll_parse(NULL, NULL, NULL, &a), 604);
+	ck_assert_int_eq(poll_parse("channel=.a", NULL, NULL, &a), 605);
+	ck_assert_int_eq(poll_parse("channel=a&format=sse", NULL, NULL, &a),
+	    606);
+	ck_assert_int_eq(poll_parse("channel=a&format=raw&callback=f", NULL,
+	    NULL, &a), 607);
+	ck_assert_int_eq(poll_parse("channel=a&callback=f()", NULL, NULL, &a),
+	    608);
+	ck_assert_int_eq(poll_parse("channel=a&timeout=10000", NULL, NULL, &a),
+	    609);
+	ck_assert_int_eq(poll_parse("channel=a&since=x", NULL, NULL, &a), 611);
+	ck_assert_int_eq(poll_parse("channel=a", "\"1\",\"2\"", NULL, &a),
+	    612);
+	ck_assert_int_eq(poll_parse("channel=a", NULL, "-1", &a), 613);
+	ck_assert_int_eq(poll_parse("channel=a&since=1&last=1", NULL, NULL,
+	    &a), 614);
+	ck_assert_int_eq(poll_parse("channel=a&last=101", NULL, NULL, &a), 615);
+	ck_assert_int_eq(poll_parse("channel=a&last=0100", NULL, NULL, &a),
+	    615);
+
+	ck_assert_int_eq(transport_if_none_match("\t12 ", &v), 0);
+	ck_assert_int_eq(v, 12);
+	ck_assert_int_eq(transport_if_none_match("W/12", &v), 0);
+	ck_assert_int_eq(v, 12);
+	ck_assert_int_eq(transport_if_none_match("\"9223372036854775807\"", &v),
+	    0);
+	ck_assert_int_eq(v, INT64_MAX);
+	ck_assert_int_eq(transport_if_none_match("\"9223372036854775808\"", &v),
+	    -1);
+	ck_assert_int_eq(transport_if_none_match("\"\"", &v), -1);
+	ck_assert_int_eq(transport_if_none_match("\"12", &v), -1);
+	ck_assert_int_eq(transport_if_none_match("w/\"12\"", &v), -1);
+	ck_assert_int_eq(transport_if_none_match("*", &v), -1);
+}
+END_TEST
+
+START_TEST(poll_json)
+{
+	struct mlog_msg m1 = msg(1, "a", "text/plain", NULL, "x</script>", 10);
+	struct mlog_msg m2 = msg(2, "b", "image/png", "ev", "\xff", 1);
+	const struct mlog_msg *ms[] = { &m1, &m2 };
+	struct http_out o;
+
+	http_out_mem(&o);
+	ck_assert_int_eq(transport_poll_json(&o, ms, 2, 2, 0, 0, NULL), 0);
+	ck_assert_str_eq(out_str(&o), "{\"messages\":["
+	    "{\"id\":1,\"channel\":\"a\",\"time\":1700000000001,"
+	    "\"type\":\"text/plain\",\"event\":null,"
+	    "\"data\":\"x\\u003c/script\\u003e\"},"
+	    "{\"id\":2,\"channel\":\"b\",\"time\":1700000000002,"
+	    "\"type\":\"image/png\",\"event\":\"ev\",\"data\":\"/w==\","
+	    "\"encoding\":\"base64\"}],\"next\":2}\n");
+	http_out_free(&o);
+	http_out_mem(&o);
+	ck_assert_int_eq(transport_poll_json(&o, NULL, 0, 5, 4, 1, "cb.f"), 0);
+	ck_assert_str_eq(out_str(&o),
+	    "cb.f({\"messages\":[],\"next\":5,\"gap\":4,\"more\":true});\n");
+	http_out_free(&o);
+}
+END_TEST
+
 START_TEST(negotiation)
 {
 	ck_assert_int_eq(transport_negotiate(NULL), TRANSPORT_MIXED);
@@ -806,6 +915,8 @@ transport_suite(void)
 	tcase_add_test(tc, query_refused);
 	tcase_add_test(tc, stream_params);
 	tcase_add_test(tc, stream_params_refused);
+	tcase_add_test(tc, poll_params);
+	tcase_add_test(tc, poll_json);
 	tcase_add_test(tc, negotiation);
 	tcase_add_test(tc, frame_mixed);
 	tcase_add_test(tc, frame_sse);

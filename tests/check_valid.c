@@ -53,6 +53,13 @@ START_TEST(media_types)
 	ck_assert(!valid_type("text/plain; charset=\"open"));
 	ck_assert(!valid_type("text/pl ain"));
 	ck_assert(!valid_type("text/plain; a=\"\x01\""));
+	/* Printable ASCII only, as the log's schema checks: no tab, not
+	 * even where RFC 7230 allows one (found by the valid fuzz target). */
+	ck_assert(valid_type("text/plain ; charset=utf-8"));
+	ck_assert(!valid_type("text/plain;\tcharset=utf-8"));
+	ck_assert(!valid_type("text/plain\t; charset=utf-8"));
+	ck_assert(!valid_type("text/plain; a=\"x\ty\""));
+	ck_assert(!valid_type("text/plain; a=\"x\\\ty\""));
 	memset(big, 'a', sizeof(big));
 	big[1] = '/';
 	big[VALID_TYPE_MAX] = '\0';

@@ -82,7 +82,7 @@ params_of_page() { # $1 page
 	sed -nE 's/^\.It Cm ([a-z_]+)= Ns .*/\1/p' "$1" | sort -u
 }
 allow_list "$S/lib/transport.c" transport_params >"$tmp/src.stream"
-allow_list "$S/src/push-poll.c" poll_params >"$tmp/src.poll"
+allow_list "$S/lib/transport.c" transport_poll_params >"$tmp/src.poll"
 allow_list "$S/src/push-publish.c" publish_params >"$tmp/src.publish"
 for r in stream poll publish; do
 	params_of_page "$man/push-$r.8" >"$tmp/man.$r"

@@ -29,7 +29,8 @@
 # and uses them before and after.  Counts are printed.
 #
 # Environment as for make check: top_builddir, top_srcdir.  RELOG_KINDS
-# limits the kinds (default: all of e2e_kinds).  Prints "ok - ..." /
+# limits the kinds (default: all of e2e_kinds); RELOG_KEEP=DIR keeps a
+# copy of the run's folder (streams, polls, publishes) there.  Prints "ok - ..." /
 # "not ok - ..." lines and exits non-zero on any failure.
 set -u
 B=$(cd "${top_builddir:-.}" && pwd)
@@ -61,7 +62,7 @@ cleanup() {
 	done
 	wait 2>/dev/null
 	e2e_stop >/dev/null 2>&1
-	rm -rf "$tmp"
+	[ -n "${RELOG_KEEP:-}" ] && cp -r "$tmp" "$RELOG_KEEP"; rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
