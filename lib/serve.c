@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,10 @@
 
 #define SERVE_ACCEPT_PAUSE_MS 100 /* after an unexpected accept failure */
 #define SERVE_LISTEN_FD 0         /* FastCGI: the listening socket is fd 0 */
+#define SERVE_SD_FD 3             /* socket activation: the first socket
+                                     passed (SD_LISTEN_FDS_START) */
+#define SERVE_SD_FDS_MAX 1024     /* LISTEN_FDS above this is malformed */
+#define SERVE_SD_NUM_MAX 10       /* digits in LISTEN_PID / LISTEN_FDS */
 #define SERVE_IDLE_MS 1000        /* after this long without a new
                                      connection, the idle threads beyond
                                      conf.threads leave, one after the
@@ -62,6 +67,9 @@ static void serve_poke(void);
 static void serve_on_signal(int);
 static void serve_block(sigset_t *);
 static void serve_run(struct http_req *);
+static long serve_sd_number(const char *);
+static int serve_is_listener(int);
+static void serve_take_socket(const char *);
 static int serve_cgi(void);
 static int serve_fcgi(void);
 static int serve_spawn(struct serve_req *);
@@ -129,6 +137,93 @@ serve_block(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
+/* The decimal value of a LISTEN_* variable: digits only, at most
+ * SERVE_SD_NUM_MAX of them; -1 when unset or anything else. */
+static long
+serve_sd_number(const char *v)
+{
+	long n = 0;
+	size_t i;
+
+	if (v == NULL || v[0] == '\0')
+		return -1;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (i >= SERVE_SD_NUM_MAX || v[i] < '0' || v[i] > '9')
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	return n;
+}
+
+/* 1 if fd is a listening stream socket, else 0. */
+static int
+serve_is_listener(int fd)
+{
+	struct stat st;
+	int v = 0, type = 0;
+	socklen_t len;
+
+	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) != 0 ||
+	    v == 0)
+		return 0;
+	len = sizeof(type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    type != SOCK_STREAM)
+		return 0;
+	return 1;
+}
+
+/*
+ * systemd's socket activation protocol (sd_listen_fds(3), written out so
+ * that there is no libsystemd to link): when LISTEN_PID names this
+ * process and LISTEN_FDS is at least 1, the listening socket is fd 3.  It
+ * is moved to fd 0, where libfcgi looks for it and where spawn-fcgi and a
+ * unit's StandardInput=socket put it, so that FCGX_IsCGI then finds a
+ * FastCGI server as it does for those.  LISTEN_PID, LISTEN_FDS and
+ * LISTEN_FDNAMES are removed (they describe this process, not a child of
+ * it).  Only one socket is served: any further ones passed are closed.
+ * Without the variables, or with another process's LISTEN_PID, nothing
+ * is touched and the detection is libfcgi's alone.  Variables that name
+ * this process but a descriptor that is not a listening stream socket
+ * are reported on stderr and removed; fd 3 is left as it is.
+ */
+static void
+serve_take_socket(const char *prog)
+{
+	long pid, n, i;
+
+	pid = serve_sd_number(getenv("LISTEN_PID"));
+	if (pid <= 0 || pid != (long)getpid())
+		return;
+	n = serve_sd_number(getenv("LISTEN_FDS"));
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (n < 1 || n > SERVE_SD_FDS_MAX) {
+		fprintf(stderr, "%s: E420 socket activation: LISTEN_FDS is "
+		    "not a count from 1 to %d: ignored\n", prog,
+		    SERVE_SD_FDS_MAX);
+		return;
+	}
+	if (!serve_is_listener(SERVE_SD_FD)) {
+		fprintf(stderr, "%s: E421 socket activation: fd %d is not "
+		    "a listening stream socket: ignored\n", prog,
+		    SERVE_SD_FD);
+		return;
+	}
+	for (i = 1; i < n; i++)
+		close(SERVE_SD_FD + (int)i);
+	if (dup2(SERVE_SD_FD, SERVE_LISTEN_FD) < 0) {
+		fprintf(stderr, "%s: E422 socket activation: dup2: %s\n",
+		    prog, strerror(errno));
+		return;
+	}
+	close(SERVE_SD_FD);
+}
+
 int
 serve_main(const char *prog, serve_handler handler, int flags)
 {
@@ -137,8 +232,10 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	char err[SERVE_ERR_MAX];
 	int cgi, rc, live;
 
-	/* FCGX_IsCGI initialises libfcgi, which installs its own SIGTERM
-	 * handler (a flag nobody would look at): ours come after. */
+	/* A socket from systemd goes where libfcgi looks.  FCGX_IsCGI
+	 * initialises libfcgi, which installs its own SIGTERM handler (a
+	 * flag nobody would look at): ours come after. */
+	serve_take_socket(prog);
 	cgi = FCGX_IsCGI();
 	/* A CGI responder waits and reads like a follower (mlog.h); a
 	 * FastCGI process reads once per wake-up for all its clients, and

@@ -1,7 +1,10 @@
 /*
  * serve: run a responder as plain CGI or as a threaded FastCGI server,
  * whichever way the web server started it (FCGX_IsCGI decides; nothing is
- * configured).
+ * configured).  A FastCGI server's listening socket is fd 0 (spawn-fcgi,
+ * the web server's own process manager, systemd's StandardInput=socket),
+ * or fd 3 handed over by systemd's socket activation (LISTEN_PID is this
+ * process, LISTEN_FDS at least 1), which serve_main moves to fd 0 first.
  *
  *	static int handle(struct serve *s, struct http_req *r) { ... }
  *	int main(void)

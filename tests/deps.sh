@@ -39,4 +39,4 @@ DEPS_BUILD="build-essential autoconf automake pkg-config libsqlite3-dev \
 libfcgi-dev check nettle-dev sqlite3 curl procps"
 # What the end-to-end, browser and memory tests need on top.
 DEPS_TEST="lighttpd apache2 libapache2-mod-fcgid nginx libnginx-mod-nchan \
-spawn-fcgi chromium valgrind python3"
+spawn-fcgi multiwatch systemd chromium valgrind python3"

@@ -14,7 +14,7 @@
 #                        write KIND's config (conf/KIND.conf with its
 #                        placeholders filled) into a fresh temporary
 #                        folder, start the FastCGI servers it needs
-#                        (spawn-fcgi, one per responder) and the web
+#                        (one per responder, see E2E_FCGI) and the web
 #                        server on 127.0.0.1:PORT, and wait until it
 #                        answers.  On failure: prints why (with the end of
 #                        the server's error log), cleans up, returns 1.
@@ -37,10 +37,10 @@
 # Kinds (see each conf/KIND.conf for why every setting is there):
 #   apache-cgi           Apache 2.4, mod_cgid: a process per request
 #   apache-fcgid         Apache 2.4, mod_fcgid: it starts the responders
-#   apache-proxy-fcgi    Apache 2.4, mod_proxy_fcgi to spawn-fcgi'd ones
+#   apache-proxy-fcgi    Apache 2.4, mod_proxy_fcgi to responders of ours
 #   lighttpd-cgi         lighttpd, mod_cgi
 #   lighttpd-fastcgi     lighttpd, mod_fastcgi: it starts the responders
-#   nginx                nginx, fastcgi_pass to spawn-fcgi'd responders
+#   nginx                nginx, fastcgi_pass to responders of ours
 #
 # Environment:
 #   PUSHCGI_DB           the message log handed to the responders
@@ -55,6 +55,13 @@
 #                        way so that every kind is tested as shipped
 #   E2E_KEEP=1           keep the temporary folder (configs, logs)
 #   E2E_START_WAIT       seconds to wait for a server (default 30)
+#   E2E_FCGI             how nginx's and mod_proxy_fcgi's responders run:
+#                        multiwatch (default: spawn-fcgi -- multiwatch -f 1
+#                        -s TERM -- RESPONDER, as the conf files say; a
+#                        responder that dies is started again),
+#                        spawn-fcgi (alone: one that dies stays dead),
+#                        socket-activate (systemd-socket-activate, the
+#                        socket handed over as systemd's units do)
 #
 # Servers get a clean environment (PATH only): whatever the responders see
 # comes from the configuration, never from the test's own environment.
@@ -71,6 +78,7 @@ E2E_DIR=
 E2E_SIDS=            # session ids of everything started (web + FastCGI)
 E2E_MASTER=          # the web server's main pid
 E2E_PIDFILE=         # where the web server writes it
+E2E_FCGI_WAY=        # E2E_FCGI at the start (for e2e_restart)
 
 e2e_kinds() {
 	printf '%s\n' apache-cgi apache-fcgid apache-proxy-fcgi \
@@ -211,10 +219,29 @@ e2e_render() {
 	    "$tpl" >"$out"
 }
 
-# Start one spawn-fcgi'd FastCGI server per responder in $CGIBIN, on
-# unix sockets in the run folder: the command the conf files document.
+# Start one FastCGI server per responder in $CGIBIN, on unix sockets in
+# the run folder, the way E2E_FCGI says (multiwatch: the command the conf
+# files document).  Each is recorded in $E2E_DIR/RESPONDER.pid (for
+# e2e_stop) and leads a session of its own (for e2e_procs).
 e2e_spawn() {
-	local r pid as=()
+	local r pid as=() sup=()
+	case ${E2E_FCGI:-multiwatch} in
+	multiwatch)
+		# One child: a threaded responder serves all its clients
+		# from one process (see conf/nginx.conf).  TERM, not
+		# multiwatch's default USR1, is the responders' clean stop.
+		sup=("$E2E_MULTIWATCH" -f 1 -s TERM --) ;;
+	spawn-fcgi) ;;
+	socket-activate)
+		for r in $E2E_RESPONDERS; do
+			[ -x "$CGIBIN/$r" ] || continue
+			e2e_activate "$r" || return 1
+		done
+		return 0 ;;
+	*)
+		e2e_say "E2E_FCGI: unknown way '$E2E_FCGI'"
+		return 1 ;;
+	esac
 	if [ "$(id -u)" -eq 0 ]; then
 		as=(-u "$E2E_RUN_USER" -g "$E2E_RUN_GROUP"
 		    -U "$E2E_RUN_USER" -G "$E2E_RUN_GROUP")
@@ -224,7 +251,7 @@ e2e_spawn() {
 		env -i PATH="$E2E_PATH" PUSHCGI_DB="$PUSHCGI_DB" \
 		    PUSHCGI_CONF="${PUSHCGI_CONF:-}" \
 		    "$E2E_SPAWN_FCGI" -s "$E2E_DIR/$r.sock" -M 0660 "${as[@]}" \
-		    -P "$E2E_DIR/$r.pid" -- "$CGIBIN/$r" \
+		    -P "$E2E_DIR/$r.pid" -- "${sup[@]}" "$CGIBIN/$r" \
 		    >>"$E2E_DIR/spawn.log" 2>&1 || {
 			e2e_say "spawn-fcgi $r failed:"
 			cat "$E2E_DIR/spawn.log" >&2
@@ -234,6 +261,42 @@ e2e_spawn() {
 		[ -n "$pid" ] || { e2e_say "spawn-fcgi $r: no pid"; return 1; }
 		E2E_SIDS="$E2E_SIDS $(e2e_sid "$pid")"
 	done
+}
+
+# Start responder $1 the way systemd's socket activation does:
+# systemd-socket-activate listens on its socket and, at the first
+# connection, becomes the responder (same pid) with the socket as fd 3,
+# LISTEN_FDS=1 and LISTEN_PID.  It cannot change users: as root it is
+# started as the server user, so that the socket is that user's.
+e2e_activate() {
+	local r=$1 pid i as=()
+	if [ "$(id -u)" -eq 0 ] && [ "$E2E_RUN_USER" != root ]; then
+		as=(setpriv --reuid="$E2E_RUN_USER" --regid="$E2E_RUN_GROUP"
+		    --clear-groups --)
+	fi
+	# Started from a subshell that ends at once, so that it is not a
+	# job of the caller's shell (no "Killed" notice, init reaps it).
+	# No job control there: setsid does not fork, so $! is the pid.
+	(
+		env -i PATH="$E2E_PATH" setsid "${as[@]}" \
+		    "$E2E_SOCKET_ACTIVATE" -l "$E2E_DIR/$r.sock" \
+		    -E PUSHCGI_DB="$PUSHCGI_DB" \
+		    -E PUSHCGI_CONF="${PUSHCGI_CONF:-}" -- "$CGIBIN/$r" \
+		    </dev/null >>"$E2E_DIR/spawn.log" 2>&1 &
+		echo "$!" >"$E2E_DIR/$r.pid"
+	)
+	pid=$(cat "$E2E_DIR/$r.pid")
+	for ((i = 0; i < 50; i++)); do
+		[ -S "$E2E_DIR/$r.sock" ] && break
+		e2e_alive "$pid" || break
+		sleep 0.1
+	done
+	if [ ! -S "$E2E_DIR/$r.sock" ]; then
+		e2e_say "systemd-socket-activate $r did not listen:"
+		cat "$E2E_DIR/spawn.log" >&2
+		return 1
+	fi
+	E2E_SIDS="$E2E_SIDS $(e2e_sid "$pid")"
 }
 
 # Session id of process $1 (field 6 of /proc/PID/stat, after the name).
@@ -287,10 +350,19 @@ e2e_start() {
 	esac
 	[ -n "$bin" ] || { e2e_say "$kind: server program not installed";
 	    return 1; }
-	case $kind in
-	apache-proxy-fcgi|nginx)
+	case $kind:${E2E_FCGI:-multiwatch} in
+	apache-proxy-fcgi:socket-activate|nginx:socket-activate)
+		E2E_SOCKET_ACTIVATE=$(e2e_which systemd-socket-activate) ||
+		    { e2e_say "systemd-socket-activate is not installed"
+		    return 1; } ;;
+	apache-proxy-fcgi:*|nginx:*)
 		E2E_SPAWN_FCGI=$(e2e_which spawn-fcgi) ||
 		    { e2e_say "spawn-fcgi is not installed"; return 1; } ;;
+	esac
+	case $kind:${E2E_FCGI:-multiwatch} in
+	apache-proxy-fcgi:multiwatch|nginx:multiwatch)
+		E2E_MULTIWATCH=$(e2e_which multiwatch) ||
+		    { e2e_say "multiwatch is not installed"; return 1; } ;;
 	esac
 	[ -n "$port" ] || port=$(e2e_free_port) || return 1
 	if e2e_port_busy "$port"; then
@@ -300,6 +372,7 @@ e2e_start() {
 	e2e_identity || return 1
 	E2E_KIND=$kind
 	E2E_PORT=$port
+	E2E_FCGI_WAY=${E2E_FCGI:-multiwatch}
 	E2E_SIDS=
 	E2E_MASTER=
 	E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pushcgi-e2e.XXXXXX") || return 1
@@ -425,7 +498,8 @@ e2e_stop() {
 	then
 		e2e_say "$E2E_KIND ($E2E_MASTER) did not stop: killed"
 	fi
-	# The FastCGI servers we started with spawn-fcgi.
+	# The FastCGI servers we started (multiwatch passes TERM on to its
+	# child and ends after it; it restarts nothing once told to stop).
 	for r in $E2E_RESPONDERS; do
 		pid=$(cat "$E2E_DIR/$r.pid" 2>/dev/null) || continue
 		e2e_end_pids TERM 50 "$pid" ||
@@ -449,8 +523,8 @@ e2e_stop() {
 }
 
 e2e_restart() {
-	local kind=$E2E_KIND port=$E2E_PORT
+	local kind=$E2E_KIND port=$E2E_PORT way=$E2E_FCGI_WAY
 	[ -n "$kind" ] || { e2e_say "nothing to restart"; return 1; }
 	e2e_stop
-	e2e_start "$kind" "$port"
+	E2E_FCGI=$way e2e_start "$kind" "$port"
 }
