@@ -20,8 +20,9 @@
  *   client has had its first "stream" event, the file READY is
  *   written.  Once the file TARGET exists and holds an id M, the run ends
  *   when every client's cursor is at M or beyond (after SK_LINGER_MS more,
- *   so that a late duplicate shows), or at the deadline (-T, default
- *   SK_RUN_S) otherwise.  OUT gets, per client:
+ *   so that a late duplicate shows), or SECONDS (-T, default SK_DRAIN_S)
+ *   after M was read otherwise; in any case SK_RUN_MAX_S after the
+ *   start.  OUT gets, per client:
  *
  *	c I start=S last=L conns=K breaks=B ends=E stalls=T gaps=G noid=X
  *	m I ID HASH      one line per message, in the order received
@@ -36,7 +37,7 @@
  *   (hex) of the message's data as published (";base64" events decoded).
  *   stdout gets one summary line: sub clients=N ready=R caught_up=C
  *   conns=... breaks=... stalls=... refused=... status=CODE:COUNT,...
- *   Exit 0 when every client caught up, 1 at the deadline.
+ *   Exit 0 when every client caught up, 1 otherwise.
  *
  * pub: POST "PREFIX SEQ" (SEQ = 1, 2, ...) to URL every MS milliseconds
  *   for SECONDS, on one keep-alive connection (a new one when it fails),
@@ -73,8 +74,8 @@
 #define SK_URL_MAX         1024
 #define SK_REQ_MAX         2048
 #define SK_HDR_MAX         8192     /* response header block */
-#define SK_LINE_MAX        (256 * 1024) /* one SSE line */
-#define SK_DATA_MAX        (256 * 1024) /* one event's data */
+#define SK_LINE_MAX        (64 * 1024) /* one SSE line */
+#define SK_DATA_MAX        (64 * 1024) /* one event's data */
 #define SK_EVENT_MAX       64
 #define SK_CHUNK_LINE_MAX  64
 #define SK_BUF             16384
@@ -85,8 +86,8 @@
 #define SK_HB_MAX_S        3600
 #define SK_HEADERS_MS      10000    /* for the answer's header block */
 #define SK_LINGER_MS       1000
-#define SK_RUN_S           300
-#define SK_RUN_MAX_S       3600
+#define SK_DRAIN_S         20       /* to catch up once TARGET is read */
+#define SK_RUN_MAX_S       1800     /* the whole run, whatever happens */
 #define SK_TARGET_POLL_MS  200
 #define SK_STATUS_MAX      600
 #define SK_STALLS_KEPT     8        /* stalls described per client */
@@ -350,14 +351,17 @@ sk_sse_line(struct sk_client *c, char *l, size_t n)
 		v = l + n;
 	vl = (size_t)(l + n - v);
 	if (strcmp(l, "data") == 0) {
-		if (c->dlen + vl + 1 > SK_DATA_MAX)
-			vl = c->dlen < SK_DATA_MAX - 1 ?
-			    SK_DATA_MAX - 1 - c->dlen : 0;
+		/* Over SK_DATA_MAX the data is cut (dlen stays at most
+		 * SK_DATA_MAX): its hash then tells it differs. */
+		c->has_data = 1;
+		if (c->dlen == SK_DATA_MAX)
+			return;
+		if (vl > SK_DATA_MAX - c->dlen - 1)
+			vl = SK_DATA_MAX - c->dlen - 1;
 		memcpy(c->data + c->dlen, v, vl);
 		c->dlen += vl;
 		c->data[c->dlen++] = '\n';
 		c->data[c->dlen] = '\0';
-		c->has_data = 1;
 	} else if (strcmp(l, "id") == 0) {
 		errno = 0;
 		id = strtoll(v, &end, 10);
@@ -677,7 +681,7 @@ sk_target(const char *file)
 
 static int
 sk_sub_main(const char *url, int n, int nnow, const char *out,
-    const char *readyf, const char *targetf, int run_s)
+    const char *readyf, const char *targetf, int drain_s)
 {
 	struct sk_client *cl;
 	struct pollfd *pf;
@@ -712,7 +716,7 @@ sk_sub_main(const char *url, int n, int nnow, const char *out,
 			sk_die("memory", strerror(ENOMEM));
 	}
 	now = sk_t0 = sk_now();
-	deadline = now + (int64_t)run_s * SK_NS;
+	deadline = now + (int64_t)SK_RUN_MAX_S * SK_NS;
 	for (;;) {
 		now = sk_now();
 		if (now >= deadline)
@@ -756,6 +760,8 @@ sk_sub_main(const char *url, int n, int nnow, const char *out,
 		if (target < 0 && now >= next_target) {
 			target = sk_target(targetf);
 			next_target = now + SK_TARGET_POLL_MS * 1000000LL;
+			if (target >= 0)
+				deadline = now + (int64_t)drain_s * SK_NS;
 		}
 		if (target >= 0 && caught == n) {
 			if (done_at == 0)
@@ -965,7 +971,7 @@ main(int argc, char **argv)
 {
 	const char *url = NULL, *out = NULL, *readyf = NULL, *targetf = NULL,
 	    *hdr = NULL, *prefix = "http", *mode;
-	int ch, n = 100, nnow = 0, run_s = SK_RUN_S, gap = 100, secs = 10;
+	int ch, n = 100, nnow = 0, drain_s = SK_DRAIN_S, gap = 100, secs = 10;
 
 	if (argc < 2)
 		sk_usage();
@@ -979,7 +985,8 @@ main(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'r': readyf = optarg; break;
 		case 't': targetf = optarg; break;
-		case 'T': run_s = (int)sk_num(optarg, 1, SK_RUN_MAX_S); break;
+		case 'T': drain_s = (int)sk_num(optarg, 1, SK_RUN_MAX_S);
+			break;
 		case 'H': hdr = optarg; break;
 		case 'g': gap = (int)sk_num(optarg, 1, 60000); break;
 		case 's': secs = (int)sk_num(optarg, 1, SK_RUN_MAX_S); break;
@@ -997,7 +1004,7 @@ main(int argc, char **argv)
 	srand((unsigned)(getpid() ^ (unsigned)sk_now()));
 	if (strcmp(mode, "sub") == 0 && readyf != NULL && targetf != NULL &&
 	    nnow <= n)
-		return sk_sub_main(url, n, nnow, out, readyf, targetf, run_s);
+		return sk_sub_main(url, n, nnow, out, readyf, targetf, drain_s);
 	if (strcmp(mode, "pub") == 0)
 		return sk_pub_main(url, hdr, gap, secs, out, prefix);
 	sk_usage();
