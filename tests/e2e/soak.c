@@ -121,9 +121,8 @@ struct sk_client {
 	long long crem;
 	char cline[SK_CHUNK_LINE_MAX + 1];
 	size_t cllen;
-	char *line;            /* SSE line being read */
+	char *line;            /* SSE line being read (cut at SK_LINE_MAX) */
 	size_t llen;
-	int lover;             /* the line went over SK_LINE_MAX */
 	char *data;            /* the event's data */
 	size_t dlen;
 	int has_data, has_id;
@@ -159,6 +158,9 @@ static void sk_stall(struct sk_client *, int64_t);
 static void sk_connect(struct sk_client *, int64_t);
 static int sk_headers(struct sk_client *, int64_t);
 static void sk_event(struct sk_client *, short, int64_t);
+static int64_t sk_target(const char *);
+static int sk_pub_connect(void);
+static int sk_pub_one(int *, const char *, size_t, long long *);
 static int sk_sub_main(const char *, int, int, const char *, const char *,
     const char *, int);
 static int sk_pub_main(const char *, const char *, int, int, const char *,
@@ -385,10 +387,8 @@ sk_sse_feed(struct sk_client *c, const char *b, size_t n)
 	while (n > 0) {
 		nl = memchr(b, '\n', n);
 		k = nl != NULL ? (size_t)(nl - b) : n;
-		if (c->llen + k > SK_LINE_MAX) {
-			c->lover = 1;
-			k = c->llen < SK_LINE_MAX ? SK_LINE_MAX - c->llen : 0;
-		}
+		if (c->llen + k > SK_LINE_MAX)
+			k = SK_LINE_MAX - c->llen;
 		memcpy(c->line + c->llen, b, k);
 		c->llen += k;
 		if (nl == NULL)
@@ -397,7 +397,6 @@ sk_sse_feed(struct sk_client *c, const char *b, size_t n)
 			c->llen--;
 		sk_sse_line(c, c->line, c->llen);
 		c->llen = 0;
-		c->lover = 0;
 		n -= (size_t)(nl - b) + 1;
 		b = nl + 1;
 	}
@@ -551,8 +550,10 @@ sk_connect(struct sk_client *c, int64_t now)
 	}
 }
 
-/* The header block is complete in c->hdr: 0 for a 200 stream (the body
- * bytes that followed are handed on), -1 otherwise. */
+/* The answer's header block, read so far into c->hdr: 1 while it is
+ * incomplete; -1 for anything but a 200; 0 for a stream, whose body bytes
+ * read with the headers are handed on; 2 if those ended it already (c
+ * is then waiting to connect again). */
 static int
 sk_headers(struct sk_client *c, int64_t now)
 {
