@@ -19,8 +19,11 @@
 #     push-publish, push-poll; never the web server itself) is SIGKILLed
 #     every 2 s, each publisher is SIGKILLed twice mid-run (and started
 #     again), and the web server is restarted twice (e2e_restart, same
-#     port).  Under nginx and Apache with mod_proxy_fcgi the responders
-#     are started by spawn-fcgi: they must be supervised to come back.
+#     port).  mod_fcgid and lighttpd start their responders again
+#     themselves, under CGI every stream is a process of its own; under
+#     nginx and Apache with mod_proxy_fcgi the responders run as
+#     tests/e2e/lib.sh starts them (E2E_FCGI): their supervisor must
+#     start them again every time.
 #   - Then the clients get the log's last id and have SOAK_DRAIN (20) s
 #     to catch up.
 #
@@ -40,8 +43,10 @@
 #
 # Environment as for make check: top_builddir, top_srcdir.  SOAK_KINDS
 # limits the kinds (default: all of e2e_kinds); SOAK_CLIENTS,
-# SOAK_SECONDS, SOAK_DRAIN as above.  Prints "ok - ..." / "not ok - ..."
-# lines and "#" lines with the counts, and exits non-zero on any failure.
+# SOAK_SECONDS, SOAK_DRAIN as above; SOAK_KEEP=1 keeps the folder with
+# each kind's log, the clients' record (sub.out) and the publishers'.
+# Prints "ok - ..." / "not ok - ..." lines and "#" lines with the counts,
+# and exits non-zero on any failure.
 set -u
 B=$(cd "${top_builddir:-.}" && pwd)
 S=$(cd "${top_srcdir:-$(dirname "$0")/../..}" && pwd)
