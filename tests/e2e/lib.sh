@@ -57,7 +57,7 @@
 #   E2E_START_WAIT       seconds to wait for a server (default 30)
 #   E2E_FCGI             how nginx's and mod_proxy_fcgi's responders run:
 #                        multiwatch (default: spawn-fcgi -- multiwatch -f 1
-#                        -s TERM -- RESPONDER, as the conf files say; a
+#                        -s INT -- RESPONDER, as the conf files say; a
 #                        responder that dies is started again),
 #                        spawn-fcgi (alone: one that dies stays dead),
 #                        socket-activate (systemd-socket-activate, the
@@ -228,9 +228,12 @@ e2e_spawn() {
 	case ${E2E_FCGI:-multiwatch} in
 	multiwatch)
 		# One child: a threaded responder serves all its clients
-		# from one process (see conf/nginx.conf).  TERM, not
-		# multiwatch's default USR1, is the responders' clean stop.
-		sup=("$E2E_MULTIWATCH" -f 1 -s TERM --) ;;
+		# from one process.  -s INT: what multiwatch sends its child
+		# when told to stop must be a clean stop of the responders
+		# (SIGINT, or SIGHUP from Debian's multiwatch 1.0.0, which
+		# numbers -s names wrongly; see conf/nginx.conf), not its
+		# default SIGUSR1.
+		sup=("$E2E_MULTIWATCH" -f 1 -s INT --) ;;
 	spawn-fcgi) ;;
 	socket-activate)
 		for r in $E2E_RESPONDERS; do
@@ -498,8 +501,8 @@ e2e_stop() {
 	then
 		e2e_say "$E2E_KIND ($E2E_MASTER) did not stop: killed"
 	fi
-	# The FastCGI servers we started (multiwatch passes TERM on to its
-	# child and ends after it; it restarts nothing once told to stop).
+	# The FastCGI servers we started (multiwatch stops its child with
+	# the -s signal and ends after it, restarting nothing).
 	for r in $E2E_RESPONDERS; do
 		pid=$(cat "$E2E_DIR/$r.pid" 2>/dev/null) || continue
 		e2e_end_pids TERM 50 "$pid" ||

@@ -20,8 +20,9 @@
 #    201 when the web server had kept the body to itself and passes it on
 #    later) instead of hanging; the next publish (retried up to WAIT s) is
 #    a 201 served by a new process, and a live stream receives it.
-# 4. Stop: e2e_stop afterwards leaves none of the server's processes
-#    (multiwatch included).
+# 4. Stop: under multiwatch, SIGTERM to multiwatch ends an open stream
+#    cleanly and then multiwatch and its responder end, nothing restarted;
+#    e2e_stop afterwards leaves none of the server's processes.
 #
 # 5. Socket activation (SUPERVISE_ACTIVATE_KINDS, default nginx and
 #    apache-proxy-fcgi): each responder is started the way systemd's units
@@ -127,11 +128,17 @@ sub_ready() {
 	done
 	return 1
 }
-# Wait (WAIT s) for pid $1 (a curl of ours) to end: 0 if it did.
+# Wait (WAIT s) for pid $1 (a curl of ours) to end: 0 if it did, and
+# its exit status in $rc_end.
 ended() {
 	local i
+	rc_end=
 	for ((i = 0; i < WAIT * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null; return 0; }
+		if ! kill -0 "$1" 2>/dev/null; then
+			wait "$1" 2>/dev/null
+			rc_end=$?
+			return 0
+		fi
 		sleep 0.1
 	done
 	return 1
@@ -429,6 +436,40 @@ kill_publish() {
 }
 
 port=$BASEPORT
+# Section 4's first part, under multiwatch: SIGTERM to multiwatch (what
+# its pid file names) ends an open stream cleanly (curl sees a complete
+# response: multiwatch sent the responder one of its clean stops), and
+# multiwatch and its responder end, nothing started again.
+term_multiwatch() {
+	local kind=$1 mw p i id gone=0
+	mw=$(cat "$E2E_DIR/push-stream.pid" 2>/dev/null)
+	if [ "$(cat "/proc/$mw/comm" 2>/dev/null)" != multiwatch ]; then
+		nok "$kind: push-stream runs under multiwatch"
+		return
+	fi
+	sub_start t "$(e2e_url push-stream)?channel=sv-$kind-t&format=sse"
+	sub_ready t || { nok "$kind: a stream is open before the stop"; return; }
+	id=$(sub_id t)
+	p=$(stream_pid "$id")
+	kill -TERM "$mw"
+	ended "$(sub_pid t)"
+	# nginx ends its response cleanly even when the responder dies:
+	# the row tells, as only the responder's own clean end removes it.
+	check "$kind: SIGTERM to multiwatch ends the stream cleanly (curl: ${rc_end:-still running}, streams row: $(sql "SELECT count(*) FROM streams WHERE id = $id"))" \
+	    eval '[ "${rc_end:-1}" -eq 0 ] &&
+	    [ "$(sql "SELECT count(*) FROM streams WHERE id = $id")" -eq 0 ]'
+	for ((i = 0; i < WAIT * 10; i++)); do
+		if ! e2e_alive "$mw" && ! e2e_alive "$p" &&
+		    [ -z "$(server_pids push-stream)" ]; then
+			gone=1
+			break
+		fi
+		sleep 0.1
+	done
+	check "$kind: then multiwatch and push-stream end, nothing started again" \
+	    [ "$gone" -eq 1 ]
+}
+
 for kind in $KINDS; do
 	port=$(e2e_free_port "$port")
 	if ! e2e_start "$kind" "$port" >"$tmp/start.log" 2>&1; then
@@ -439,6 +480,10 @@ for kind in $KINDS; do
 	kill_stream "$kind"
 	kill_poll "$kind"
 	kill_publish "$kind"
+	case $kind:${E2E_FCGI:-multiwatch} in
+	nginx:multiwatch|apache-proxy-fcgi:multiwatch)
+		term_multiwatch "$kind" ;;
+	esac
 	check "$kind: stopping leaves none of the server's processes" stop_clean
 	grep -q . "$tmp/stop.log" 2>/dev/null && sed 's/^/# /' "$tmp/stop.log"
 done
