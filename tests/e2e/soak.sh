@@ -344,7 +344,8 @@ print("# %s: %d messages in the log (%s), acknowledged: %s" % (kind,
 print("R clients=%d messages=%d acked=%d ackbad=%d ways=%d %s" % (
     len(clients), len(ids), sum(acked.values()), len(ack_bad),
     sum(1 for v in acked.values() if v > 0),
-    " ".join("%s=%s" % kv for kv in tot.items())))
+    " ".join("%s=%s" % kv for kv in list(tot.items()) +
+    [("in_" + k, v) for k, v in inlog.items()])))
 PY
 
 # One kind: the whole soak on a fresh log.  Prints ok/not ok lines.
@@ -475,6 +476,11 @@ run_kind() { # $1 kind, $2 port
 	check "$kind: soak: the faults happened ($killed responders killed in $rounds rounds, every stream broken at least ${R[minbreaks]} times, $restarts restarts, $pkills publisher kills)" \
 	    [ "$killed" -gt 0 -a "$restarts" -eq 2 -a "$pkills" -ge 3 \
 	    -a "${R[minbreaks]}" -ge 2 ]
+	summary+=("$(printf "$SUMFMT" \
+	    "$kind" "${R[clients]}" "${R[in_pre]}" "${R[in_http]}" \
+	    "${R[in_pushctl]}" "${R[in_sql]}" "$killed" "$rounds" "$pkills" \
+	    "$restarts" "${R[lost]}" "${R[dup]}" "${R[reordered]}" \
+	    "$((fails - fails0))")")
 	if [ "$fails" -gt "$fails0" ]; then
 		echo "# $kind: the server's processes at the end:" \
 		    $(ps -e -o sid=,comm= | awk -v sids=" $E2E_SIDS " '
@@ -487,6 +493,9 @@ run_kind() { # $1 kind, $2 port
 }
 
 t_all=$SECONDS
+# The table at the end: one line per kind (messages in the log by way).
+SUMFMT='%-17s %7s %4s %4s %7s %4s %6s %6s %7s %7s %5s %4s %7s %6s'
+summary=()
 for kind in ${SOAK_KINDS:-$(e2e_kinds)}; do
 	port=$(e2e_free_port "$BASEPORT") || { nok "$kind: a free port"; continue; }
 	t_kind=$SECONDS
@@ -494,5 +503,8 @@ for kind in ${SOAK_KINDS:-$(e2e_kinds)}; do
 	echo "# $kind: $((SECONDS - t_kind)) s"
 done
 echo "# soak: $((SECONDS - t_all)) s in all"
+printf "# $SUMFMT\n" kind clients pre http pushctl sql killed rounds \
+    pubkill restart lost dup reorder failed
+printf '# %s\n' "${summary[@]}"
 
 [ "$fails" -eq 0 ]
