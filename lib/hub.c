@@ -482,6 +482,19 @@ hub_gen(struct hub *h)
 	return __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 }
 
+/* Empty the ring (h->mu held): the messages in it are of a log the hub
+ * no longer follows from there. */
+static void
+hub_ring_clear(struct hub *h)
+{
+	while (h->count > 0) {
+		hub_msg_drop(h->ring[h->head]);
+		h->head = (h->head + 1) % HUB_RING_MSGS;
+		h->count--;
+	}
+	h->bytes = 0;
+}
+
 /*
  * The log or its bell at the path is not what the hub has open: reopen
  * in the hub thread, which owns h->log and the bell wait.  A new log
@@ -508,12 +521,7 @@ hub_relog(struct hub *h)
 	log = file || mlog_moved(h->log) || mlog_moved(h->shared);
 	if (log) {
 		pthread_mutex_lock(&h->mu);
-		while (h->count > 0) {
-			hub_msg_drop(h->ring[h->head]);
-			h->head = (h->head + 1) % HUB_RING_MSGS;
-			h->count--;
-		}
-		h->bytes = 0;
+		hub_ring_clear(h);
 		h->active = 0;
 		pthread_mutex_unlock(&h->mu);
 		pthread_mutex_lock(&h->dbmu);
@@ -622,12 +630,7 @@ hub_main(void *arg)
 			 * one: every wait would return at once (bell.h). */
 			bell_lower(h->bell, rung, last);
 			pthread_mutex_lock(&h->mu);
-			while (h->count > 0) {
-				hub_msg_drop(h->ring[h->head]);
-				h->head = (h->head + 1) % HUB_RING_MSGS;
-				h->count--;
-			}
-			h->bytes = 0;
+			hub_ring_clear(h);
 			h->base = h->cursor = last;
 			/* Control requests count from the oldest subscription's
 			 * start: one may name a stream that began before the
