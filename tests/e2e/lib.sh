@@ -57,7 +57,7 @@
 #   E2E_START_WAIT       seconds to wait for a server (default 30)
 #   E2E_FCGI             how nginx's and mod_proxy_fcgi's responders run:
 #                        multiwatch (default: spawn-fcgi -- multiwatch -f 1
-#                        -s INT -- RESPONDER, as the conf files say; a
+#                        -t 1000 -s INT -- RESPONDER, as the conf files say; a
 #                        responder that dies is started again),
 #                        spawn-fcgi (alone: one that dies stays dead),
 #                        socket-activate (systemd-socket-activate, the
@@ -232,8 +232,9 @@ e2e_spawn() {
 		# when told to stop must be a clean stop of the responders
 		# (SIGINT, or SIGHUP from Debian's multiwatch 1.0.0, which
 		# numbers -s names wrongly; see conf/nginx.conf), not its
-		# default SIGUSR1.
-		sup=("$E2E_MULTIWATCH" -f 1 -s INT --) ;;
+		# default SIGUSR1.  -t 1000: give up only on a responder
+		# that dies within a second of its start (see the conf).
+		sup=("$E2E_MULTIWATCH" -f 1 -t 1000 -s INT --) ;;
 	spawn-fcgi) ;;
 	socket-activate)
 		for r in $E2E_RESPONDERS; do
