@@ -562,6 +562,8 @@ http_header(struct http_req *r, const char *name, const char *value)
 		return -1;
 	r->hdrlen += (size_t)snprintf(r->hdrs + r->hdrlen,
 	    sizeof(r->hdrs) - r->hdrlen, "%s: %s\r\n", name, value);
+	if (strcasecmp(name, "Cache-Control") == 0)
+		r->own_cache = 1;
 	return 0;
 }
 
@@ -624,7 +626,9 @@ http_start_held(struct http_req *r, int status, const char *type)
 	http_printf(o, "Status: %d %s\r\n", status, http_reason(status));
 	if (type != NULL)
 		http_printf(o, "Content-Type: %s\r\n", type);
-	http_puts(o, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
+	if (!r->own_cache)
+		http_puts(o, "Cache-Control: no-cache\r\n");
+	http_puts(o, "X-Accel-Buffering: no\r\n");
 	http_put(o, r->hdrs, r->hdrlen);
 	return http_puts(o, "\r\n");
 }

@@ -90,6 +90,7 @@ struct http_req {
 	int body_eof;        /* FastCGI: its end was read, nothing follows */
 	size_t hdrlen;
 	char hdrs[HTTP_RESP_HDRS_MAX]; /* extra header lines, CRLF-ended */
+	int own_cache;       /* hdrs has a Cache-Control line of its own */
 	int fail_status;     /* 0 = no failure recorded */
 	int fail_site;
 	char fail_msg[HTTP_REASON_MAX];
@@ -158,8 +159,9 @@ int http_header(struct http_req *r, const char *name, const char *value);
  * c->origins ("*" allows any). */
 void http_cors(struct http_req *r, const struct conf *c);
 
-/* Write the status line, Content-Type, Cache-Control: no-cache,
- * X-Accel-Buffering: no, the extra headers and the blank line, and flush.
+/* Write the status line, Content-Type, Cache-Control: no-cache (unless
+ * http_header gave one), X-Accel-Buffering: no, the extra headers and
+ * the blank line, and flush.
  * type NULL sends no Content-Type.  Returns 0 or -1 (write failed). */
 int http_start(struct http_req *r, int status, const char *type);
 /* http_start without the flush: for a short answer written whole, which
