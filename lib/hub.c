@@ -514,11 +514,12 @@ hub_relog(struct hub *h)
 	struct hub_sub *s;
 	struct mlog *fresh = NULL;
 	char err[HUB_ERR_MAX];
-	int log, file, rc = MLOG_OK;
+	int log, file, ml, ms, rc = MLOG_OK;
 
-	file = mlog_moved(h->log) == MLOG_MOVED_LOG ||
-	    mlog_moved(h->shared) == MLOG_MOVED_LOG;
-	log = file || mlog_moved(h->log) || mlog_moved(h->shared);
+	ml = mlog_moved(h->log);
+	ms = mlog_moved(h->shared);
+	file = ml == MLOG_MOVED_LOG || ms == MLOG_MOVED_LOG;
+	log = ml != 0 || ms != 0;
 	if (log) {
 		pthread_mutex_lock(&h->mu);
 		hub_ring_clear(h);
