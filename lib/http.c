@@ -46,7 +46,6 @@ static int http_is_tchar(int);
 static void http_poll_init(struct http_req *);
 static int http_body_framing(struct http_req *, unsigned long long *);
 static int http_is_chunked(const char *);
-static long long http_now_ms(void);
 static ssize_t http_body_read(struct http_req *, char *, size_t, long long);
 static void http_drain_body(struct http_req *, unsigned long long, int);
 
@@ -358,8 +357,7 @@ http_is_chunked(const char *te)
 	return n == 0 || te[n - 1] == ',';
 }
 
-/* Milliseconds of a monotonic clock. */
-static long long
+long long
 http_now_ms(void)
 {
 	struct timespec ts;

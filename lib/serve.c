@@ -82,15 +82,6 @@ static void *serve_worker(void *);
 static void serve_reject(struct serve_req *, int, const char *);
 static void serve_finish(struct serve_req *);
 
-long long
-serve_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 serve_stopping(void)
 {
@@ -668,7 +659,7 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 	(void)s;
 	if (!r->body_done && http_read_body(r, 0, NULL, NULL) != 0)
 		return SERVE_GONE;
-	deadline = timeout_ms >= 0 ? serve_now_ms() + timeout_ms : -1;
+	deadline = timeout_ms >= 0 ? http_now_ms() + timeout_ms : -1;
 	for (;;) {
 		if (serve_stop)
 			return SERVE_STOP;
@@ -687,7 +678,7 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 			ic = n++;
 		left = -1;
 		if (deadline >= 0) {
-			left = deadline - serve_now_ms();
+			left = deadline - http_now_ms();
 			if (left < 0)
 				left = 0;
 		}
@@ -703,7 +694,7 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 			return SERVE_GONE;
 		if (iw >= 0 && (pfd[iw].revents & POLLIN))
 			return SERVE_WAKE;
-		if (rc == 0 || (deadline >= 0 && serve_now_ms() >= deadline))
+		if (rc == 0 || (deadline >= 0 && http_now_ms() >= deadline))
 			return SERVE_TIMEOUT;
 	}
 }

@@ -90,7 +90,5 @@ int serve_wait(struct serve *s, struct http_req *r, int wakefd,
 /* 1 once a stop was asked for. */
 int serve_stopping(void);
 
-/* Milliseconds on a monotonic clock, for deadlines. */
-long long serve_now_ms(void);
 
 #endif
