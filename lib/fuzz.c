@@ -18,7 +18,7 @@
  *            schema and the framings rely on
  *   conf     config file text: conf_parse
  *   control  byte 0 picks the channel, the rest is the data of a message:
- *            mlog_control_parse against a reference
+ *            store_control_parse against a reference
  * Framings (input: a program of messages, gaps, heartbeats; see
  * fz_program), with the output parsed back by an independent reader:
  *   mixed, sse, script, raw: transport_begin/_message/_gap/_heartbeat/
@@ -700,7 +700,7 @@ jv_unique_keys(const struct jdoc *j)
 /* Node obj is the JSON of message m, as transport_json_message
  * promises: every field, data as text or base64. */
 static void
-jv_check_msg(const struct jdoc *j, int obj, const struct mlog_msg *m)
+jv_check_msg(const struct jdoc *j, int obj, const struct store_msg *m)
 {
 	int text = fz_utf8(m->data, m->len), d, e, nk;
 	char *b64;
@@ -1197,11 +1197,11 @@ fz_control(const uint8_t *data, size_t size)
 {
 	static const char sp[] = "end-stream ", cp[] = "end-channel ";
 	char chan[VALID_CHANNEL_MAX + 1], *name;
-	struct mlog_msg m;
+	struct store_msg m;
 	int64_t stream = -7, v = -1;
 	const char *d;
 	size_t n;
-	int rc, want = MLOG_CONTROL_NONE;
+	int rc, want = STORE_CONTROL_NONE;
 
 	if (size == 0)
 		return 0;
@@ -1210,23 +1210,23 @@ fz_control(const uint8_t *data, size_t size)
 	m.type = MLOG_DEFAULT_TYPE;
 	m.data = d = (const char *)data + 1;
 	m.len = n = size - 1;
-	rc = mlog_control_parse(&m, &stream, chan, sizeof(chan));
+	rc = store_control_parse(&m, &stream, chan, sizeof(chan));
 
 	/* The reference: exactly one of the two forms the writers make. */
 	if ((data[0] & 1) && n > sizeof(sp) - 1 &&
 	    memcmp(d, sp, sizeof(sp) - 1) == 0 && d[sizeof(sp) - 1] != '0' &&
 	    fz_ref_id(d + sizeof(sp) - 1, n - (sizeof(sp) - 1), &v) == 0 &&
 	    v >= 1)
-		want = MLOG_CONTROL_END_STREAM;
+		want = STORE_CONTROL_END_STREAM;
 	name = malloc(n + 1);
 	memcpy(name, d, n);
 	name[n] = '\0';
 	if ((data[0] & 1) && n > sizeof(cp) - 1 && strlen(name) == n &&
 	    memcmp(d, cp, sizeof(cp) - 1) == 0 &&
 	    fz_ref_channel(name + sizeof(cp) - 1))
-		want = MLOG_CONTROL_END_CHANNEL;
+		want = STORE_CONTROL_END_CHANNEL;
 	FZ_CHECK(rc == want, "control \"%s\": %d, want %d", name, rc, want);
-	if (rc == MLOG_CONTROL_END_STREAM) {
+	if (rc == STORE_CONTROL_END_STREAM) {
 		char again[64];
 
 		FZ_CHECK(stream == v, "stream %" PRId64, stream);
@@ -1234,7 +1234,7 @@ fz_control(const uint8_t *data, size_t size)
 		FZ_CHECK(strlen(again) == n && memcmp(again, d, n) == 0,
 		    "not what end-stream writes");
 	}
-	if (rc == MLOG_CONTROL_END_CHANNEL)
+	if (rc == STORE_CONTROL_END_CHANNEL)
 		FZ_CHECK(strcmp(chan, name + sizeof(cp) - 1) == 0, "channel "
 		    "\"%s\"", chan);
 	free(name);
@@ -1256,7 +1256,7 @@ struct fz_op {
 struct fz_prog {
 	int nops, nmsgs;
 	struct fz_op op[FZ_OPS_MAX];
-	struct mlog_msg m[FZ_MSGS_MAX];
+	struct store_msg m[FZ_MSGS_MAX];
 	char type[FZ_MSGS_MAX][VALID_TYPE_MAX + 1];
 	char event[FZ_MSGS_MAX][VALID_EVENT_MAX + 1];
 	const char *handle;   /* transport_begin's */
@@ -1330,7 +1330,7 @@ fz_program(struct fz_prog *g, const uint8_t *data, size_t size)
 		b = fz_byte(&in);
 		switch (b % 8) {
 		case 0: case 1: case 2: case 3: {
-			struct mlog_msg *m = &g->m[g->nmsgs];
+			struct store_msg *m = &g->m[g->nmsgs];
 			char *t = g->type[g->nmsgs], *e = g->event[g->nmsgs];
 
 			s = fz_byte(&in);
@@ -1401,7 +1401,7 @@ fz_run(const struct fz_prog *g, enum transport_kind kind,
     struct transport *t, struct http_out *o)
 {
 	struct transport_req q;
-	const struct mlog_msg *prev = NULL;
+	const struct store_msg *prev = NULL;
 	int i;
 
 	memset(&q, 0, sizeof(q));
@@ -1577,7 +1577,7 @@ fz_mixed(const uint8_t *data, size_t size)
 			k++;
 		op = k < g.nops ? &g.op[k] : NULL;
 		if (op != NULL && op->op == OP_MSG) {
-			const struct mlog_msg *m = &g.m[op->msg];
+			const struct store_msg *m = &g.m[op->msg];
 
 			if (!pt->gap && pt->type != NULL && pt->typelen ==
 			    strlen(m->type) && memcmp(pt->type, m->type,
@@ -1609,7 +1609,7 @@ fz_mixed(const uint8_t *data, size_t size)
 		}
 		/* A repeat of a message already shown. */
 		for (ok = 0, op = g.op; op < g.op + k; op++) {
-			const struct mlog_msg *m = &g.m[op->msg];
+			const struct store_msg *m = &g.m[op->msg];
 
 			if (op->op == OP_MSG && pt->typelen ==
 			    strlen(m->type) && memcmp(pt->type, m->type,
@@ -1752,7 +1752,7 @@ fz_sse(const uint8_t *data, size_t size)
 			    "gap", 3) == 0 && e->len == (size_t)n &&
 			    memcmp(e->data, num, (size_t)n) == 0, "gap event");
 		} else {
-			const struct mlog_msg *m = &g.m[op->msg];
+			const struct store_msg *m = &g.m[op->msg];
 			const char *name = m->event != NULL ? m->event :
 			    "message";
 			int text = fz_utf8(m->data, m->len) &&
@@ -1928,7 +1928,7 @@ static int
 fz_json(const uint8_t *data, size_t size)
 {
 	static struct fz_prog g;
-	const struct mlog_msg *ms[FZ_MSGS_MAX];
+	const struct store_msg *ms[FZ_MSGS_MAX];
 	struct http_out o;
 	struct jdoc j;
 	const char *p, *cb;

@@ -45,7 +45,7 @@
 
 #define HUB_RETRY_MS 1000 /* pause after a failed read in the hub thread */
 #define HUB_CTL_BATCH 64  /* control requests read per query */
-#define HUB_CTL_ROUNDS (MLOG_CONTROL_KEEP / HUB_CTL_BATCH + 2) /* per look */
+#define HUB_CTL_ROUNDS (STORE_CONTROL_KEEP / HUB_CTL_BATCH + 2) /* per look */
 #define HUB_RELOG_WAIT_MS 2000 /* a publisher waits this long for a reopen */
 
 /* hub_take_cb's refusals: batch full, out of memory. */
@@ -76,10 +76,11 @@ struct hub_sub {
 
 struct hub {
 	struct conf conf;
-	struct bell *bell;
-	struct mlog *log;         /* the hub thread's connection */
-	struct mlog *shared;      /* hub_db(), under dbmu */
-	struct mlog *old;         /* under dbmu: the shared connection to
+	struct store *log;        /* the hub thread's connection, on which
+	                             it waits */
+	struct store *shared;     /* hub_db(), under dbmu; owns the
+	                             process's wake-up, shared by log */
+	struct store *old;         /* under dbmu: the shared connection to
 	                             the file followed before the last
 	                             reopen, while subscriptions of gen
 	                             old_gen may still read it, else NULL */
@@ -104,19 +105,14 @@ struct hub {
 	struct hub_sub **wakes;   /* hub_fill's wake list (hub thread) */
 	int wakecap;
 	pthread_cond_t woke;      /* a wake pass ended */
-	/* A replaced log (mlog.h): gen counts the log files the hub has
+	/* A replaced log (store.h, mlog.h): gen counts the log files the hub has
 	 * followed (atomic; raised under dbmu, with the shared connection
 	 * on the new file); relog asks the hub thread to look and reopen
-	 * (atomic); relogged is broadcast under mu after each look.  The
-	 * identities are those of the files the hub has open, for
-	 * hub_watch (atomic, written by the hub thread). */
+	 * (atomic); relogged is broadcast under mu after each look. */
 	int64_t gen;
 	int64_t looks;            /* hub_relog calls (under mu) */
 	int relog;
 	pthread_cond_t relogged;
-	dev_t db_dev, bell_dev;
-	ino_t db_ino, bell_ino;
-	char bell_path[PATH_MAX];
 };
 
 /* hub_control's reading state. */
@@ -136,10 +132,9 @@ struct hub_take {
 static void *hub_main(void *);
 static int hub_fill(struct hub *);
 static void hub_control(struct hub *, int64_t);
-static int hub_control_cb(void *, const struct mlog_msg *);
+static int hub_control_cb(void *, const struct store_msg *);
 static int hub_secret(char *, size_t);
-static int hub_take_cb(void *, const struct mlog_msg *);
-static int64_t hub_check(void *);
+static int hub_take_cb(void *, const struct store_msg *);
 static void hub_append(struct hub *, struct hub_msg *);
 static int hub_wants(const struct hub_sub *, const struct hub_msg *);
 static void hub_wake(struct hub_sub *);
@@ -147,7 +142,7 @@ static void hub_wake_fd(int);
 static int hub_direct(struct hub_sub *, struct hub_msg **, int, int64_t,
     int64_t);
 static void hub_pass(struct hub_sub *, int64_t, int64_t);
-static int hub_count(struct hub *, struct mlog *, struct hub_sub *, char *,
+static int hub_count(struct hub *, struct store *, struct hub_sub *, char *,
     size_t);
 static void hub_wake_list(struct hub *, int, struct hub_msg **, int,
     int64_t, int64_t);
@@ -159,7 +154,6 @@ static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 static void hub_relog(struct hub *);
 static void hub_relog_ask(struct hub *);
 static int hub_moved(struct hub *);
-static void hub_ident(struct hub *);
 static int hub_reset(struct hub_sub *, hub_cb, void *);
 static int hub_stale(const struct hub_sub *);
 
@@ -181,7 +175,7 @@ hub_log(const char *fmt, ...)
 }
 
 struct hub_msg *
-hub_msg_copy(const struct mlog_msg *m)
+hub_msg_copy(const struct store_msg *m)
 {
 	size_t cl = strlen(m->channel) + 1, tl = strlen(m->type) + 1;
 	size_t el = m->event != NULL ? strlen(m->event) + 1 : 0;
@@ -243,25 +237,16 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 	pthread_cond_init(&h->cond, NULL);
 	pthread_cond_init(&h->woke, NULL);
 	pthread_cond_init(&h->relogged, NULL);
-	snprintf(h->bell_path, sizeof(h->bell_path), "%.*s-bell",
-	    (int)sizeof(h->bell_path) - 6, c->db);
-	if ((h->fresh = calloc(MLOG_READ_MAX, sizeof(*h->fresh))) == NULL) {
+	if ((h->fresh = calloc(STORE_READ_MAX, sizeof(*h->fresh))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((rc = mlog_open(&h->shared, c, MLOG_CREATE, err, errlen)) !=
-	    MLOG_OK || (rc = mlog_open(&h->log, c, 0, err, errlen)) !=
-	    MLOG_OK) {
-		code = rc == MLOG_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
+	if ((rc = store_open(&h->shared, c, STORE_CREATE | STORE_WAKE, err,
+	    errlen)) != STORE_OK || (rc = store_open_peer(&h->log, h->shared,
+	    0, err, errlen)) != STORE_OK) {
+		code = rc == STORE_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		goto fail;
 	}
-	if (bell_open(&h->bell, c->db, c->check_ms) != 0) {
-		if (errno == EACCES || errno == EROFS || errno == ENOSPC)
-			code = HUB_EUNAVAIL;
-		snprintf(err, errlen, "%s-bell: %s", c->db, strerror(errno));
-		goto fail;
-	}
-	hub_ident(h);
 	if ((rc = pthread_create(&h->thread, NULL, hub_main, h)) != 0) {
 		snprintf(err, errlen, "hub thread: %s", strerror(rc));
 		goto fail;
@@ -285,16 +270,16 @@ hub_stop(struct hub *h)
 		hub_wake(s);
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->mu);
-	if (h->bell != NULL)
-		bell_interrupt(h->bell);
+	if (h->shared != NULL)
+		store_interrupt(h->shared);
 }
 
 void
 hub_interrupt(struct hub *h)
 {
 	h->sigstop = 1;
-	if (h->bell != NULL)
-		bell_interrupt(h->bell);
+	if (h->shared != NULL)
+		store_interrupt(h->shared);
 }
 
 int
@@ -323,18 +308,16 @@ hub_close(struct hub *h)
 	free(h->wakes);
 	pthread_cond_destroy(&h->woke);
 	pthread_cond_destroy(&h->relogged);
-	mlog_close(h->log);
-	mlog_close(h->shared);
-	mlog_close(h->old);
-	if (h->bell != NULL)
-		bell_close(h->bell);
+	store_close(h->log);
+	store_close(h->old);
+	store_close(h->shared);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->dbmu);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }
 
-struct mlog *
+struct store *
 hub_db(struct hub *h)
 {
 	pthread_mutex_lock(&h->dbmu);
@@ -345,12 +328,6 @@ void
 hub_db_done(struct hub *h)
 {
 	pthread_mutex_unlock(&h->dbmu);
-}
-
-struct bell *
-hub_bell(struct hub *h)
-{
-	return h->bell;
 }
 
 int
@@ -367,12 +344,12 @@ hub_publish(struct hub *h, const char *channel, const char *type,
 		looks = h->looks;
 		pthread_mutex_unlock(&h->mu);
 		pthread_mutex_lock(&h->dbmu);
-		rc = mlog_append(h->shared, channel, type, event, data, len,
+		rc = store_publish(h->shared, channel, type, event, data, len,
 		    &nid);
-		if (rc != MLOG_OK)
-			snprintf(err, errlen, "%s", mlog_errmsg(h->shared));
+		if (rc != STORE_OK)
+			snprintf(err, errlen, "%s", store_errmsg(h->shared));
 		pthread_mutex_unlock(&h->dbmu);
-		if (rc != MLOG_EMOVED)
+		if (rc != STORE_EMOVED)
 			break;
 		/* Only the hub thread reopens (its subscriptions must move
 		 * with the shared connection, see hub_relog): ask it, wait
@@ -391,52 +368,13 @@ hub_publish(struct hub *h, const char *channel, const char *type,
 		rc = h->looks == looks;
 		pthread_mutex_unlock(&h->mu);
 		if (rc) {
-			rc = MLOG_EMOVED;
+			rc = STORE_EMOVED;
 			break;
 		}
 	}
-	if (rc == MLOG_OK) {
-		bell_ring(h->bell, nid);
-		if (id != NULL)
-			*id = nid;
-	}
+	if (rc == STORE_OK && id != NULL)
+		*id = nid;
 	return rc;
-}
-
-/* The gatekeeper's look for plain SQL inserts: cheap when nothing moved.
- * Runs in the hub thread, the only user of h->log. */
-static int64_t
-hub_check(void *arg)
-{
-	struct hub *h = arg;
-	int64_t last;
-
-	/* Two stat() calls: a replaced log or bell makes the hub leave the
-	 * (old) bell and reopen. */
-	if (hub_moved(h)) {
-		__atomic_store_n(&h->relog, 1, __ATOMIC_RELEASE);
-		return BELL_CHECK_LEAVE;
-	}
-	if (!mlog_changed(h->log))
-		return bell_last(h->bell);
-	return mlog_last_id(h->log, &last) == MLOG_OK ? last : -1;
-}
-
-/* Record the identity of the files the hub has open, for hub_watch.
- * Hub thread (or hub_open). */
-static void
-hub_ident(struct hub *h)
-{
-	struct stat st;
-
-	if (stat(h->conf.db, &st) == 0) {
-		__atomic_store_n(&h->db_dev, st.st_dev, __ATOMIC_RELAXED);
-		__atomic_store_n(&h->db_ino, st.st_ino, __ATOMIC_RELEASE);
-	}
-	if (stat(h->bell_path, &st) == 0) {
-		__atomic_store_n(&h->bell_dev, st.st_dev, __ATOMIC_RELAXED);
-		__atomic_store_n(&h->bell_ino, st.st_ino, __ATOMIC_RELEASE);
-	}
 }
 
 /* Is the log or the bell at the path another file than ours?  Hub
@@ -444,7 +382,7 @@ hub_ident(struct hub *h)
 static int
 hub_moved(struct hub *h)
 {
-	return mlog_moved(h->log) || bell_moved(h->bell);
+	return store_moved(h->log) != 0;
 }
 
 /* Ask the hub thread to look for a replaced log and reopen (any
@@ -456,20 +394,13 @@ hub_relog_ask(struct hub *h)
 	pthread_mutex_lock(&h->mu);
 	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->mu);
-	bell_interrupt(h->bell);
+	store_interrupt(h->shared);
 }
 
 int
 hub_watch(struct hub *h)
 {
-	struct stat st;
-
-	if (stat(h->conf.db, &st) != 0 ||
-	    st.st_ino != __atomic_load_n(&h->db_ino, __ATOMIC_ACQUIRE) ||
-	    st.st_dev != __atomic_load_n(&h->db_dev, __ATOMIC_RELAXED) ||
-	    stat(h->bell_path, &st) != 0 ||
-	    st.st_ino != __atomic_load_n(&h->bell_ino, __ATOMIC_ACQUIRE) ||
-	    st.st_dev != __atomic_load_n(&h->bell_dev, __ATOMIC_RELAXED)) {
+	if (store_watch(h->shared)) {
 		hub_relog_ask(h);
 		return 1;
 	}
@@ -512,14 +443,14 @@ static void
 hub_relog(struct hub *h)
 {
 	struct hub_sub *s;
-	struct mlog *fresh = NULL;
+	struct store *fresh = NULL;
 	char err[HUB_ERR_MAX];
-	int log, file, ml, ms, rc = MLOG_OK;
+	int log, file, ml, ms, rc = STORE_OK;
 
-	ml = mlog_moved(h->log);
-	ms = mlog_moved(h->shared);
-	file = ml == MLOG_MOVED_LOG || ms == MLOG_MOVED_LOG;
-	log = ml != 0 || ms != 0;
+	ml = store_moved(h->log);
+	ms = store_moved(h->shared);
+	file = ((ml | ms) & STORE_MOVED_LOG) != 0;
+	log = ((ml | ms) & (STORE_MOVED_LOG | STORE_MOVED_CONN)) != 0;
 	if (log) {
 		pthread_mutex_lock(&h->mu);
 		hub_ring_clear(h);
@@ -527,10 +458,10 @@ hub_relog(struct hub *h)
 		pthread_mutex_unlock(&h->mu);
 		pthread_mutex_lock(&h->dbmu);
 		/* The same file with a new -wal: both connections close
-		 * before either opens (mlog.h). */
+		 * before either opens (store.h, mlog.h). */
 		if (!file) {
-			mlog_release(h->log);
-			mlog_release(h->shared);
+			store_release(h->log);
+			store_release(h->shared);
 		}
 		if (file) {
 			/* A new file: the shared connection to the old one
@@ -538,17 +469,17 @@ hub_relog(struct hub *h)
 			 * was committed to it before it went (hub_reset);
 			 * the new one may create the file (the log was
 			 * removed and nobody made a new one yet). */
-			mlog_clean(h->shared);
-			rc = mlog_open(&fresh, &h->conf, MLOG_CREATE, err,
+			store_clean(h->shared);
+			rc = store_open_peer(&fresh, h->log, STORE_CREATE, err,
 			    sizeof(err));
-			if (rc == MLOG_OK && (rc = mlog_reopen(h->log)) !=
-			    MLOG_OK) {
+			if (rc == STORE_OK && (rc = store_reopen(h->log)) !=
+			    STORE_OK) {
 				snprintf(err, sizeof(err), "%s",
-				    mlog_errmsg(h->log));
-				mlog_close(fresh);
+				    store_errmsg(h->log));
+				store_close(fresh);
 			}
-			if (rc == MLOG_OK) {
-				mlog_close(h->old);
+			if (rc == STORE_OK) {
+				store_close(h->old);
 				h->old = h->shared;
 				h->old_gen = __atomic_load_n(&h->gen,
 				    __ATOMIC_ACQUIRE);
@@ -560,36 +491,36 @@ hub_relog(struct hub *h)
 			/* Only the -wal replaced: the same log file, whose
 			 * cursors stay (ids it lost are found by the cursor
 			 * rule). */
-			rc = mlog_reopen(h->shared);
-			if (rc != MLOG_OK)
+			rc = store_reopen(h->shared);
+			if (rc != STORE_OK)
 				snprintf(err, sizeof(err), "%s",
-				    mlog_errmsg(h->shared));
-			else if ((rc = mlog_reopen(h->log)) != MLOG_OK)
+				    store_errmsg(h->shared));
+			else if ((rc = store_reopen(h->log)) != STORE_OK)
 				snprintf(err, sizeof(err), "%s",
-				    mlog_errmsg(h->log));
+				    store_errmsg(h->log));
 		}
-		if (rc != MLOG_OK)
+		if (rc != STORE_OK)
 			hub_log("E308 reopening %s: %s", h->conf.db, err);
 		pthread_mutex_unlock(&h->dbmu);
 	}
-	if (rc == MLOG_OK && bell_moved(h->bell) && bell_reopen(h->bell) != 0)
-		hub_log("E309 reopening %s: %s", h->bell_path,
+	if (rc == STORE_OK && (store_moved(h->log) & STORE_MOVED_WAKE) &&
+	    store_rewake(h->log) != 0)
+		hub_log("E309 reopening the wake-up of %s: %s", h->conf.db,
 		    strerror(errno));
-	hub_ident(h);
 	pthread_mutex_lock(&h->mu);
-	if (file && rc == MLOG_OK)
+	if (file && rc == STORE_OK)
 		for (s = h->subs; s != NULL; s = s->next)
 			/* Every control request of the new log came after
 			 * these subscriptions began. */
 			s->ctl_from = 0;
-	for (s = h->subs; s != NULL && log && rc == MLOG_OK; s = s->next)
+	for (s = h->subs; s != NULL && log && rc == STORE_OK; s = s->next)
 		hub_wake(s);
 	h->looks++;
 	pthread_cond_broadcast(&h->relogged);
 	pthread_mutex_unlock(&h->mu);
-	if (log && rc == MLOG_OK)
+	if (log && rc == STORE_OK)
 		hub_log("%s was replaced: following the new log", h->conf.db);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		poll(NULL, 0, HUB_RETRY_MS);
 }
 
@@ -598,7 +529,7 @@ hub_main(void *arg)
 {
 	struct hub *h = arg;
 	struct hub_sub *s;
-	int64_t seen, last, rung;
+	int64_t seen, last;
 	int w, advanced, stale = 0;
 
 	pthread_mutex_lock(&h->mu);
@@ -619,17 +550,15 @@ hub_main(void *arg)
 			/* Start following from the log's end: older
 			 * messages are read by whoever needs them. */
 			pthread_mutex_unlock(&h->mu);
-			rung = bell_last(h->bell);
-			if (mlog_last_id(h->log, &last) != MLOG_OK) {
+			/* (A wake-up kept from a replaced log is ahead of
+			 * this one: store_sync lowers it.) */
+			if (store_sync(h->log, &last) != STORE_OK) {
 				hub_log("E301 reading the last id: %s",
-				    mlog_errmsg(h->log));
+				    store_errmsg(h->log));
 				poll(NULL, 0, HUB_RETRY_MS);
 				pthread_mutex_lock(&h->mu);
 				continue;
 			}
-			/* A bell kept from a replaced log is ahead of this
-			 * one: every wait would return at once (bell.h). */
-			bell_lower(h->bell, rung, last);
 			pthread_mutex_lock(&h->mu);
 			hub_ring_clear(h);
 			h->base = h->cursor = last;
@@ -653,21 +582,21 @@ hub_main(void *arg)
 		if (h->stopping || h->sigstop || h->nsubs == 0)
 			continue;
 		pthread_mutex_unlock(&h->mu);
-		if (bell_last(h->bell) > seen && !advanced && stale++ > 0) {
+		if (store_seen(h->log) > seen && !advanced && stale++ > 0) {
 			/* The bell stays ahead of the log (a log replaced
 			 * under an old bell file): do not spin. */
 			poll(NULL, 0, h->conf.check_ms);
 		} else if (advanced)
 			stale = 0;
-		w = bell_wait(h->bell, seen, -1, hub_check, h);
-		if (w == BELL_ERROR) {
-			hub_log("E302 waiting on the bell: %s",
+		w = store_wait(h->log, seen, -1);
+		if (w == STORE_WAIT_ERROR) {
+			hub_log("E302 waiting for messages: %s",
 			    strerror(errno));
 			poll(NULL, 0, HUB_RETRY_MS);
 		}
 		/* Every wake-up looks whether the log is still the one at
 		 * the path (two stat() calls). */
-		if (hub_moved(h))
+		if (w == STORE_REPLACED || hub_moved(h))
 			__atomic_store_n(&h->relog, 1, __ATOMIC_RELEASE);
 		pthread_mutex_lock(&h->mu);
 	}
@@ -678,7 +607,7 @@ hub_main(void *arg)
 /* Copy one message into a batch; with a byte cap, refuse (stop the read)
  * once the batch is full, but always take the first. */
 static int
-hub_take_cb(void *arg, const struct mlog_msg *m)
+hub_take_cb(void *arg, const struct store_msg *m)
 {
 	struct hub_take *t = arg;
 	struct hub_msg *hm;
@@ -850,8 +779,8 @@ hub_fill(struct hub *h)
 	int64_t after, last, gap, end, from, upto;
 	int i, rc, nwake, done;
 
-	if (mlog_last_id(h->log, &end) != MLOG_OK) {
-		hub_log("E304 reading the last id: %s", mlog_errmsg(h->log));
+	if (store_last_id(h->log, &end) != STORE_OK) {
+		hub_log("E304 reading the last id: %s", store_errmsg(h->log));
 		poll(NULL, 0, HUB_RETRY_MS);
 		return 0;
 	}
@@ -866,15 +795,15 @@ hub_fill(struct hub *h)
 	for (;;) {
 		memset(&t, 0, sizeof(t));
 		t.msgs = h->fresh;
-		t.max = MLOG_READ_MAX;
+		t.max = STORE_READ_MAX;
 		t.capped = 1;
 		gap = 0;
 		last = after;
-		rc = mlog_read(h->log, NULL, 0, after, MLOG_READ_MAX,
+		rc = store_read(h->log, NULL, 0, after, STORE_READ_MAX,
 		    hub_take_cb, &t, &gap, &last);
 		if (rc < 0 || rc == HUB_TAKE_NOMEM) {
 			hub_log("E305 reading new messages: %s",
-			    mlog_errmsg(h->log));
+			    store_errmsg(h->log));
 			for (i = 0; i < t.n; i++)
 				hub_msg_drop(t.msgs[i]);
 			poll(NULL, 0, HUB_RETRY_MS);
@@ -903,7 +832,7 @@ hub_fill(struct hub *h)
 			}
 		}
 		/* Everything up to end is in? */
-		done = rc != HUB_TAKE_FULL && t.n < MLOG_READ_MAX;
+		done = rc != HUB_TAKE_FULL && t.n < STORE_READ_MAX;
 		if (done && end > h->cursor)
 			h->cursor = end;
 		upto = h->cursor;
@@ -942,11 +871,11 @@ hub_fill(struct hub *h)
 }
 
 /* One control request: end the subscriptions it names, if they began
- * before it, and wake them.  Called by mlog_control_read in the hub
+ * before it, and wake them.  Called by store_control_read in the hub
  * thread; takes mu (never held while calling SQLite: the read's own
  * connection is the hub thread's). */
 static int
-hub_control_cb(void *arg, const struct mlog_msg *m)
+hub_control_cb(void *arg, const struct store_msg *m)
 {
 	struct hub_ctl *c = arg;
 	struct hub *h = c->hub;
@@ -956,15 +885,15 @@ hub_control_cb(void *arg, const struct mlog_msg *m)
 	int kind, i, hit;
 
 	c->n++;
-	kind = mlog_control_parse(m, &stream, chan, sizeof(chan));
-	if (kind == MLOG_CONTROL_NONE)
+	kind = store_control_parse(m, &stream, chan, sizeof(chan));
+	if (kind == STORE_CONTROL_NONE)
 		return 0;
 	pthread_mutex_lock(&h->mu);
 	for (s = h->subs; s != NULL; s = s->next) {
 		if (s->ctl_from >= m->id || s->ended)
 			continue;
 		hit = 0;
-		if (kind == MLOG_CONTROL_END_STREAM)
+		if (kind == STORE_CONTROL_END_STREAM)
 			hit = stream != 0 && __atomic_load_n(&s->stream,
 			    __ATOMIC_ACQUIRE) == stream;
 		else
@@ -980,7 +909,7 @@ hub_control_cb(void *arg, const struct mlog_msg *m)
 }
 
 /*
- * Act on the control requests committed up to id end (see mlog.h): read
+ * Act on the control requests committed up to id end (see store.h): read
  * from the reserved channel over the hub thread's connection, once per
  * process, never put in the ring.  Hub thread only.  A failed read is
  * logged and retried at the next wake-up, as is what is left after
@@ -997,11 +926,11 @@ hub_control(struct hub *h, int64_t end)
 	for (k = 0; k < HUB_CTL_ROUNDS && h->ctl_cursor < end; k++) {
 		c.n = 0;
 		last = h->ctl_cursor;
-		rc = mlog_control_read(h->log, h->ctl_cursor, end,
+		rc = store_control_read(h->log, h->ctl_cursor, end,
 		    HUB_CTL_BATCH, hub_control_cb, &c, &last);
-		if (rc != MLOG_OK) {
+		if (rc != STORE_OK) {
 			hub_log("E307 reading control requests: %s",
-			    mlog_errmsg(h->log));
+			    store_errmsg(h->log));
 			h->ctl_cursor = last;
 			return;
 		}
@@ -1039,15 +968,15 @@ hub_secret(char *buf, size_t len)
  * themselves: a channel that was never published to has no channels
  * row, but may have subscribers.  Under the shared connection's lock. */
 static int
-hub_count(struct hub *h, struct mlog *db, struct hub_sub *s, char *err,
+hub_count(struct hub *h, struct store *db, struct hub_sub *s, char *err,
     size_t errlen)
 {
 	int64_t subs;
 	int i;
 
 	for (i = 0; i < s->n; i++) {
-		if (mlog_subscribers(db, s->chans[i], &subs) != MLOG_OK) {
-			snprintf(err, errlen, "%s", mlog_errmsg(db));
+		if (store_subscribers(db, s->chans[i], &subs) != STORE_OK) {
+			snprintf(err, errlen, "%s", store_errmsg(db));
 			return HUB_ERR;
 		}
 		if (subs >= h->conf.max_channel_subscribers) {
@@ -1066,7 +995,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
     int64_t *stream, char *err, size_t errlen)
 {
 	struct hub_sub *s;
-	struct mlog *db;
+	struct store *db;
 	char secret[2 * HUB_SECRET_BYTES + 1];
 	int64_t end = 0;
 	size_t len;
@@ -1133,15 +1062,15 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 		s->gen = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 		if (h->conf.max_channel_subscribers > 0)
 			rc = hub_count(h, db, s, err, errlen);
-		if (rc == HUB_OK && (mrc = mlog_last_id(db, &end)) != MLOG_OK) {
-			snprintf(err, errlen, "%s", mlog_errmsg(db));
-			rc = mrc == MLOG_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
+		if (rc == HUB_OK && (mrc = store_last_id(db, &end)) != STORE_OK) {
+			snprintf(err, errlen, "%s", store_errmsg(db));
+			rc = mrc == STORE_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		}
 		if (rc == HUB_OK && (flags & HUB_REGISTER) &&
-		    (mrc = mlog_stream_open(db, s->chans, n, getpid(), secret,
-		    &s->stream)) != MLOG_OK) {
-			snprintf(err, errlen, "%s", mlog_errmsg(db));
-			rc = mrc == MLOG_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
+		    (mrc = store_stream_open(db, s->chans, n, getpid(), secret,
+		    &s->stream)) != STORE_OK) {
+			snprintf(err, errlen, "%s", store_errmsg(db));
+			rc = mrc == STORE_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		}
 		hub_db_done(h);
 	}
@@ -1170,7 +1099,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 	if (rc != HUB_OK) {
 		if (s->stream != 0) {
 			db = hub_db(h);
-			mlog_stream_close(db, s->stream);
+			store_stream_close(db, s->stream);
 			hub_db_done(h);
 		}
 		close(s->efd);
@@ -1188,7 +1117,7 @@ void
 hub_unsubscribe(struct hub_sub *s)
 {
 	struct hub *h;
-	struct mlog *db;
+	struct store *db;
 
 	if (s == NULL)
 		return;
@@ -1202,16 +1131,16 @@ hub_unsubscribe(struct hub_sub *s)
 		s->next->prev = s->prev;
 	/* The last one out takes the hub thread off the bell (hub.h). */
 	if (--h->nsubs == 0)
-		bell_interrupt(h->bell);
+		store_interrupt(h->shared);
 	/* The hub thread may be writing to a copy of our descriptor. */
 	while (__atomic_load_n(&s->listed, __ATOMIC_ACQUIRE))
 		pthread_cond_wait(&h->woke, &h->mu);
 	pthread_mutex_unlock(&h->mu);
 	if (s->stream != 0) {
 		db = hub_db(h);
-		if (mlog_stream_close(db, s->stream) != MLOG_OK)
+		if (store_stream_close(db, s->stream) != STORE_OK)
 			hub_log("E306 removing stream %lld: %s",
-			    (long long)s->stream, mlog_errmsg(db));
+			    (long long)s->stream, store_errmsg(db));
 		hub_db_done(h);
 	}
 	close(s->efd);
@@ -1310,7 +1239,7 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 {
 	struct hub_msg **msgs;
 	struct hub_take t;
-	struct mlog *db;
+	struct store *db;
 	int64_t end, gap = 0, last, pos;
 	int rc, i, cut;
 
@@ -1343,12 +1272,12 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 		*more = 1;
 		return HUB_OK;
 	}
-	rc = mlog_last_id(db, &end);
-	if (rc == MLOG_OK)
-		rc = mlog_read(db, s->chans, s->n, pos, HUB_DB_BATCH,
+	rc = store_last_id(db, &end);
+	if (rc == STORE_OK)
+		rc = store_read(db, s->chans, s->n, pos, HUB_DB_BATCH,
 		    hub_take_cb, &t, &gap, &last);
 	if (rc < 0)
-		snprintf(s->err, sizeof(s->err), "%s", mlog_errmsg(db));
+		snprintf(s->err, sizeof(s->err), "%s", store_errmsg(db));
 	hub_db_done(s->hub);
 	if (rc < 0 || rc == HUB_TAKE_NOMEM) {
 		if (rc == HUB_TAKE_NOMEM)
@@ -1360,10 +1289,10 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 	}
 	cut = rc > 0 || t.n == HUB_DB_BATCH;
 	*more = cut;
-	if (gap == MLOG_GAP_RESET && old)
+	if (gap == STORE_GAP_RESET && old)
 		gap = 0;   /* not ours to report: the reset follows */
-	if (gap == MLOG_GAP_RESET) {
-		/* The cursor rule (mlog.h): our cursor is from another log,
+	if (gap == STORE_GAP_RESET) {
+		/* The cursor rule (store.h, mlog.h): our cursor is from another log,
 		 * and these messages are from this one's beginning. */
 		if ((rc = cb(arg, NULL, HUB_RESET)) != 0) {
 			for (i = 0; i < t.n; i++)
@@ -1410,7 +1339,7 @@ static int
 hub_reset(struct hub_sub *s, hub_cb cb, void *arg)
 {
 	struct hub *h = s->hub;
-	struct mlog *db;
+	struct store *db;
 	const char *secret;
 	int64_t stream = 0, old;
 	int rc, more;
@@ -1427,10 +1356,10 @@ hub_reset(struct hub_sub *s, hub_cb cb, void *arg)
 	if (old != 0) {
 		secret = strchr(s->handle, '.');
 		db = hub_db(h);
-		if (mlog_stream_open(db, s->chans, s->n, getpid(),
-		    secret != NULL ? secret + 1 : NULL, &stream) != MLOG_OK)
+		if (store_stream_open(db, s->chans, s->n, getpid(),
+		    secret != NULL ? secret + 1 : NULL, &stream) != STORE_OK)
 			hub_log("E310 registering stream %lld again: %s",
-			    (long long)old, mlog_errmsg(db));
+			    (long long)old, store_errmsg(db));
 		/* Read under dbmu: the gen of the log the row went to. */
 		__atomic_store_n(&s->gen, __atomic_load_n(&h->gen,
 		    __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
@@ -1468,7 +1397,7 @@ hub_old_done(struct hub *h)
 		return;
 	pthread_mutex_lock(&h->dbmu);
 	if (h->old != NULL && h->old_gen == g) {
-		mlog_close(h->old);
+		store_close(h->old);
 		h->old = NULL;
 	}
 	pthread_mutex_unlock(&h->dbmu);
@@ -1551,7 +1480,7 @@ hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg)
 {
 	struct hub_msg **msgs;
 	struct hub_take t;
-	struct mlog *db;
+	struct store *db;
 	int64_t end;
 	int rc, i, first;
 
@@ -1567,11 +1496,11 @@ hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg)
 	t.msgs = msgs;
 	t.max = count;
 	db = hub_db(s->hub);
-	rc = mlog_last_id(db, &end);
-	if (rc == MLOG_OK)
-		rc = mlog_latest(db, s->chans, s->n, count, hub_take_cb, &t);
+	rc = store_last_id(db, &end);
+	if (rc == STORE_OK)
+		rc = store_latest(db, s->chans, s->n, count, hub_take_cb, &t);
 	if (rc < 0)
-		snprintf(s->err, sizeof(s->err), "%s", mlog_errmsg(db));
+		snprintf(s->err, sizeof(s->err), "%s", store_errmsg(db));
 	hub_db_done(s->hub);
 	if (rc < 0 || rc == HUB_TAKE_NOMEM) {
 		if (rc == HUB_TAKE_NOMEM)

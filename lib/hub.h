@@ -23,8 +23,8 @@
  * short operations of any thread: the streams table (subscriber counts),
  * the last id, publishing.
  *
- * Control requests (mlog.h: the reserved '.control' channel, written by
- * mlog_control_end_stream / mlog_control_end_channel or plain SQL) are
+ * Control requests (store.h: the reserved STORE_CONTROL channel, written by
+ * store_end_stream / store_end_channel or plain SQL) are
  * read by the same hub thread, once per process, and never reach the
  * ring: a request ending stream ID, or channel C, marks the matching
  * subscriptions of this process ended (those that began before the
@@ -52,9 +52,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bell.h"
 #include "conf.h"
-#include "mlog.h"
+#include "store.h"
 
 #define HUB_RING_MSGS    1024        /* messages kept in the ring */
 #define HUB_RING_BYTES   (8L << 20)  /* bytes of data kept in the ring */
@@ -72,7 +71,7 @@ enum {
 	HUB_ERR = -1,      /* database or system failure: see hub_sub_error */
 	HUB_EFULL = -2,    /* max_channel_subscribers reached */
 	HUB_ESTOP = -3,    /* the hub is stopping */
-	HUB_EUNAVAIL = -4  /* the log cannot be used now (MLOG_EUNAVAIL) */
+	HUB_EUNAVAIL = -4  /* the log cannot be used now (STORE_EUNAVAIL) */
 };
 
 #define HUB_REGISTER 1     /* hub_subscribe: add a row to the streams table */
@@ -84,7 +83,7 @@ enum {
  * read for catch-up look the same.
  */
 struct hub_msg {
-	struct mlog_msg m;
+	struct store_msg m;
 	int refs;
 };
 
@@ -104,10 +103,11 @@ typedef int (*hub_cb)(void *arg, struct hub_msg *m, int64_t gap);
 struct hub;
 struct hub_sub;
 
-/* Open the log (created if missing), its bell, the shared connection, and
- * start the hub thread.  Call bell_init_signals() first.  Returns HUB_OK,
+/* Open the log (created if missing) with the process's wake-up, the
+ * shared connection, and start the hub thread.  Call store_process_init()
+ * first.  Returns HUB_OK,
  * or HUB_EUNAVAIL (the log or its bell file cannot be used now, see
- * MLOG_EUNAVAIL) or HUB_ERR with a one-line reason in err. */
+ * STORE_EUNAVAIL) or HUB_ERR with a one-line reason in err. */
 int hub_open(struct hub **out, const struct conf *c, char *err,
     size_t errlen);
 /*
@@ -115,7 +115,7 @@ int hub_open(struct hub **out, const struct conf *c, char *err,
  * names the log and bell it has open at every wake-up and in every
  * gatekeeper check (which the folder watch triggers at once when the
  * log or its bell is removed, created or moved); hub_publish looks in
- * the write transaction (mlog_append).  When they changed, the hub
+ * the write transaction (store_append).  When they changed, the hub
  * thread alone reopens both connections and the bell, and every
  * subscription reports HUB_RESET once and goes on from the new log's
  * beginning; its streams row is registered again in the new log (under
@@ -123,7 +123,7 @@ int hub_open(struct hub **out, const struct conf *c, char *err,
  * that finds the log moved before its commit waits (at most
  * HUB_RELOG_WAIT_MS, defined in hub.c) for the reopen and tries once
  * more; otherwise, and when it moved during the commit, it returns
- * MLOG_EMOVED: the message is not in the log at the path.
+ * STORE_EMOVED: the message is not in the log at the path.
  *
  * hub_watch() is for any thread (a stream's heartbeat, a poll's start):
  * two stat() calls comparing the paths with the files the hub has open;
@@ -143,12 +143,11 @@ int hub_stopping(struct hub *h);
 void hub_close(struct hub *h);
 
 /* The shared connection, locked until hub_db_done().  Keep it short. */
-struct mlog *hub_db(struct hub *h);
+struct store *hub_db(struct hub *h);
 void hub_db_done(struct hub *h);
-struct bell *hub_bell(struct hub *h);
 
-/* Append one message over the shared connection and ring the bell.
- * Returns an MLOG_* code (MLOG_EMOVED: see "A replaced log" above); the
+/* Publish one message over the shared connection (store_publish: it
+ * wakes every waiter).  Returns a STORE_* code (STORE_EMOVED: see "A replaced log" above); the
  * reason then is in err. */
 int hub_publish(struct hub *h, const char *channel, const char *type,
     const char *event, const void *data, size_t len, int64_t *id,
@@ -161,7 +160,7 @@ int hub_publish(struct hub *h, const char *channel, const char *type,
  * hub_unsubscribe) with a fresh random secret (HUB_SECRET_BYTES from
  * getrandom, as lowercase hex), and its id stored in *stream.  Returns
  * HUB_OK, HUB_EFULL, HUB_ESTOP, HUB_EUNAVAIL (the log cannot be written
- * now, MLOG_EUNAVAIL) or HUB_ERR (reason in err).
+ * now, STORE_EUNAVAIL) or HUB_ERR (reason in err).
  */
 int hub_subscribe(struct hub *h, struct hub_sub **out,
     const char *const *channels, int n, int64_t after, int flags,
@@ -186,7 +185,7 @@ int hub_sub_ended(const struct hub_sub *s);
  * The stream's handle "ID.SECRET" (NUL-terminated, owned by s, valid
  * until hub_unsubscribe), or "" without HUB_REGISTER.  A capability:
  * whoever holds it may end the stream (push-publish compares the secret
- * with mlog_stream_info's in constant time), so it goes only to the
+ * with store_stream_info's in constant time), so it goes only to the
  * stream's own client.
  */
 const char *hub_sub_handle(const struct hub_sub *s);
@@ -234,7 +233,7 @@ void hub_sub_park(struct hub_sub *s, hub_cb cb, void *arg);
 void hub_sub_unpark(struct hub_sub *s);
 
 /* A copy of m as a held message (refs 1), or NULL when out of memory. */
-struct hub_msg *hub_msg_copy(const struct mlog_msg *m);
+struct hub_msg *hub_msg_copy(const struct store_msg *m);
 void hub_msg_hold(struct hub_msg *m);
 void hub_msg_drop(struct hub_msg *m);
 

@@ -192,9 +192,8 @@ enum mlog_sid {
 #define MLOG_I_LIMIT 34
 #define MLOG_Q_CONTROL "'" MLOG_CONTROL "'"  /* as an SQL literal */
 #define MLOG_CONTROL_TYPE "text/plain"
-#define MLOG_CONTROL_STREAM "end-stream "    /* request prefixes */
-#define MLOG_CONTROL_CHANNEL "end-channel "
-#define MLOG_ID_DIGITS   19   /* digits in an int64 id */
+#define MLOG_CONTROL_STREAM STORE_CONTROL_STREAM  /* request prefixes */
+#define MLOG_CONTROL_CHANNEL STORE_CONTROL_CHANNEL
 #define MLOG_PID_MEMO    16   /* pids whose liveness one call remembers */
 _Static_assert(VALID_CHANNELS_MAX == MLOG_I_AFTER - 1,
     "the channel list must end just before the other parameters");
@@ -339,8 +338,8 @@ static int mlog_set_wal(struct mlog *, const char *);
 static int mlog_check_channels(struct mlog *, const char *const *, int,
     int);
 static void mlog_bind_channels(sqlite3_stmt *, const char *const *, int);
-static int mlog_row_msg(struct mlog *, sqlite3_stmt *, struct mlog_msg *);
-static int mlog_row_stat(sqlite3_stmt *, struct mlog_stat *);
+static int mlog_row_msg(struct mlog *, sqlite3_stmt *, struct store_msg *);
+static int mlog_row_stat(sqlite3_stmt *, struct store_stat *);
 static int mlog_trim(struct mlog *, const char *, long, int64_t, int,
     int64_t *);
 static int mlog_writable(struct mlog *);
@@ -1193,7 +1192,7 @@ mlog_bind_channels(sqlite3_stmt *st, const char *const *channels, int n)
 
 /* Fill m from the current row of a MLOG_COLS query. */
 static int
-mlog_row_msg(struct mlog *l, sqlite3_stmt *st, struct mlog_msg *m)
+mlog_row_msg(struct mlog *l, sqlite3_stmt *st, struct store_msg *m)
 {
 	m->id = sqlite3_column_int64(st, 0);
 	m->channel = (const char *)sqlite3_column_text(st, 1);
@@ -1215,7 +1214,7 @@ mlog_row_msg(struct mlog *l, sqlite3_stmt *st, struct mlog_msg *m)
 
 /* Fill st from the current row of a MLOG_STAT_COLS query. */
 static int
-mlog_row_stat(sqlite3_stmt *st, struct mlog_stat *s)
+mlog_row_stat(sqlite3_stmt *st, struct store_stat *s)
 {
 	const char *name;
 
@@ -1458,10 +1457,10 @@ mlog_changed(struct mlog *l)
 
 int
 mlog_read(struct mlog *l, const char *const *channels, int n,
-    int64_t after, int limit, mlog_cb cb, void *arg, int64_t *gap,
+    int64_t after, int limit, store_cb cb, void *arg, int64_t *gap,
     int64_t *last)
 {
-	struct mlog_msg m;
+	struct store_msg m;
 	sqlite3_stmt *st;
 	int64_t pos = after, pruned = 0, seq = 0;
 	int rc, step, ret = MLOG_OK, reset = 0;
@@ -1547,9 +1546,9 @@ mlog_read(struct mlog *l, const char *const *channels, int n,
 
 int
 mlog_latest(struct mlog *l, const char *const *channels, int n, int count,
-    mlog_cb cb, void *arg)
+    store_cb cb, void *arg)
 {
-	struct mlog_msg m;
+	struct store_msg m;
 	sqlite3_stmt *st;
 	int rc, step, ret = MLOG_OK;
 
@@ -1580,7 +1579,7 @@ mlog_latest(struct mlog *l, const char *const *channels, int n, int count,
 }
 
 int
-mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *s)
+mlog_stat(struct mlog *l, const char *channel, struct store_stat *s)
 {
 	sqlite3_stmt *st;
 	int step, ret = MLOG_OK;
@@ -1630,10 +1629,10 @@ mlog_subscribers(struct mlog *l, const char *channel, int64_t *n)
 }
 
 int
-mlog_stats(struct mlog *l, int (*cb)(void *, const struct mlog_stat *),
+mlog_stats(struct mlog *l, int (*cb)(void *, const struct store_stat *),
     void *arg)
 {
-	struct mlog_stat s;
+	struct store_stat s;
 	sqlite3_stmt *st;
 	int step, rc, ret = MLOG_OK;
 
@@ -2024,9 +2023,9 @@ mlog_control_end_channel(struct mlog *l, const char *channel)
 
 int
 mlog_control_read(struct mlog *l, int64_t after, int64_t upto, int limit,
-    mlog_cb cb, void *arg, int64_t *last)
+    store_cb cb, void *arg, int64_t *last)
 {
-	struct mlog_msg m;
+	struct store_msg m;
 	sqlite3_stmt *st;
 	int64_t pos = after;
 	int rc, step, ret = MLOG_OK;
@@ -2061,40 +2060,3 @@ mlog_control_read(struct mlog *l, int64_t after, int64_t upto, int limit,
 	return ret;
 }
 
-/* Allow-list parse: a prefix, then exactly a decimal id or a valid
- * channel name, nothing else (no sign, no space, no newline). */
-int
-mlog_control_parse(const struct mlog_msg *m, int64_t *stream, char *channel,
-    size_t len)
-{
-	const char *d = m->data;
-	size_t n = m->len, pl;
-	int64_t v = 0;
-	size_t i;
-
-	if (m->channel == NULL || strcmp(m->channel, MLOG_CONTROL) != 0 ||
-	    n >= MLOG_CONTROL_MAX)
-		return MLOG_CONTROL_NONE;
-	pl = sizeof(MLOG_CONTROL_STREAM) - 1;
-	if (n > pl && memcmp(d, MLOG_CONTROL_STREAM, pl) == 0) {
-		if (n - pl > MLOG_ID_DIGITS || d[pl] == '0')
-			return MLOG_CONTROL_NONE;
-		for (i = pl; i < n; i++) {
-			if (d[i] < '0' || d[i] > '9' ||
-			    v > (INT64_MAX - (d[i] - '0')) / 10)
-				return MLOG_CONTROL_NONE;
-			v = v * 10 + (d[i] - '0');
-		}
-		*stream = v;
-		return MLOG_CONTROL_END_STREAM;
-	}
-	pl = sizeof(MLOG_CONTROL_CHANNEL) - 1;
-	if (n > pl && memcmp(d, MLOG_CONTROL_CHANNEL, pl) == 0 &&
-	    n - pl < len && n - pl <= VALID_CHANNEL_MAX) {
-		memcpy(channel, d + pl, n - pl);
-		channel[n - pl] = '\0';
-		if (strlen(channel) == n - pl && valid_channel(channel))
-			return MLOG_CONTROL_END_CHANNEL;
-	}
-	return MLOG_CONTROL_NONE;
-}

@@ -46,63 +46,43 @@
 #include <sys/types.h>
 
 #include "conf.h"
+#include "store.h"
 #include "valid.h"
 
-#define MLOG_DEFAULT_TYPE "text/plain; charset=utf-8"
+#define MLOG_DEFAULT_TYPE STORE_DEFAULT_TYPE
 #define MLOG_SCHEMA_VERSION 2
 #define MLOG_BUSY_MS 5000          /* busy_timeout */
-#define MLOG_READ_MAX 1000         /* rows one mlog_read() call may return */
-#define MLOG_CONTROL ".control"    /* the reserved control channel */
-#define MLOG_CONTROL_KEEP 1000     /* control messages kept at most */
-#define MLOG_CONTROL_AGE 600       /* seconds a control message is kept */
-#define MLOG_CONTROL_MAX (VALID_CHANNEL_MAX + 16) /* bytes in one request */
+#define MLOG_READ_MAX STORE_READ_MAX /* rows one mlog_read() call may return */
+#define MLOG_CONTROL STORE_CONTROL /* the reserved control channel */
+#define MLOG_CONTROL_KEEP STORE_CONTROL_KEEP /* control messages kept at most */
+#define MLOG_CONTROL_AGE STORE_CONTROL_AGE /* seconds a control message is kept */
+#define MLOG_CONTROL_MAX STORE_CONTROL_MAX /* bytes in one request */
 
+/* The store seam's codes (store.h), under this module's names. */
 enum {
-	MLOG_OK = 0,
-	MLOG_ERR = -1,     /* SQLite or system failure */
-	MLOG_EINVAL = -2,  /* bad channel, type, event or argument */
-	MLOG_E2BIG = -3,   /* data larger than conf.max_data */
-	MLOG_ENOENT = -4,  /* no such channel / stream / no log file */
-	MLOG_ESCHEMA = -5, /* file is not a pushcgi log, or a newer schema */
-	MLOG_EUNAVAIL = -6, /* the log cannot be used now: busy past
-			      MLOG_BUSY_MS, or its file, -wal or -shm file
-			      or folder not writable by this user, a full
-			      disk, an I/O error; mlog_errmsg ends with
-			      "(FILE: CAUSE)".  Worth a retry (HTTP 503) */
-	MLOG_EMOVED = -10  /* the path no longer names the open file */
+	MLOG_OK = STORE_OK,
+	MLOG_ERR = STORE_ERR,         /* SQLite or system failure */
+	MLOG_EINVAL = STORE_EINVAL,   /* bad channel, type, event or argument */
+	MLOG_E2BIG = STORE_E2BIG,     /* data larger than conf.max_data */
+	MLOG_ENOENT = STORE_ENOENT,   /* no such channel / stream / no log file */
+	MLOG_ESCHEMA = STORE_ESCHEMA, /* not a pushcgi log, or a newer schema */
+	MLOG_EUNAVAIL = STORE_EUNAVAIL, /* the log cannot be used now: busy
+				    past MLOG_BUSY_MS, or its file, -wal or
+				    -shm file or folder not writable by this
+				    user, a full disk, an I/O error;
+				    mlog_errmsg ends with "(FILE: CAUSE)".
+				    Worth a retry (HTTP 503) */
+	MLOG_EMOVED = STORE_EMOVED    /* the path no longer names the open file */
 };
 
-#define MLOG_CREATE   1  /* create the file and schema if missing */
-#define MLOG_READONLY 2
-#define MLOG_RELOG    4  /* mlog_append reopens a moved log by itself */
+#define MLOG_CREATE   STORE_CREATE   /* create the file and schema if missing */
+#define MLOG_READONLY STORE_READONLY
+#define MLOG_RELOG    STORE_RELOG    /* mlog_append reopens a moved log itself */
 
 struct mlog;
 
-/* One message.  Pointers are valid only during the callback. */
-struct mlog_msg {
-	int64_t id;
-	const char *channel;
-	int64_t time_ms;
-	const char *type;
-	const char *event;   /* NULL if none */
-	const void *data;
-	size_t len;
-};
-
-/* Callback for reads: return 0 to go on, non-zero to stop early (the
- * non-zero value is then returned by the reading function). */
-typedef int (*mlog_cb)(void *arg, const struct mlog_msg *m);
-
-struct mlog_stat {
-	char channel[VALID_CHANNEL_MAX + 1];
-	int64_t count;        /* messages retained */
-	int64_t first_id;     /* 0 if none retained */
-	int64_t last_id;      /* last id ever published to it (retained
-				 or deleted) */
-	int64_t last_time_ms; /* time of that publish */
-	int64_t pruned_to;    /* highest id deleted from it, 0 if none */
-	int64_t subscribers;  /* live streams and polls on it now */
-};
+/* Messages, read callbacks and channel figures are the seam's: struct
+ * store_msg, store_cb and struct store_stat (store.h). */
 
 /*
  * Call once at the start of a single-threaded program that reads the log
@@ -168,7 +148,7 @@ void mlog_process_init(void);
  * messages up to there (streams that were open when the log was
  * replaced do not: they reset at once).
  */
-#define MLOG_GAP_RESET (-1)
+#define MLOG_GAP_RESET STORE_GAP_RESET
 #define MLOG_MOVED_LOG 1
 #define MLOG_MOVED_WAL 2
 int mlog_moved(struct mlog *l);
@@ -216,22 +196,22 @@ int mlog_changed(struct mlog *l);
  * MLOG_E* code, or cb's non-zero value.
  */
 int mlog_read(struct mlog *l, const char *const *channels, int n,
-    int64_t after, int limit, mlog_cb cb, void *arg, int64_t *gap,
+    int64_t after, int limit, store_cb cb, void *arg, int64_t *gap,
     int64_t *last);
 
 /* The newest `count` messages on any of the channels (n == 0: every
  * channel), oldest first; count is capped at MLOG_READ_MAX. */
 int mlog_latest(struct mlog *l, const char *const *channels, int n,
-    int count, mlog_cb cb, void *arg);
+    int count, store_cb cb, void *arg);
 
 /* Stats for one channel (ENOENT if it never existed), or, with channel
  * NULL, for every channel by name via cb (cb returns non-zero to stop). */
-int mlog_stat(struct mlog *l, const char *channel, struct mlog_stat *st);
+int mlog_stat(struct mlog *l, const char *channel, struct store_stat *st);
 /* Only the live subscribers of channel now (0 for a channel that never
  * existed): what a publish reports, without counting messages. */
 int mlog_subscribers(struct mlog *l, const char *channel, int64_t *n);
 int mlog_stats(struct mlog *l,
-    int (*cb)(void *arg, const struct mlog_stat *st), void *arg);
+    int (*cb)(void *arg, const struct store_stat *st), void *arg);
 
 /* Apply retention now: keep_count per channel (0 = no cap), max_age seconds
  * (0 = no limit), channel NULL = all but '.control', whose own retention
@@ -282,18 +262,9 @@ int mlog_control_end_channel_id(struct mlog *l, const char *channel,
  * the last one passed, or `after`.  For the hub; returns like mlog_read.
  */
 int mlog_control_read(struct mlog *l, int64_t after, int64_t upto,
-    int limit, mlog_cb cb, void *arg, int64_t *last);
+    int limit, store_cb cb, void *arg, int64_t *last);
 
-enum { MLOG_CONTROL_NONE = 0, MLOG_CONTROL_END_STREAM = 1,
-       MLOG_CONTROL_END_CHANNEL = 2 };
-/*
- * What a control message asks: MLOG_CONTROL_END_STREAM with *stream set,
- * MLOG_CONTROL_END_CHANNEL with the name in channel[0..len) (len at least
- * VALID_CHANNEL_MAX + 1), or MLOG_CONTROL_NONE for anything else (not a
- * control message, or data that is not exactly one of the two forms).
- */
-int mlog_control_parse(const struct mlog_msg *m, int64_t *stream,
-    char *channel, size_t len);
+/* What a control message asks: store_control_parse (store.h). */
 
 /* The underlying connection, for the few callers that need it (tests). */
 struct sqlite3 *mlog_db(struct mlog *l);

@@ -19,7 +19,7 @@
 static int page_base_is(const char *type, size_t n, const char *want);
 static int page_url_part(struct http_out *, const char *);
 static int page_raw_url(struct http_out *, const struct page_ask *,
-    const struct mlog_msg *);
+    const struct store_msg *);
 
 /* The head every page starts with; the <title> follows. */
 static const char page_head[] =
@@ -116,7 +116,7 @@ page_url_part(struct http_out *o, const char *s)
  */
 static int
 page_raw_url(struct http_out *o, const struct page_ask *a,
-    const struct mlog_msg *m)
+    const struct store_msg *m)
 {
 	http_puts(o, "?channel=");
 	page_url_part(o, a->channels);
@@ -131,7 +131,7 @@ page_raw_url(struct http_out *o, const struct page_ask *a,
 
 int
 page_write(struct http_out *o, const struct page_ask *a,
-    const struct mlog_msg *m)
+    const struct store_msg *m)
 {
 	char when[PAGE_TIME_MAX];
 	struct tm tm;

@@ -28,7 +28,7 @@
 #include <stddef.h>
 
 #include "http.h"
-#include "mlog.h"
+#include "store.h"
 
 /* refresh= itself is parsed with the poll's other parameters
  * (transport.h: TRANSPORT_REFRESH_MIN, TRANSPORT_REFRESH_MAX). */
@@ -52,7 +52,7 @@ enum page_kind page_kind(const char *type);
  * message and a belong to the caller.  0, or -1 once o has failed.
  */
 int page_write(struct http_out *o, const struct page_ask *a,
-    const struct mlog_msg *m);
+    const struct store_msg *m);
 
 /* p[0..n) HTML-escaped (& < > " ') to o.  0 or -1. */
 int page_escape(struct http_out *o, const void *p, size_t n);

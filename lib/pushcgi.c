@@ -1,6 +1,6 @@
 /*
- * pushcgi: the public C API, a thin shell over mlog (append) and bell
- * (wake the waiting).  See pushcgi.h for the contract.
+ * pushcgi: the public C API, a thin shell over the store seam (store.h):
+ * one handle with the process's wake-up.  See pushcgi.h for the contract.
  */
 #include "config.h"
 
@@ -9,16 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bell.h"
 #include "conf.h"
-#include "mlog.h"
 #include "pushcgi.h"
+#include "store.h"
 
 #define PUSHCGI_ERR_MAX 768 /* bytes of a reason (one may name a file) */
 
 struct pushcgi {
-	struct mlog *log;
-	struct bell *bell;
+	struct store *log;
 	char err[PUSHCGI_ERR_MAX];
 };
 
@@ -44,17 +42,11 @@ pushcgi_open(const char *db, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	/* MLOG_RELOG: a log removed or replaced under the handle is
-	 * reopened (created anew) by the next publish (mlog.h). */
-	if (mlog_open(&p->log, &c, MLOG_CREATE | MLOG_RELOG, why,
-	    sizeof(why)) != MLOG_OK) {
+	/* STORE_RELOG: a log removed or replaced under the handle is
+	 * reopened (created anew) by the next publish (store.h). */
+	if (store_open(&p->log, &c, STORE_CREATE | STORE_RELOG | STORE_WAKE,
+	    why, sizeof(why)) != STORE_OK) {
 		snprintf(err, errlen, "%s", why);
-		free(p);
-		return NULL;
-	}
-	if (bell_open(&p->bell, c.db, c.check_ms) != 0) {
-		snprintf(err, errlen, "%s-bell: %s", c.db, strerror(errno));
-		mlog_close(p->log);
 		free(p);
 		return NULL;
 	}
@@ -67,19 +59,14 @@ pushcgi_publish(struct pushcgi *p, const char *channel, const char *type,
 {
 	int64_t nid;
 
-	/* Never 0 for a message the log at the path lacks: mlog_append
+	/* Never 0 for a message the log at the path lacks: the store
 	 * checks the path before and after its commit, and reopens once
-	 * (MLOG_RELOG); the bell rings the file at the path too. */
-	if (mlog_append(p->log, channel, type, event, data, len, &nid) !=
-	    MLOG_OK) {
-		snprintf(p->err, sizeof(p->err), "%s", mlog_errmsg(p->log));
+	 * (STORE_RELOG); the wake-up reaches the file at the path too. */
+	if (store_publish(p->log, channel, type, event, data, len, &nid) !=
+	    STORE_OK) {
+		snprintf(p->err, sizeof(p->err), "%s", store_errmsg(p->log));
 		return -1;
 	}
-	/* A failed reopen costs nothing: bell_ring rings the file at the
-	 * path as well as its own. */
-	if (bell_moved(p->bell))
-		(void)bell_reopen(p->bell);
-	bell_ring(p->bell, nid);
 	if (id != NULL)
 		*id = nid;
 	return 0;
@@ -96,7 +83,6 @@ pushcgi_close(struct pushcgi *p)
 {
 	if (p == NULL)
 		return;
-	bell_close(p->bell);
-	mlog_close(p->log);
+	store_close(p->log);
 	free(p);
 }

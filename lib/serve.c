@@ -20,8 +20,8 @@
 
 #include <fcgiapp.h>
 
-#include "bell.h"
 #include "serve.h"
+#include "store.h"
 
 #define SERVE_ACCEPT_PAUSE_MS 100 /* after an unexpected accept failure */
 #define SERVE_LISTEN_FD 0         /* FastCGI: the listening socket is fd 0 */
@@ -230,11 +230,6 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	 * flag nobody would look at): ours come after. */
 	serve_take_socket(prog);
 	cgi = FCGX_IsCGI();
-	/* A CGI responder waits and reads like a follower (mlog.h); a
-	 * FastCGI process reads once per wake-up for all its clients, and
-	 * its many threads' heaps are better trimmed. */
-	if (cgi)
-		mlog_process_init();
 	serve_ctx.prog = prog;
 	serve_ctx.fcgi = !cgi;
 	serve_fn = handler;
@@ -255,7 +250,11 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	} else if (conf_load(&serve_ctx.conf, err, sizeof(err)) != 0) {
 		serve_setup_site = 401;
 		snprintf(serve_setup_err, sizeof(serve_setup_err), "%s", err);
-	} else if (bell_init_signals() != 0) {
+	} else if (store_process_init(cgi ? STORE_PROC_SINGLE : 0) != 0) {
+		/* A CGI responder waits and reads like a follower
+		 * (STORE_PROC_SINGLE); a FastCGI process reads once per
+		 * wake-up for all its clients, and its many threads' heaps
+		 * are better trimmed. */
 		serve_setup_site = 402;
 		snprintf(serve_setup_err, sizeof(serve_setup_err),
 		    "signals: %s", strerror(errno));

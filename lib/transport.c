@@ -34,8 +34,8 @@ static int transport_cursor(const char *, int64_t *);
 static int transport_small(const char *, int, int, int *);
 static int transport_digits(const char *, int, int *);
 static int transport_q_zero(const char *, size_t);
-static int transport_sse_text(const struct mlog_msg *);
-static int transport_mixed_head(struct http_out *, const struct mlog_msg *);
+static int transport_sse_text(const struct store_msg *);
+static int transport_mixed_head(struct http_out *, const struct store_msg *);
 static int transport_mixed_ahead(struct transport *, struct http_out *,
     const char *);
 static int transport_script_open(const struct transport *,
@@ -419,7 +419,7 @@ transport_poll_cursor(struct transport_poll *a, const char *inm,
 }
 
 int
-transport_poll_json(struct http_out *o, const struct mlog_msg *const *m,
+transport_poll_json(struct http_out *o, const struct store_msg *const *m,
     int n, int64_t next, int64_t gap, int more, const char *callback)
 {
 	int i;
@@ -437,7 +437,7 @@ transport_poll_json(struct http_out *o, const struct mlog_msg *const *m,
 	http_printf(o, "],\"next\":%" PRId64, next);
 	if (gap > 0)
 		http_printf(o, ",\"gap\":%" PRId64, gap);
-	else if (gap == MLOG_GAP_RESET)
+	else if (gap == STORE_GAP_RESET)
 		http_puts(o, ",\"gap\":0");
 	if (more)
 		http_puts(o, ",\"more\":true");
@@ -562,7 +562,7 @@ transport_begin(struct transport *t, struct http_out *o, const char *handle,
 
 /* SSE carries data as lines of UTF-8: CR would become a line break. */
 static int
-transport_sse_text(const struct mlog_msg *m)
+transport_sse_text(const struct store_msg *m)
 {
 	return memchr(m->data, '\r', m->len) == NULL &&
 	    transport_utf8_valid(m->data, m->len);
@@ -570,7 +570,7 @@ transport_sse_text(const struct mlog_msg *m)
 
 /* mixed: a complete part header for m, written from the open state. */
 static int
-transport_mixed_head(struct http_out *o, const struct mlog_msg *m)
+transport_mixed_head(struct http_out *o, const struct store_msg *m)
 {
 	return http_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
 	    m->type, m->len);
@@ -591,7 +591,7 @@ transport_mixed_ahead(struct transport *t, struct http_out *o,
 
 int
 transport_message(struct transport *t, struct http_out *o,
-    const struct mlog_msg *m, const struct mlog_msg *prev)
+    const struct store_msg *m, const struct store_msg *prev)
 {
 	const char *ev;
 
@@ -647,7 +647,7 @@ transport_message(struct transport *t, struct http_out *o,
 
 int
 transport_gap(struct transport *t, struct http_out *o, int64_t gap,
-    const struct mlog_msg *prev)
+    const struct store_msg *prev)
 {
 	char num[32];
 	int n;
@@ -678,7 +678,7 @@ transport_gap(struct transport *t, struct http_out *o, int64_t gap,
 
 int
 transport_heartbeat(struct transport *t, struct http_out *o,
-    const struct mlog_msg *prev, int part)
+    const struct store_msg *prev, int part)
 {
 	int first = part != TRANSPORT_BEAT_REST;
 	int rest = part != TRANSPORT_BEAT_FIRST;
@@ -710,7 +710,7 @@ transport_heartbeat(struct transport *t, struct http_out *o,
 
 int
 transport_end(struct transport *t, struct http_out *o,
-    const struct mlog_msg *prev)
+    const struct store_msg *prev)
 {
 	if (t->kind != TRANSPORT_MIXED || t->state == MIXED_DONE)
 		return o->failed ? -1 : 0;
@@ -843,7 +843,7 @@ transport_json_string(struct http_out *o, const void *p, size_t n)
 }
 
 int
-transport_json_message(struct http_out *o, const struct mlog_msg *m)
+transport_json_message(struct http_out *o, const struct store_msg *m)
 {
 	int text = transport_utf8_valid(m->data, m->len);
 

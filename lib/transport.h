@@ -71,7 +71,7 @@
 
 #include "conf.h"
 #include "http.h"
-#include "mlog.h"
+#include "store.h"
 #include "valid.h"
 
 #define TRANSPORT_BOUNDARY_MAX  40   /* bytes in a multipart boundary */
@@ -190,10 +190,10 @@ int transport_if_none_match(const char *s, int64_t *out);
  * A poll's JSON answer (see push-poll): optional "CALLBACK(", then
  * {"messages":[M,...],"next":NEXT[,"gap":GAP][,"more":true]} with each M
  * as transport_json_message writes m[0..n), then "});\n" or "}\n".  gap
- * 0: none; MLOG_GAP_RESET: the log was replaced, written "gap":0 (see
+ * 0: none; STORE_GAP_RESET: the log was replaced, written "gap":0 (see
  * mlog.h); callback NULL or "": plain JSON.
  */
-int transport_poll_json(struct http_out *o, const struct mlog_msg *const *m,
+int transport_poll_json(struct http_out *o, const struct store_msg *const *m,
     int n, int64_t next, int64_t gap, int more, const char *callback);
 
 /* Framing state of one response. */
@@ -228,10 +228,10 @@ int transport_begin(struct transport *t, struct http_out *o,
 /* One message.  prev: the message sent before it (NULL if none); mixed
  * re-sends it in the cases described above. */
 int transport_message(struct transport *t, struct http_out *o,
-    const struct mlog_msg *m, const struct mlog_msg *prev);
+    const struct store_msg *m, const struct store_msg *prev);
 /* Messages up to id gap on these channels were pruned unseen. */
 int transport_gap(struct transport *t, struct http_out *o, int64_t gap,
-    const struct mlog_msg *prev);
+    const struct store_msg *prev);
 /*
  * Something that keeps the connection alive and shows nothing.  It comes
  * in two parts, to be flushed TRANSPORT_PROBE_MS apart: a web server that
@@ -242,10 +242,10 @@ int transport_gap(struct transport *t, struct http_out *o, int64_t gap,
  * except by finishing with TRANSPORT_BEAT_REST first.
  */
 int transport_heartbeat(struct transport *t, struct http_out *o,
-    const struct mlog_msg *prev, int part);
+    const struct store_msg *prev, int part);
 /* The stream ends cleanly (shutdown). */
 int transport_end(struct transport *t, struct http_out *o,
-    const struct mlog_msg *prev);
+    const struct store_msg *prev);
 
 /* Building blocks, shared with the long-poll responder. */
 /* A cursor: 1-TRANSPORT_ID_DIGITS decimal digits in s[0..n), at most
@@ -258,6 +258,6 @@ int transport_base64(struct http_out *o, const void *p, size_t n);
 int transport_json_string(struct http_out *o, const void *p, size_t n);
 /* {"id":..,"channel":..,"time":..,"type":..,"event":..|null,"data":..}
  * with "encoding":"base64" added when data is not UTF-8. */
-int transport_json_message(struct http_out *o, const struct mlog_msg *m);
+int transport_json_message(struct http_out *o, const struct store_msg *m);
 
 #endif

@@ -51,7 +51,7 @@
  * removed by retention before this client saw them (the messages listed
  * are those still retained); "gap":0 means that the log was replaced and
  * ids start again: "next" may then be below the cursor asked for (the
- * cursor rule, lib/mlog.h; raw: X-Push-Gap: 0).  "more":true means the
+ * cursor rule, lib/store.h; raw: X-Push-Gap: 0).  "more":true means the
  * answer was cut at POLL_ANSWER_MSGS messages or about POLL_ANSWER_BYTES
  * bytes of data (at least one message is always sent): poll again at
  * once.  A held request
@@ -360,7 +360,7 @@ poll_answer_json(struct poll *p, const struct transport_poll *a,
     struct http_req *r, int64_t next)
 {
 	struct http_out body;
-	const struct mlog_msg *msgs[POLL_ANSWER_MSGS];
+	const struct store_msg *msgs[POLL_ANSWER_MSGS];
 	char num[POLL_NUM_MAX], etag[POLL_ETAG_MAX];
 	int i, rc;
 
@@ -368,7 +368,7 @@ poll_answer_json(struct poll *p, const struct transport_poll *a,
 	for (i = 0; i < p->n; i++)
 		msgs[i] = &p->msg[i]->m;
 	transport_poll_json(&body, msgs, p->n, next, p->reset ?
-	    MLOG_GAP_RESET : p->gap, p->more, a->callback);
+	    STORE_GAP_RESET : p->gap, p->more, a->callback);
 	if (body.failed) {
 		http_out_free(&body);
 		return http_fail(r, 503, 619, "out of memory");
@@ -393,7 +393,7 @@ poll_answer_json(struct poll *p, const struct transport_poll *a,
 static int
 poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
 {
-	const struct mlog_msg *m;
+	const struct store_msg *m;
 	char num[POLL_NUM_MAX], etag[POLL_ETAG_MAX];
 
 	if (p->gap > 0 || p->reset) {

@@ -67,8 +67,8 @@
  * names the file and the cause: busy past its busy timeout (another
  * writer holding it), the log, its -wal or -shm file or its folder not
  * writable by the web server's user, a full disk, an I/O error (see
- * MLOG_EUNAVAIL); or the log removed or replaced while the message was
- * written (lib/mlog.h).  Nothing is stored then.  A body over max_data
+ * STORE_EUNAVAIL); or the log removed or replaced while the message was
+ * written (lib/store.h, lib/mlog.h).  Nothing is stored then.  A body over max_data
  * is read and thrown away (up to 64 MiB more, HTTP_DRAIN_MAX) before the
  * 413, so that every server passes the answer on; a chunked body (curl
  * -T -, no Content-Length) is stored byte for byte like any other.
@@ -86,11 +86,10 @@
 #include <string.h>
 
 #include "auth.h"
-#include "bell.h"
 #include "http.h"
 #include "hub.h"
-#include "mlog.h"
 #include "serve.h"
+#include "store.h"
 #include "valid.h"
 
 #define PUBLISH_PROG     "push-publish"
@@ -99,8 +98,8 @@
 #define PUBLISH_MAX_AGE  "600"     /* seconds a preflight may be cached */
 #define PUBLISH_ID_DIGITS 18       /* digits in a stream id */
 #define PUBLISH_SECRET_MAX 128     /* bytes of a stored stream secret */
-#define PUBLISH_WRONG_SECRET 1     /* publish_control: not an MLOG_* code */
-#define PUBLISH_ERR_MAX  HTTP_REASON_MAX /* bytes of an mlog reason kept */
+#define PUBLISH_WRONG_SECRET 1     /* publish_control: not a STORE_* code */
+#define PUBLISH_ERR_MAX  HTTP_REASON_MAX /* bytes of a store reason kept */
 
 static const char *const publish_params[] = {
 	"channel", "event", "stream", "_", NULL
@@ -177,7 +176,7 @@ publish_authorized(struct serve *s, struct http_req *r)
 
 /*
  * Turn an mlog failure rc (reason msg) into the answer: 400 invalid, 413
- * too large, 404 unknown, 503 the log cannot be used now (MLOG_EUNAVAIL:
+ * too large, 404 unknown, 503 the log cannot be used now (STORE_EUNAVAIL:
  * busy past its timeout, a file or folder it cannot write, a full disk;
  * msg then names the file and the cause), else 500.
  */
@@ -186,17 +185,17 @@ publish_db_fail(struct http_req *r, int rc, int site, const char *what,
     const char *msg)
 {
 	switch (rc) {
-	case MLOG_EINVAL:
+	case STORE_EINVAL:
 		return http_fail(r, 400, site, "%s: %s", what, msg);
-	case MLOG_E2BIG:
+	case STORE_E2BIG:
 		return http_fail(r, 413, site, "%s: %s", what, msg);
-	case MLOG_ENOENT:
+	case STORE_ENOENT:
 		return http_fail(r, 404, site, "%s: %s", what, msg);
-	case MLOG_EMOVED:
-		/* The log was replaced under us (lib/mlog.h): not in the log
+	case STORE_EMOVED:
+		/* The log was replaced under us (lib/store.h): not in the log
 		 * at the path; the next try goes to the new one. */
 		return http_fail(r, 503, site, "%s: %s", what, msg);
-	case MLOG_EUNAVAIL:
+	case STORE_EUNAVAIL:
 		return http_fail(r, 503, site, "%s: the log cannot be used "
 		    "now: %s", what, msg);
 	}
@@ -209,7 +208,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
     const char *event)
 {
 	int64_t subs;
-	struct mlog *l;
+	struct store *l;
 	char err[PUBLISH_ERR_MAX], num[24], *data = NULL;
 	const char *type;
 	size_t len = 0;
@@ -231,17 +230,17 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 	rc = hub_publish(s->hub, channel, type, event, data, len, &id, err,
 	    sizeof(err));
 	free(data);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		return publish_db_fail(r, rc, 612, "publishing", err);
 
 	/* Who was listening: the count after the commit. */
 	subs = 0;
 	l = hub_db(s->hub);
-	rc = mlog_subscribers(l, channel, &subs);
-	if (rc != MLOG_OK)
-		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	rc = store_subscribers(l, channel, &subs);
+	if (rc != STORE_OK)
+		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		http_log(r, "E613 message %" PRId64 " published, but counting "
 		    "subscribers failed: %s", id, err);
 
@@ -258,19 +257,19 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 static int
 publish_info(struct serve *s, struct http_req *r, const char *channel)
 {
-	struct mlog_stat st;
-	struct mlog *l;
+	struct store_stat st;
+	struct store *l;
 	char err[PUBLISH_ERR_MAX];
 	int rc;
 
 	if (http_read_body(r, 0, NULL, NULL) != 0)
 		return -1;
 	l = hub_db(s->hub);
-	rc = mlog_stat(l, channel, &st);
-	if (rc != MLOG_OK)
-		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	rc = store_stat(l, channel, &st);
+	if (rc != STORE_OK)
+		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		return publish_db_fail(r, rc, 621, "channel info", err);
 	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
@@ -286,7 +285,7 @@ publish_info(struct serve *s, struct http_req *r, const char *channel)
 static int
 publish_delete(struct serve *s, struct http_req *r, const char *channel)
 {
-	struct mlog *l;
+	struct store *l;
 	char err[PUBLISH_ERR_MAX];
 	int64_t cid = 0, deleted = 0;
 	int rc, rrc;
@@ -294,19 +293,18 @@ publish_delete(struct serve *s, struct http_req *r, const char *channel)
 	if (http_read_body(r, 0, NULL, NULL) != 0)
 		return -1;
 	l = hub_db(s->hub);
-	rc = mlog_control_end_channel_id(l, channel, &cid);
-	if (rc != MLOG_OK)
-		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
-	rrc = rc == MLOG_OK ? mlog_remove(l, channel, &deleted) : rc;
-	if (rc == MLOG_OK && rrc != MLOG_OK)
-		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	/* The control request wakes every process's hub (store.h). */
+	rc = store_end_channel(l, channel, &cid);
+	if (rc != STORE_OK)
+		snprintf(err, sizeof(err), "%s", store_errmsg(l));
+	rrc = rc == STORE_OK ? store_remove(l, channel, &deleted) : rc;
+	if (rc == STORE_OK && rrc != STORE_OK)
+		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		return publish_db_fail(r, rc, 631, "ending the channel's "
 		    "streams", err);
-	/* Wake every process's hub for the control message. */
-	bell_ring(hub_bell(s->hub), cid);
-	if (rrc != MLOG_OK)
+	if (rrc != STORE_OK)
 		return publish_db_fail(r, rrc, 632, "removing the channel", err);
 	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
@@ -351,7 +349,7 @@ publish_parse_handle(const char *h, int64_t *id, const char **secret)
 static int
 publish_control(struct serve *s, struct http_req *r, const char *handle)
 {
-	struct mlog *l;
+	struct store *l;
 	char err[PUBLISH_ERR_MAX], stored[PUBLISH_SECRET_MAX + 1];
 	const char *secret;
 	int64_t id, cid = 0;
@@ -371,23 +369,22 @@ publish_control(struct serve *s, struct http_req *r, const char *handle)
 
 	stored[0] = '\0';
 	l = hub_db(s->hub);
-	rc = mlog_stream_info(l, id, &pid, stored, sizeof(stored));
-	if (rc != MLOG_OK)
-		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	rc = store_stream_info(l, id, &pid, stored, sizeof(stored));
+	if (rc != STORE_OK)
+		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	/* A stream without a secret (a pushctl follower) can only be ended
 	 * by a publisher. */
 	else if (!authorized && (stored[0] == '\0' ||
 	    !auth_equal(secret, strlen(secret), stored, strlen(stored))))
 		rc = PUBLISH_WRONG_SECRET;
-	else if ((rc = mlog_control_end_stream_id(l, id, &cid)) != MLOG_OK)
-		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
+	else if ((rc = store_end_stream(l, id, &cid)) != STORE_OK)
+		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
 	if (rc == PUBLISH_WRONG_SECRET)
 		return http_fail(r, 403, 643, "wrong secret for stream %" PRId64,
 		    id);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		return publish_db_fail(r, rc, 644, "ending a stream", err);
-	bell_ring(hub_bell(s->hub), cid);
 	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"stream\":%" PRId64 ",\"ended\":true}\n", id);

@@ -147,12 +147,12 @@ static int
 stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
 {
 	struct stream *st = arg;
-	const struct mlog_msg *prev = st->prev != NULL ? &st->prev->m : NULL;
+	const struct store_msg *prev = st->prev != NULL ? &st->prev->m : NULL;
 	struct http_out *o = &st->r->out;
 
 	stream_beat_rest(st);
 	if (m == NULL)
-		/* A replaced log is the gap marker with id 0 (mlog.h). */
+		/* A replaced log is the gap marker with id 0 (store.h). */
 		transport_gap(&st->t, o, gap == HUB_RESET ? 0 : gap, prev);
 	else {
 		transport_message(&st->t, o, &m->m, prev);

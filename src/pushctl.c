@@ -60,9 +60,9 @@
 #include <unistd.h>
 
 #include "auth.h"
-#include "bell.h"
 #include "conf.h"
-#include "mlog.h"
+#include "hub.h"
+#include "store.h"
 #include "valid.h"
 
 #define EX_OK      0
@@ -77,16 +77,15 @@
 static const char *progname = "pushctl";
 static struct conf cfg;
 static volatile sig_atomic_t stopping;
-static struct bell *tail_bell;   /* woken by on_stop */
+static int64_t tail_deadline;    /* tail --timeout: monotonic ms, 0 none */
 
 static void usage_exit(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(int, const char *, ...) __attribute__((format(printf, 2, 3), noreturn));
-static int open_log(struct mlog **, int);
-static int status_exit(struct mlog *, int);
+static int open_log(struct store **, int);
+static int status_exit(struct store *, int);
 static int cmd_init(int, char **);
 static int cmd_send(int, char **);
 static int cmd_tail(int, char **);
-static int reader_gone(void);
 static int cmd_ls(int, char **);
 static int cmd_stat(int, char **);
 static int cmd_rm(int, char **);
@@ -96,9 +95,12 @@ static int cmd_token(int, char **);
 static int operands(int, char **);
 static void help_exit(void) __attribute__((noreturn));
 static void bad_option(int, char **) __attribute__((noreturn));
-static int tail_skip(void *, const struct mlog_msg *);
+static int tail_skip(void *, const struct store_msg *);
 struct tail_out;
 static int tail_gap(struct tail_out *, int64_t);
+static int tail_deliver(void *, struct hub_msg *, int64_t);
+static int tail_follow(const char *const *, int, int64_t, long long,
+    struct tail_out *);
 static void on_stop(int);
 
 static const char usage_text[] =
@@ -218,8 +220,6 @@ on_stop(int sig)
 {
 	(void)sig;
 	stopping = 1;
-	if (tail_bell != NULL)
-		bell_interrupt(tail_bell);
 }
 
 /* Parse a non-negative decimal number no larger than max, or usage_exit. */
@@ -238,51 +238,45 @@ parse_num(const char *what, const char *s, long long max)
 }
 
 static int
-open_log(struct mlog **l, int flags)
+open_log(struct store **l, int flags)
 {
 	char err[512];
 	int rc;
 
-	rc = mlog_open(l, &cfg, flags, err, sizeof(err));
-	if (rc == MLOG_ENOENT)
+	rc = store_open(l, &cfg, flags, err, sizeof(err));
+	if (rc == STORE_ENOENT)
 		die(EX_SYSTEM, "%s: no message log here (create it with "
 		    "\"pushctl init\")", cfg.db);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		die(EX_SYSTEM, "%s", err);
 	return 0;
 }
 
-/* Turn an mlog failure into a message and an exit code. */
+/* Turn a store failure into a message and an exit code. */
 static int
-status_exit(struct mlog *l, int rc)
+status_exit(struct store *l, int rc)
 {
-	fprintf(stderr, "%s: %s\n", progname, mlog_errmsg(l));
-	mlog_close(l);
-	exit(rc == MLOG_ERR || rc == MLOG_ESCHEMA || rc == MLOG_EMOVED ||
-	    rc == MLOG_EUNAVAIL ?
+	fprintf(stderr, "%s: %s\n", progname, store_errmsg(l));
+	store_close(l);
+	exit(rc == STORE_ERR || rc == STORE_ESCHEMA || rc == STORE_EMOVED ||
+	    rc == STORE_EUNAVAIL ?
 	    EX_SYSTEM : EX_REFUSED);
 }
 
 static int
 cmd_init(int argc, char **argv)
 {
-	struct mlog *l;
-	struct bell *b;
-	int64_t last, rung;
+	struct store *l;
+	int64_t last;
 
 	if (operands(argc, argv) != argc)
 		usage_exit("init takes no arguments");
-	open_log(&l, MLOG_CREATE);
-	if (bell_open(&b, cfg.db, cfg.check_ms) != 0)
-		die(EX_SYSTEM, "%s-bell: %s", cfg.db, strerror(errno));
-	rung = bell_last(b);
-	if (mlog_last_id(l, &last) != MLOG_OK)
-		status_exit(l, MLOG_ERR);
-	/* A bell kept from a removed log would stay ahead (bell.h). */
-	bell_lower(b, rung, last);
+	open_log(&l, STORE_CREATE | STORE_WAKE);
+	/* A wake-up kept from a removed log would stay ahead (store.h). */
+	if (store_sync(l, &last) != STORE_OK)
+		status_exit(l, STORE_ERR);
 	printf("%s: ready, last id %" PRId64 "\n", cfg.db, last);
-	bell_close(b);
-	mlog_close(l);
+	store_close(l);
 	return EX_OK;
 }
 
@@ -333,8 +327,7 @@ cmd_send(int argc, char **argv)
 	unsigned char *buf = NULL;
 	const void *data;
 	size_t len;
-	struct mlog *l;
-	struct bell *b;
+	struct store *l;
 	int64_t id;
 	int ch, rc, quiet = 0;
 
@@ -368,20 +361,16 @@ cmd_send(int argc, char **argv)
 		buf = read_all(STDIN_FILENO, (size_t)cfg.max_data, &len);
 		data = buf;
 	}
-	/* MLOG_RELOG: a log replaced since the open is reopened once; a
-	 * replacement during the commit is exit 111 (lib/mlog.h). */
-	open_log(&l, MLOG_CREATE | MLOG_RELOG);
-	if (bell_open(&b, cfg.db, cfg.check_ms) != 0)
-		die(EX_SYSTEM, "%s-bell: %s", cfg.db, strerror(errno));
-	rc = mlog_append(l, channel, type, event, data, len, &id);
+	/* STORE_RELOG: a log replaced since the open is reopened once; a
+	 * replacement during the commit is exit 111 (lib/store.h). */
+	open_log(&l, STORE_CREATE | STORE_RELOG | STORE_WAKE);
+	rc = store_publish(l, channel, type, event, data, len, &id);
 	free(buf);
-	if (rc != MLOG_OK)
+	if (rc != STORE_OK)
 		status_exit(l, rc);
-	bell_ring(b, id);
 	if (!quiet)
 		printf("%" PRId64 "\n", id);
-	bell_close(b);
-	mlog_close(l);
+	store_close(l);
 	return EX_OK;
 }
 
@@ -394,7 +383,7 @@ struct tail_out {
 
 /* Print one message in tail's line format (or raw). */
 static int
-tail_print(void *arg, const struct mlog_msg *m)
+tail_print(void *arg, const struct store_msg *m)
 {
 	struct tail_out *o = arg;
 	const unsigned char *p = m->data;
@@ -433,7 +422,7 @@ tail_print(void *arg, const struct mlog_msg *m)
 
 /* A read callback that prints nothing: for finding the gap alone. */
 static int
-tail_skip(void *arg, const struct mlog_msg *m)
+tail_skip(void *arg, const struct store_msg *m)
 {
 	(void)arg;
 	(void)m;
@@ -449,21 +438,6 @@ tail_gap(struct tail_out *o, int64_t id)
 	if (fflush(stdout) != 0 || ferror(stdout))
 		o->failed = 1;
 	return o->failed ? -1 : 0;
-}
-
-/* The gatekeeper's look for plain SQL inserts: cheap when nothing moved. */
-static int64_t
-tail_check(void *arg)
-{
-	struct mlog *l = arg;
-	int64_t last;
-
-	/* A replaced log or bell: leave the wait and reopen. */
-	if (mlog_moved(l) || (tail_bell != NULL && bell_moved(tail_bell)))
-		return BELL_CHECK_LEAVE;
-	if (!mlog_changed(l) && tail_bell != NULL)
-		return bell_last(tail_bell);
-	return mlog_last_id(l, &last) == MLOG_OK ? last : -1;
 }
 
 static int64_t
@@ -501,17 +475,95 @@ channel_args(int argc, char **argv,
 	return n;
 }
 
-/* 1 if stdout is a pipe or socket whose reader has gone (POLLERR or
- * POLLHUP with nothing asked for), else 0. */
+/* tail -f's delivery: a message, a gap (messages up to gap pruned
+ * before we saw them) or the log replaced (HUB_RESET): "gap 0", then the
+ * new log from its start.  Raw output shows messages only. */
 static int
-reader_gone(void)
+tail_deliver(void *arg, struct hub_msg *m, int64_t gap)
 {
-	struct pollfd p;
+	struct tail_out *o = arg;
 
-	p.fd = STDOUT_FILENO;
-	p.events = 0;
-	p.revents = 0;
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+	if (m != NULL)
+		return tail_print(o, &m->m);
+	if (o->raw)
+		return 0;
+	return tail_gap(o, gap == HUB_RESET ? 0 : gap) != 0 ? 2 : 0;
+}
+
+/*
+ * tail -f: follow the channels through the hub, as the responders do
+ * (lib/hub.h: the same catch-up reads, gap reports and replaced-log
+ * handling), registered as a subscriber.  After the newest `lines`
+ * messages when there is no cursor, else after cursor.  Ends when the
+ * count is printed, --timeout passes, a signal comes or stdout's reader
+ * leaves (seen at once on a pipe, as a hang-up).
+ */
+static int
+tail_follow(const char *const *chans, int n, int64_t cursor,
+    long long lines, struct tail_out *out)
+{
+	struct sigaction sa;
+	struct hub *h;
+	struct hub_sub *sub;
+	struct pollfd pfd[2];
+	sigset_t stops, old;
+	char err[512];
+	int64_t left;
+	int rc, wait_ms;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* The hub's thread never takes our stop signals: they interrupt
+	 * the poll below. */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGINT);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stops, &old);
+	rc = hub_open(&h, &cfg, err, sizeof(err));
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != HUB_OK)
+		die(EX_SYSTEM, "%s", err);
+	if (hub_subscribe(h, &sub, chans, n, cursor, HUB_REGISTER, NULL, err,
+	    sizeof(err)) != HUB_OK) {
+		hub_close(h);
+		die(EX_SYSTEM, "%s", err);
+	}
+	rc = HUB_OK;
+	if (cursor < 0 && lines > 0)
+		rc = hub_sub_latest(sub, (int)lines, tail_deliver, out);
+	while (rc == HUB_OK && !out->failed && out->count != 0 &&
+	    !stopping) {
+		if ((rc = hub_sub_next(sub, tail_deliver, out)) != HUB_OK)
+			break;
+		wait_ms = cfg.heartbeat * 1000;
+		if (tail_deadline != 0) {
+			if ((left = tail_deadline - monotonic_ms()) <= 0)
+				break;
+			if (left < wait_ms)
+				wait_ms = (int)left;
+		}
+		pfd[0].fd = hub_sub_fd(sub);
+		pfd[0].events = POLLIN;
+		pfd[1].fd = STDOUT_FILENO;
+		pfd[1].events = 0;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, wait_ms) == 0)
+			/* Each heartbeat: is the log still the one at the
+			 * path?  (The hub then follows the new one.) */
+			hub_watch(h);
+		if (pfd[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+			out->failed = 1;
+	}
+	if (rc == HUB_ERR)
+		fprintf(stderr, "%s: %s\n", progname, hub_sub_error(sub));
+	hub_unsubscribe(sub);
+	hub_close(h);
+	return rc == HUB_ERR || out->failed ? EX_SYSTEM : EX_OK;
 }
 
 static int
@@ -530,10 +582,10 @@ cmd_tail(int argc, char **argv)
 	char names[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
 	const char *chans[VALID_CHANNELS_MAX];
 	struct tail_out out = { 0, -1, 0, 0 };
-	struct mlog *l;
-	int64_t cursor = -1, stream = 0, gap, last, shown, deadline = 0;
+	struct store *l;
+	int64_t cursor = -1, gap, last, shown;
 	long long lines = TAIL_DEFAULT_LINES;
-	int ch, n, follow = 0, rc, wait_ms, relog = 0;
+	int ch, n, follow = 0, rc;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, ":fs:n:rc:T:h", opts, NULL)) != -1) {
@@ -541,11 +593,11 @@ cmd_tail(int argc, char **argv)
 		case 'h': help_exit();
 		case 'f': follow = 1; break;
 		case 's': cursor = parse_num("--since", optarg, INT64_MAX); break;
-		case 'n': lines = parse_num("-n", optarg, MLOG_READ_MAX); break;
+		case 'n': lines = parse_num("-n", optarg, STORE_READ_MAX); break;
 		case 'r': out.raw = 1; break;
 		case 'c': out.count = parse_num("--count", optarg, INT64_MAX); break;
 		case 'T':
-			deadline = monotonic_ms() +
+			tail_deadline = monotonic_ms() +
 			    parse_num("--timeout", optarg, 1000000) * 1000;
 			break;
 		default: bad_option(ch, argv);
@@ -556,135 +608,68 @@ cmd_tail(int argc, char **argv)
 	if (argc < 1)
 		usage_exit("tail needs at least one CHANNEL");
 	n = channel_args(argc, argv, names, chans);
-	open_log(&l, follow ? MLOG_CREATE : 0);
+	open_log(&l, follow ? STORE_CREATE : 0);
 	if (!follow) {
 		/* Reading a channel that never was is a mistake worth a
 		 * status; following one waits for its first message. */
-		struct mlog_stat st;
+		struct store_stat st;
 		int i;
 
 		for (i = 0; i < n; i++)
-			if ((rc = mlog_stat(l, chans[i], &st)) != MLOG_OK)
+			if ((rc = store_stat(l, chans[i], &st)) != STORE_OK)
 				status_exit(l, rc);
 	}
 	if (follow) {
-		struct sigaction sa;
-
-		if (bell_init_signals() != 0 ||
-		    bell_open(&tail_bell, cfg.db, cfg.check_ms) != 0)
-			die(EX_SYSTEM, "%s-bell: %s", cfg.db, strerror(errno));
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_stop;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);
-		if ((rc = mlog_stream_open(l, chans, n, getpid(), NULL,
-		    &stream)) != MLOG_OK)
-			status_exit(l, rc);
+		store_close(l);
+		return tail_follow(chans, n, cursor, lines, &out);
 	}
 	if (cursor < 0) {
 		/* Like tail(1): the newest lines first, then what follows. */
-		if ((rc = mlog_last_id(l, &cursor)) != MLOG_OK)
+		if ((rc = store_last_id(l, &cursor)) != STORE_OK)
 			status_exit(l, rc);
-		if (lines > 0 && (rc = mlog_latest(l, chans, n, (int)lines,
+		if (lines > 0 && (rc = store_latest(l, chans, n, (int)lines,
 		    tail_print, &out)) < 0)
 			status_exit(l, rc);
 	}
-	while (!out.failed && out.count != 0 && !stopping) {
-		/* Snapshot before reading: a publish after this point raises
-		 * the bell above `known`, so no wake-up can be lost. */
-		int64_t known = tail_bell != NULL ? bell_last(tail_bell) : 0;
-
-		do {
-			/* The gap goes before the messages after it: look for
-			 * it first (a read of one row that prints nothing). */
-			shown = 0;
-			if (!out.raw) {
-				if ((rc = mlog_read(l, chans, n, cursor, 1,
-				    tail_skip, NULL, &shown, NULL)) < 0)
-					status_exit(l, rc);
-				/* A cursor of another log (lib/mlog.h):
-				 * "gap 0", then the log from its start. */
-				if (shown == MLOG_GAP_RESET) {
-					if (tail_gap(&out, 0) != 0)
-						break;
-					cursor = 0;
-					shown = 0;
-				}
-				if (shown > 0 && tail_gap(&out, shown) != 0)
-					break;
-			}
-			out.page = 0;
-			rc = mlog_read(l, chans, n, cursor, MLOG_READ_MAX,
-			    tail_print, &out, &gap, &last);
-			if (rc < 0)
+	/* Everything after the cursor, then the end. */
+	do {
+		/* The gap goes before the messages after it: look for it
+		 * first (a read of one row that prints nothing). */
+		shown = 0;
+		if (!out.raw) {
+			if ((rc = store_read(l, chans, n, cursor, 1, tail_skip,
+			    NULL, &shown, NULL)) < 0)
 				status_exit(l, rc);
-			if (gap == MLOG_GAP_RESET) {
-				if (!out.raw && tail_gap(&out, 0) != 0)
-					break;
-				gap = shown = 0;
-			}
-			/* Pruned while reading: said now, not skipped. */
-			if (gap > shown && !out.raw && !out.failed)
-				tail_gap(&out, gap);
-			if (gap < shown)
-				gap = shown;
-			cursor = last > gap ? last : gap;
-		} while (rc == 0 && out.page == MLOG_READ_MAX);
-		if (!follow || out.failed || out.count == 0 || stopping)
-			break;
-		/* The log was replaced (seen below, then the rest of the old
-		 * file read above): "gap 0", the new log from its start. */
-		if (relog) {
-			relog = 0;
-			if (mlog_reopen(l) == MLOG_OK) {
-				if (!out.raw && tail_gap(&out, 0) != 0)
+			/* A cursor of another log (lib/store.h, lib/mlog.h): "gap 0", then
+			 * the log from its start. */
+			if (shown == STORE_GAP_RESET) {
+				if (tail_gap(&out, 0) != 0)
 					break;
 				cursor = 0;
-				if (mlog_stream_open(l, chans, n, getpid(),
-				    NULL, &stream) != MLOG_OK)
-					stream = 0;
-				continue;
+				shown = 0;
 			}
-		}
-		wait_ms = cfg.heartbeat * 1000;
-		if (deadline != 0) {
-			if (monotonic_ms() >= deadline)
+			if (shown > 0 && tail_gap(&out, shown) != 0)
 				break;
-			if (deadline - monotonic_ms() < wait_ms)
-				wait_ms = (int)(deadline - monotonic_ms());
 		}
-		rc = bell_wait(tail_bell, known, wait_ms, tail_check, l);
-		if (rc == BELL_ERROR)
-			die(EX_SYSTEM, "waiting for messages: %s",
-			    strerror(errno));
-		/* Each wake-up and heartbeat: the log or bell replaced
-		 * (lib/mlog.h)?  Then follow the new log from its start. */
-		if (mlog_moved(l))
-			relog = 1;
-		if (bell_moved(tail_bell))
-			(void)bell_reopen(tail_bell);
-		if ((known = bell_last(tail_bell)) > cursor) {
-			int64_t top;
-
-			/* A bell kept from a replaced log (bell.h). */
-			if (mlog_last_id(l, &top) == MLOG_OK)
-				bell_lower(tail_bell, known, top);
+		out.page = 0;
+		rc = store_read(l, chans, n, cursor, STORE_READ_MAX,
+		    tail_print, &out, &gap, &last);
+		if (rc < 0)
+			status_exit(l, rc);
+		if (gap == STORE_GAP_RESET) {
+			if (!out.raw && tail_gap(&out, 0) != 0)
+				break;
+			gap = shown = 0;
 		}
-		/* Each heartbeat: a reader that left (the pipe's far end
-		 * closed) ends us now, not at the next message. */
-		if (rc == BELL_TIMEOUT && reader_gone()) {
-			out.failed = 1;
-			break;
-		}
-	}
-	if (stream != 0)
-		mlog_stream_close(l, stream);
-	if (tail_bell != NULL)
-		bell_close(tail_bell);
-	tail_bell = NULL;
-	mlog_close(l);
+		/* Pruned while reading: said now, not skipped. */
+		if (gap > shown && !out.raw && !out.failed)
+			tail_gap(&out, gap);
+		if (gap < shown)
+			gap = shown;
+		cursor = last > gap ? last : gap;
+	} while (rc == 0 && out.page == STORE_READ_MAX && !out.failed &&
+	    out.count != 0);
+	store_close(l);
 	return out.failed ? EX_SYSTEM : EX_OK;
 }
 
@@ -702,7 +687,7 @@ format_time(int64_t ms, char *buf, size_t len)
 }
 
 static int
-ls_line(void *arg, const struct mlog_stat *st)
+ls_line(void *arg, const struct store_stat *st)
 {
 	char when[32];
 
@@ -716,7 +701,7 @@ ls_line(void *arg, const struct mlog_stat *st)
 static int
 cmd_ls(int argc, char **argv)
 {
-	struct mlog *l;
+	struct store *l;
 	int rc;
 
 	if (operands(argc, argv) != argc)
@@ -724,14 +709,14 @@ cmd_ls(int argc, char **argv)
 	open_log(&l, 0);
 	printf("%-24s %9s %12s %11s  %s\n", "CHANNEL", "RETAINED", "LAST-ID",
 	    "SUBSCRIBERS", "LAST-PUBLISH");
-	if ((rc = mlog_stats(l, ls_line, NULL)) < 0)
+	if ((rc = store_stats(l, ls_line, NULL)) < 0)
 		status_exit(l, rc);
-	mlog_close(l);
+	store_close(l);
 	return EX_OK;
 }
 
 static void
-stat_print(const struct mlog_stat *st)
+stat_print(const struct store_stat *st)
 {
 	char when[32];
 
@@ -747,7 +732,7 @@ struct totals {
 };
 
 static int
-stat_sum(void *arg, const struct mlog_stat *st)
+stat_sum(void *arg, const struct store_stat *st)
 {
 	struct totals *t = arg;
 
@@ -760,10 +745,10 @@ stat_sum(void *arg, const struct mlog_stat *st)
 static int
 cmd_stat(int argc, char **argv)
 {
-	struct mlog_stat st;
+	struct store_stat st;
 	struct totals t = { 0, 0, 0 };
 	struct stat sb;
-	struct mlog *l;
+	struct store *l;
 	int64_t last;
 	int i, rc, missing = 0;
 
@@ -772,8 +757,8 @@ cmd_stat(int argc, char **argv)
 	argv += i;
 	open_log(&l, 0);
 	if (argc == 1) {
-		if ((rc = mlog_last_id(l, &last)) != MLOG_OK ||
-		    (rc = mlog_stats(l, stat_sum, &t)) < 0)
+		if ((rc = store_last_id(l, &last)) != STORE_OK ||
+		    (rc = store_stats(l, stat_sum, &t)) < 0)
 			status_exit(l, rc);
 		printf("db: %s\nsize: %lld\nconfig: %s\nlast_id: %" PRId64
 		    "\nchannels: %" PRId64 "\nretained: %" PRId64
@@ -789,27 +774,27 @@ cmd_stat(int argc, char **argv)
 		if (!valid_channel(argv[i]))
 			die(EX_REFUSED, "invalid channel name \"%.140s\"",
 			    argv[i]);
-		rc = mlog_stat(l, argv[i], &st);
-		if (rc == MLOG_ENOENT) {
+		rc = store_stat(l, argv[i], &st);
+		if (rc == STORE_ENOENT) {
 			fprintf(stderr, "%s: no channel \"%s\"\n", progname,
 			    argv[i]);
 			missing = 1;
 			continue;
 		}
-		if (rc != MLOG_OK)
+		if (rc != STORE_OK)
 			status_exit(l, rc);
 		if (i > 1)
 			putchar('\n');
 		stat_print(&st);
 	}
-	mlog_close(l);
+	store_close(l);
 	return missing ? EX_REFUSED : EX_OK;
 }
 
 static int
 cmd_rm(int argc, char **argv)
 {
-	struct mlog *l;
+	struct store *l;
 	int64_t deleted;
 	int i, rc, missing = 0;
 
@@ -824,18 +809,18 @@ cmd_rm(int argc, char **argv)
 			    argv[i]);
 	open_log(&l, 0);
 	for (i = 1; i < argc; i++) {
-		rc = mlog_remove(l, argv[i], &deleted);
-		if (rc == MLOG_ENOENT) {
+		rc = store_remove(l, argv[i], &deleted);
+		if (rc == STORE_ENOENT) {
 			fprintf(stderr, "%s: no channel \"%s\"\n", progname,
 			    argv[i]);
 			missing = 1;
-		} else if (rc != MLOG_OK)
+		} else if (rc != STORE_OK)
 			status_exit(l, rc);
 		else
 			printf("%s: removed %" PRId64 " messages\n", argv[i],
 			    deleted);
 	}
-	mlog_close(l);
+	store_close(l);
 	return missing ? EX_REFUSED : EX_OK;
 }
 
@@ -850,7 +835,7 @@ cmd_prune(int argc, char **argv)
 	};
 	long keep = cfg.retain_count, age = cfg.retain_age;
 	const char *channel = NULL;
-	struct mlog *l;
+	struct store *l;
 	int64_t deleted;
 	int ch, rc;
 
@@ -874,10 +859,10 @@ cmd_prune(int argc, char **argv)
 			    channel);
 	}
 	open_log(&l, 0);
-	if ((rc = mlog_prune(l, channel, keep, age, &deleted)) != MLOG_OK)
+	if ((rc = store_prune(l, channel, keep, age, &deleted)) != STORE_OK)
 		status_exit(l, rc);
 	printf("pruned %" PRId64 " messages\n", deleted);
-	mlog_close(l);
+	store_close(l);
 	return EX_OK;
 }
 
@@ -927,8 +912,7 @@ cmd_every(int argc, char **argv)
 	unsigned char *prev = NULL, *buf;
 	size_t prevlen = 0, len;
 	long long seconds, count = -1;
-	struct mlog *l;
-	struct bell *b;
+	struct store *l;
 	struct sigaction sa;
 	int ch, rc, status, changed_only = 0, dash, nargs;
 	char **cmd;
@@ -967,9 +951,7 @@ cmd_every(int argc, char **argv)
 		die(EX_REFUSED, "invalid media type \"%.300s\"", type);
 	if (event != NULL && !valid_event(event))
 		die(EX_REFUSED, "invalid event name \"%.80s\"", event);
-	open_log(&l, MLOG_CREATE);
-	if (bell_open(&b, cfg.db, cfg.check_ms) != 0)
-		die(EX_SYSTEM, "%s-bell: %s", cfg.db, strerror(errno));
+	open_log(&l, STORE_CREATE | STORE_WAKE);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
@@ -989,12 +971,12 @@ cmd_every(int argc, char **argv)
 		    memcmp(prev, buf, len) == 0) {
 			/* Same output as last time: nothing to tell. */
 		} else {
-			rc = mlog_append(l, channel, type, event, buf, len, &id);
-			if (rc != MLOG_OK) {
+			rc = store_publish(l, channel, type, event, buf, len,
+			    &id);
+			if (rc != STORE_OK) {
 				free(buf);
 				status_exit(l, rc);
 			}
-			bell_ring(b, id);
 			if (count > 0)
 				count--;
 		}
@@ -1013,8 +995,7 @@ cmd_every(int argc, char **argv)
 		}
 	}
 	free(prev);
-	bell_close(b);
-	mlog_close(l);
+	store_close(l);
 	return EX_OK;
 }
 
@@ -1073,7 +1054,7 @@ main(int argc, char **argv)
 	size_t i;
 	int ch;
 
-	mlog_process_init();
+	store_process_init(STORE_PROC_SINGLE);
 	while ((ch = getopt_long(argc, argv, "+d:c:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': db = optarg; break;

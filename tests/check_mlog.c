@@ -130,7 +130,7 @@ append(struct mlog *l, const char *channel, const char *data)
 }
 
 static int
-collect(void *arg, const struct mlog_msg *m)
+collect(void *arg, const struct store_msg *m)
 {
 	struct seen *s = arg;
 	int i = s->n;
@@ -219,7 +219,7 @@ END_TEST
 START_TEST(retention_by_count)
 {
 	struct mlog *l;
-	struct mlog_stat st;
+	struct store_stat st;
 	int64_t id = 0, del;
 	int i;
 
@@ -258,7 +258,7 @@ END_TEST
 START_TEST(retention_by_age)
 {
 	struct mlog *l;
-	struct mlog_stat st;
+	struct store_stat st;
 	sqlite3_stmt *ins;
 	int64_t old, del;
 	int i;
@@ -419,7 +419,7 @@ START_TEST(gap_detection)
 	const char *h[] = { "h" };
 	const char *gh[] = { "g", "h" };
 	struct mlog *l;
-	struct mlog_stat st;
+	struct store_stat st;
 	struct seen s;
 	int64_t gap, last;
 	int i;
@@ -493,7 +493,7 @@ START_TEST(validation)
 	    "text/plain; charset=\"utf-8", "text /plain", longtype };
 	const char *badev[] = { "", "a b", "a\nb", "a=b", longevent };
 	struct mlog *l;
-	struct mlog_stat st;
+	struct store_stat st;
 	char *big;
 	int64_t before, id = -1;
 	size_t i;
@@ -567,7 +567,7 @@ START_TEST(plain_sql_insert)
 	    "UPDATE messages SET channel = 'moved'",
 	};
 	struct mlog *l = open_log();
-	struct mlog_stat st;
+	struct store_stat st;
 	struct seen s;
 	sqlite3 *db;
 	int64_t t0, t1, gap, last;
@@ -646,7 +646,7 @@ START_TEST(streams_and_subscribers)
 	const char *ab[] = { "a", "b", "a" };
 	const char *b[] = { "b" };
 	struct mlog *l = open_log();
-	struct mlog_stat st;
+	struct store_stat st;
 	int64_t s1, s2, s3, subs;
 	char secret[32];
 	pid_t pid, dead;
@@ -722,7 +722,7 @@ START_TEST(streams_and_subscribers)
 END_TEST
 
 static int
-stats_cb(void *arg, const struct mlog_stat *st)
+stats_cb(void *arg, const struct store_stat *st)
 {
 	int64_t *sum = arg;
 
@@ -761,7 +761,7 @@ START_TEST(control_schema)
 	const char *ctl[] = { MLOG_CONTROL };
 	char sql[160];
 	struct mlog *l = open_log();
-	struct mlog_stat st;
+	struct store_stat st;
 	struct seen s;
 	sqlite3 *db;
 	size_t i;
@@ -808,7 +808,7 @@ static int
 control_kind(const char *channel, const char *data, int64_t *stream,
     char *chan)
 {
-	struct mlog_msg m;
+	struct store_msg m;
 
 	memset(&m, 0, sizeof(m));
 	m.channel = channel;
@@ -817,7 +817,7 @@ control_kind(const char *channel, const char *data, int64_t *stream,
 	m.len = strlen(data);
 	*stream = 0;
 	chan[0] = '\0';
-	return mlog_control_parse(&m, stream, chan, VALID_CHANNEL_MAX + 1);
+	return store_control_parse(&m, stream, chan, VALID_CHANNEL_MAX + 1);
 }
 
 /* Control requests are never seen by readers of "every channel" nor by
@@ -907,20 +907,20 @@ START_TEST(control_invisible)
 
 	/* What each request asks. */
 	ck_assert_int_eq(control_kind(MLOG_CONTROL, "end-stream 42", &stream,
-	    chan), MLOG_CONTROL_END_STREAM);
+	    chan), STORE_CONTROL_END_STREAM);
 	ck_assert_int_eq(stream, 42);
 	ck_assert_int_eq(control_kind(MLOG_CONTROL,
 	    "end-stream 9223372036854775807", &stream, chan),
-	    MLOG_CONTROL_END_STREAM);
+	    STORE_CONTROL_END_STREAM);
 	ck_assert_int_eq(stream, INT64_MAX);
 	ck_assert_int_eq(control_kind(MLOG_CONTROL, "end-channel a.b-c_9",
-	    &stream, chan), MLOG_CONTROL_END_CHANNEL);
+	    &stream, chan), STORE_CONTROL_END_CHANNEL);
 	ck_assert_str_eq(chan, "a.b-c_9");
 	ck_assert_int_eq(control_kind("a", "end-stream 42", &stream, chan),
-	    MLOG_CONTROL_NONE);
+	    STORE_CONTROL_NONE);
 	for (i = 0; i < sizeof(nonsense) / sizeof(nonsense[0]); i++)
 		ck_assert_msg(control_kind(MLOG_CONTROL, nonsense[i], &stream,
-		    chan) == MLOG_CONTROL_NONE, "accepted: \"%s\"",
+		    chan) == STORE_CONTROL_NONE, "accepted: \"%s\"",
 		    nonsense[i]);
 	assert_idle(l);
 	mlog_close(l);
@@ -1103,7 +1103,7 @@ static const char v1_triggers[] =
 START_TEST(schema_upgrade)
 {
 	struct mlog *l;
-	struct mlog_stat st;
+	struct store_stat st;
 	sqlite3 *db;
 	char err[256];
 
@@ -1494,7 +1494,7 @@ not_root(void)
 START_TEST(unavailable_readonly_file)
 {
 	struct mlog *l;
-	struct mlog_stat st;
+	struct store_stat st;
 	char err[T_ERR_MAX], want[256];
 	int64_t id;
 

@@ -34,10 +34,10 @@ out_str(void)
 	return o.buf;
 }
 
-static struct mlog_msg
+static struct store_msg
 msg(int64_t id, const char *type, const char *data)
 {
-	struct mlog_msg m;
+	struct store_msg m;
 
 	m.id = id;
 	m.channel = "news";
@@ -76,7 +76,7 @@ END_TEST
 START_TEST(text_escaped)
 {
 	struct page_ask a = { "news", NULL, 7 };
-	struct mlog_msg m = msg(42, "text/plain",
+	struct store_msg m = msg(42, "text/plain",
 	    "<script>alert(1)</script> & done");
 	const char *s;
 
@@ -96,7 +96,7 @@ END_TEST
 START_TEST(html_as_is)
 {
 	struct page_ask a = { "news", NULL, 5 };
-	struct mlog_msg m = msg(3, "text/html; charset=utf-8",
+	struct store_msg m = msg(3, "text/html; charset=utf-8",
 	    "<div style=\"background:red\">x</div>");
 
 	ck_assert_int_eq(page_write(&o, &a, &m), 0);
@@ -108,7 +108,7 @@ END_TEST
 START_TEST(image_url)
 {
 	struct page_ask a = { "news,cams", "1900000000.ab&c", 5 };
-	struct mlog_msg m = msg(1000, "image/png", "\x89PNG");
+	struct store_msg m = msg(1000, "image/png", "\x89PNG");
 
 	ck_assert_int_eq(page_write(&o, &a, &m), 0);
 	ck_assert_ptr_nonnull(strstr(out_str(), "<img src=\"?channel="
@@ -120,8 +120,8 @@ END_TEST
 START_TEST(binary_and_bad_text)
 {
 	struct page_ask a = { "news", NULL, 5 };
-	struct mlog_msg m = msg(8, "application/octet-stream", "\x01\x02");
-	struct mlog_msg bad = msg(9, "text/plain", "\xff<x>");
+	struct store_msg m = msg(8, "application/octet-stream", "\x01\x02");
+	struct store_msg bad = msg(9, "text/plain", "\xff<x>");
 	const char *s;
 
 	ck_assert_int_eq(page_write(&o, &a, &m), 0);

@@ -43,11 +43,11 @@ out_str(struct http_out *o)
 	return o->buf;
 }
 
-static struct mlog_msg
+static struct store_msg
 msg(int64_t id, const char *channel, const char *type, const char *event,
     const char *data, size_t len)
 {
-	struct mlog_msg m;
+	struct store_msg m;
 
 	m.id = id;
 	m.channel = channel;
@@ -356,9 +356,9 @@ END_TEST
 
 START_TEST(poll_json)
 {
-	struct mlog_msg m1 = msg(1, "a", "text/plain", NULL, "x</script>", 10);
-	struct mlog_msg m2 = msg(2, "b", "image/png", "ev", "\xff", 1);
-	const struct mlog_msg *ms[] = { &m1, &m2 };
+	struct store_msg m1 = msg(1, "a", "text/plain", NULL, "x</script>", 10);
+	struct store_msg m2 = msg(2, "b", "image/png", "ev", "\xff", 1);
+	const struct store_msg *ms[] = { &m1, &m2 };
 	struct http_out o;
 
 	http_out_mem(&o);
@@ -404,9 +404,9 @@ START_TEST(frame_mixed)
 {
 	struct transport t;
 	struct http_out o;
-	struct mlog_msg m1 = msg(1, "cam", "image/png", NULL, "AB", 2);
-	struct mlog_msg m2 = msg(2, "cam", "image/png", NULL, "CD", 2);
-	struct mlog_msg m3 = msg(3, "cam", "text/plain", NULL, "hi", 2);
+	struct store_msg m1 = msg(1, "cam", "image/png", NULL, "AB", 2);
+	struct store_msg m2 = msg(2, "cam", "image/png", NULL, "CD", 2);
+	struct store_msg m3 = msg(3, "cam", "text/plain", NULL, "hi", 2);
 	char type[128];
 
 	init(&t, TRANSPORT_MIXED, &o);
@@ -460,12 +460,12 @@ START_TEST(frame_sse)
 {
 	struct transport t;
 	struct http_out o;
-	struct mlog_msg m1 = msg(10, "news", "text/plain", "tick", "a\nb\n", 4);
-	struct mlog_msg m2 = msg(11, "news", "text/plain", NULL, " lead", 5);
-	struct mlog_msg m3 = msg(12, "news", "application/octet-stream", NULL,
+	struct store_msg m1 = msg(10, "news", "text/plain", "tick", "a\nb\n", 4);
+	struct store_msg m2 = msg(11, "news", "text/plain", NULL, " lead", 5);
+	struct store_msg m3 = msg(12, "news", "application/octet-stream", NULL,
 	    "\x89PNG\r\n", 6);
-	struct mlog_msg m4 = msg(13, "news", "text/plain", "e", "", 0);
-	struct mlog_msg m5 = msg(14, "news", "text/plain", "bin", "\xff", 1);
+	struct store_msg m4 = msg(13, "news", "text/plain", "e", "", 0);
+	struct store_msg m5 = msg(14, "news", "text/plain", "bin", "\xff", 1);
 	const char *s;
 	char type[64];
 	size_t i;
@@ -507,9 +507,9 @@ START_TEST(frame_script)
 	    " & 'q' \\ \xe2\x80\xa8 \xe2\x80\xa9 \xc3\xa9 \x01 <!--";
 	struct transport t;
 	struct http_out o;
-	struct mlog_msg m1 = msg(3, "chat", "text/html", "say", evil,
+	struct store_msg m1 = msg(3, "chat", "text/html", "say", evil,
 	    sizeof(evil) - 1);
-	struct mlog_msg m2 = msg(4, "cam", "image/png", NULL, "\x89PNG", 4);
+	struct store_msg m2 = msg(4, "cam", "image/png", NULL, "\x89PNG", 4);
 	const char *s, *body;
 	char type[64];
 
@@ -553,8 +553,8 @@ START_TEST(frame_raw)
 {
 	struct transport t;
 	struct http_out o;
-	struct mlog_msg m1 = msg(1, "log", "text/plain", NULL, "line", 4);
-	struct mlog_msg m2 = msg(2, "log", "image/png", NULL, "\x00\x01\n", 3);
+	struct store_msg m1 = msg(1, "log", "text/plain", NULL, "line", 4);
+	struct store_msg m2 = msg(2, "log", "image/png", NULL, "\x00\x01\n", 3);
 	char type[64];
 
 	init(&t, TRANSPORT_RAW, &o);
@@ -639,7 +639,7 @@ END_TEST
  * whole, for every framing and state. */
 START_TEST(heartbeat_parts)
 {
-	struct mlog_msg m = msg(1, "c", "image/gif", NULL, "GIF89a", 6);
+	struct store_msg m = msg(1, "c", "image/gif", NULL, "GIF89a", 6);
 	struct transport t1, t2;
 	struct http_out a, b;
 	int kind, sent;

@@ -196,7 +196,7 @@ fol_channels(const char *csv, char names[][VALID_CHANNEL_MAX + 1],
 
 /* One received message: order check, tallies, receive time. */
 static int
-fol_on_msg(void *arg, const struct mlog_msg *m)
+fol_on_msg(void *arg, const struct store_msg *m)
 {
 	struct fol *f = arg;
 	int64_t k;
