@@ -19,11 +19,8 @@
  * frees it.  A thread that was woken is normally no longer listed, so
  * it leaves at once instead of waiting for the whole pass.
  *
- * Direct delivery (hub_sub_park): a subscription's dmu guards its parked
- * state, and whoever holds it while parked is 1 owns the subscription's
- * cursor and its delivery callback's state: the hub thread delivers
- * only after a trylock, the subscription's thread unparks under it.  So
- * the cursor keeps a single writer at any time.
+ * Direct delivery (hub_sub_park): a subscription's dmu is the delivery
+ * lock of hub.h's contract (who writes a parked stream, and when).
  */
 #include "config.h"
 
@@ -150,6 +147,9 @@ static int64_t hub_sub_pos(const struct hub_sub *);
 static int hub_sub_catchup(struct hub_sub *, hub_cb, void *, int *, int);
 static void hub_old_done(struct hub *);
 static void hub_sub_setpos(struct hub_sub *, int64_t);
+static int hub_take_init(struct hub_sub *, struct hub_take *, int, int);
+static void hub_take_free(struct hub_take *);
+static int hub_take_fail(struct hub_sub *, struct hub_take *, int);
 static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 static void hub_relog(struct hub *);
 static void hub_relog_ask(struct hub *);
@@ -1226,6 +1226,42 @@ hub_deliver(struct hub_sub *s, struct hub_msg **msgs, int n, hub_cb cb,
 	return rc;
 }
 
+/* A subscriber's batch of at most max copies (capped: HUB_DB_BYTES). */
+static int
+hub_take_init(struct hub_sub *s, struct hub_take *t, int max, int capped)
+{
+	memset(t, 0, sizeof(*t));
+	if ((t->msgs = calloc((size_t)max, sizeof(*t->msgs))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return HUB_ERR;
+	}
+	t->max = max;
+	t->capped = capped;
+	return HUB_OK;
+}
+
+/* Drop every message of a subscriber's batch and free its array. */
+static void
+hub_take_free(struct hub_take *t)
+{
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		hub_msg_drop(t->msgs[i]);
+	free(t->msgs);
+}
+
+/* A subscriber's read failed (rc: a STORE_E* code, whose reason is in
+ * s->err already, or HUB_TAKE_NOMEM): free the batch, say why. */
+static int
+hub_take_fail(struct hub_sub *s, struct hub_take *t, int rc)
+{
+	if (rc == HUB_TAKE_NOMEM)
+		snprintf(s->err, sizeof(s->err), "out of memory");
+	hub_take_free(t);
+	return HUB_ERR;
+}
+
 /*
  * One catch-up read from the log, over the shared connection: copies of at
  * most HUB_DB_BATCH messages or HUB_DB_BYTES, then delivered without the
@@ -1241,17 +1277,12 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 	struct hub_take t;
 	struct store *db;
 	int64_t end, gap = 0, last, pos;
-	int rc, i, cut;
+	int rc, cut;
 
-	if ((msgs = calloc(HUB_DB_BATCH, sizeof(*msgs))) == NULL) {
-		snprintf(s->err, sizeof(s->err), "out of memory");
+	if (hub_take_init(s, &t, HUB_DB_BATCH, 1) != HUB_OK)
 		return HUB_ERR;
-	}
+	msgs = t.msgs;
 	pos = hub_sub_cursor(s);
-	memset(&t, 0, sizeof(t));
-	t.msgs = msgs;
-	t.max = HUB_DB_BATCH;
-	t.capped = 1;
 	db = hub_db(s->hub);
 	if (old) {
 		/* What is left for a stale subscription in the file the hub
@@ -1279,14 +1310,8 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 	if (rc < 0)
 		snprintf(s->err, sizeof(s->err), "%s", store_errmsg(db));
 	hub_db_done(s->hub);
-	if (rc < 0 || rc == HUB_TAKE_NOMEM) {
-		if (rc == HUB_TAKE_NOMEM)
-			snprintf(s->err, sizeof(s->err), "out of memory");
-		for (i = 0; i < t.n; i++)
-			hub_msg_drop(msgs[i]);
-		free(msgs);
-		return HUB_ERR;
-	}
+	if (rc < 0 || rc == HUB_TAKE_NOMEM)
+		return hub_take_fail(s, &t, rc);
 	cut = rc > 0 || t.n == HUB_DB_BATCH;
 	*more = cut;
 	if (gap == STORE_GAP_RESET && old)
@@ -1295,18 +1320,14 @@ hub_sub_catchup(struct hub_sub *s, hub_cb cb, void *arg, int *more, int old)
 		/* The cursor rule (store.h, mlog.h): our cursor is from another log,
 		 * and these messages are from this one's beginning. */
 		if ((rc = cb(arg, NULL, HUB_RESET)) != 0) {
-			for (i = 0; i < t.n; i++)
-				hub_msg_drop(msgs[i]);
-			free(msgs);
+			hub_take_free(&t);
 			return rc;
 		}
 		s->gap_told = 0;
 		__atomic_store_n(&s->pos, 0, __ATOMIC_RELEASE);
 	} else if (gap > s->gap_told) {
 		if ((rc = cb(arg, NULL, gap)) != 0) {
-			for (i = 0; i < t.n; i++)
-				hub_msg_drop(msgs[i]);
-			free(msgs);
+			hub_take_free(&t);
 			return rc;
 		}
 		s->gap_told = gap;
@@ -1482,19 +1503,15 @@ hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg)
 	struct hub_take t;
 	struct store *db;
 	int64_t end;
-	int rc, i, first;
+	int rc, first;
 
 	if (count <= 0)
 		return HUB_OK;
 	if (count > HUB_DB_BATCH)
 		count = HUB_DB_BATCH;
-	if ((msgs = calloc((size_t)count, sizeof(*msgs))) == NULL) {
-		snprintf(s->err, sizeof(s->err), "out of memory");
+	if (hub_take_init(s, &t, count, 0) != HUB_OK)
 		return HUB_ERR;
-	}
-	memset(&t, 0, sizeof(t));
-	t.msgs = msgs;
-	t.max = count;
+	msgs = t.msgs;
 	db = hub_db(s->hub);
 	rc = store_last_id(db, &end);
 	if (rc == STORE_OK)
@@ -1502,14 +1519,8 @@ hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg)
 	if (rc < 0)
 		snprintf(s->err, sizeof(s->err), "%s", store_errmsg(db));
 	hub_db_done(s->hub);
-	if (rc < 0 || rc == HUB_TAKE_NOMEM) {
-		if (rc == HUB_TAKE_NOMEM)
-			snprintf(s->err, sizeof(s->err), "out of memory");
-		for (i = 0; i < t.n; i++)
-			hub_msg_drop(msgs[i]);
-		free(msgs);
-		return HUB_ERR;
-	}
+	if (rc < 0 || rc == HUB_TAKE_NOMEM)
+		return hub_take_fail(s, &t, rc);
 	/* Over the byte cap, the oldest give way. */
 	for (first = 0; first < t.n - 1 && t.bytes > HUB_DB_BYTES; first++) {
 		t.bytes -= (long)msgs[first]->m.len;

@@ -209,24 +209,50 @@ int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
  * Direct delivery, for a subscription whose thread sleeps most of the
  * time (a FastCGI stream): waking a thousand threads for one message
  * costs a thousand wake-ups, polls and context switches, when one thread
- * could write the message to each of them in turn.  While parked (from
- * hub_sub_park until hub_sub_unpark, typically around its poll), the hub
- * thread may call cb itself for new messages, in order, each matching
- * one of the channels and after the cursor, moving the cursor past each
- * one cb takes, and then once more with m NULL and gap 0: the end of
- * what this pass had for it (a callback that gathers sends then).
- * cb runs in the hub thread and must not block (see http_nowait); it
- * returns
+ * could write the message to each of them in turn.  The contract, which
+ * push-stream's stream_direct follows:
+ *
+ * Who writes a parked stream, and when.  From hub_sub_park until
+ * hub_sub_unpark returns, the hub thread alone may call cb(arg, ...), and
+ * everything cb touches (the response's output, its framing state, the
+ * cursor) belongs to whichever of the two holds the subscription's
+ * delivery lock: the hub thread takes it with a trylock for each pass
+ * (a subscription it cannot take at once is woken instead), and
+ * hub_sub_unpark takes it to end the parking, so it waits for a pass
+ * in progress.  The subscription's thread does not touch what cb uses
+ * between park and unpark (it only polls its descriptors), and after
+ * unpark the hub thread does not touch it until the next park.  So the
+ * output and the cursor have one writer at any time.
+ *
+ * What cb may do.  It runs in the hub thread, for new messages in id
+ * order, each matching one of the channels and after the cursor; the
+ * hub moves the cursor past each one cb takes, then, when cb took any,
+ * calls it once more with m NULL and gap 0: the end of this pass (a
+ * callback that gathers its sends flushes them then).  It must not block: it writes with
+ * http_nowait_begin / http_nowait_end (http.h), which either send the
+ * whole framed message at once, keep the unsent rest of one record for
+ * the subscription's thread, or send nothing.  It returns
  *   HUB_DIRECT_DONE  delivered;
  *   HUB_DIRECT_WAKE  delivered, but the subscription's thread has work
- *                    (a write to finish): it is woken;
- *   HUB_DIRECT_NO    not delivered (its state as before): it is woken,
- *                    and hub_sub_next offers the message again.
+ *                    (the rest of a record to write): it is woken;
+ *   HUB_DIRECT_NO    not delivered, its state exactly as before the
+ *                    call: it is woken, and hub_sub_next offers the
+ *                    message again.
+ *
+ * Undoing a refused write.  HUB_DIRECT_NO must leave no trace, so a
+ * callback saves what framing the message changes and restores it when
+ * nothing was sent: push-stream copies its struct transport by value
+ * before framing and assigns the copy back.  That works because struct
+ * transport (transport.h) holds only values (its kind, flags, fixed
+ * arrays for the boundary, callback name and mixed's announced type, the
+ * part state), no pointer to memory that framing frees or reallocates:
+ * whatever is added to it must keep it so.  References the callback
+ * takes (mixed's previous message, held with hub_msg_hold) are taken only
+ * after the write went (HUB_DIRECT_DONE or WAKE), never before.
+ *
  * Messages that cannot go this way (a gap to report, a subscriber that
- * is behind, the hub busy with it while it parks or unparks) wake the
- * thread as usual; the eventfd stays the one signal to act on.  Between
- * park and unpark the thread must not touch what cb uses.  Unpark waits
- * for a delivery in progress.
+ * is behind the ring, the hub busy with it while it parks or unparks)
+ * wake the thread as usual; the eventfd stays the one signal to act on.
  */
 enum { HUB_DIRECT_DONE = 0, HUB_DIRECT_WAKE = 1, HUB_DIRECT_NO = 2 };
 void hub_sub_park(struct hub_sub *s, hub_cb cb, void *arg);
