@@ -23,6 +23,7 @@
 #include <fastcgi.h>
 
 #include "http.h"
+#include "mono.h"
 
 #define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
 #define HTTP_RETRY_AFTER "5"      /* seconds a 503 asks the client to wait */
@@ -357,15 +358,6 @@ http_is_chunked(const char *te)
 	return n == 0 || te[n - 1] == ',';
 }
 
-long long
-http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Read up to n body bytes into p: CGI from in_fd, FastCGI from the
  * FCGI_STDIN stream.  Returns the count read, 0 at the end of the body,
@@ -387,7 +379,7 @@ http_body_read(struct http_req *r, char *p, size_t n, long long deadline)
 	if (n > INT_MAX)
 		n = INT_MAX;
 	if (r->fcgi != NULL) {
-		if (deadline >= 0 && http_now_ms() >= deadline)
+		if (deadline >= 0 && mono_ms() >= deadline)
 			return -2;
 		c = FCGX_GetStr(p, (int)n, r->fcgi->in);
 		if (c > 0)
@@ -399,7 +391,7 @@ http_body_read(struct http_req *r, char *p, size_t n, long long deadline)
 	}
 	for (;;) {
 		if (deadline >= 0) {
-			if ((left = deadline - http_now_ms()) <= 0)
+			if ((left = deadline - mono_ms()) <= 0)
 				return -2;
 			pfd.fd = r->in_fd;
 			pfd.events = POLLIN;
@@ -444,7 +436,7 @@ http_drain_body(struct http_req *r, unsigned long long left, int to_eof)
 		sink = small;
 		cap = sizeof(small);
 	}
-	deadline = http_now_ms() + HTTP_DRAIN_MS;
+	deadline = mono_ms() + HTTP_DRAIN_MS;
 	while ((to_eof || thrown < left) && thrown < HTTP_DRAIN_MAX) {
 		n = http_body_read(r, sink, !to_eof && left - thrown < cap ?
 		    (size_t)(left - thrown) : cap, deadline);

@@ -169,10 +169,6 @@ int http_start(struct http_req *r, int status, const char *type);
  * the end-of-request record).  Returns 0 or -1. */
 int http_start_held(struct http_req *r, int status, const char *type);
 
-/* Milliseconds on a monotonic clock, for deadlines (request bodies here,
- * heartbeats and holds in serve and the responders). */
-long long http_now_ms(void);
-
 /* Response bytes.  Buffered until http_flush, which sends at once.
  * All return 0 or -1 once any write has failed. */
 int http_put(struct http_out *o, const void *p, size_t n);

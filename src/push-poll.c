@@ -128,6 +128,7 @@
 #include "auth.h"
 #include "http.h"
 #include "hub.h"
+#include "mono.h"
 #include "page.h"
 #include "serve.h"
 #include "transport.h"
@@ -509,11 +510,11 @@ poll_hold(struct serve *s, struct http_req *r, struct transport_poll *a,
 	int beat_ms = s->conf.heartbeat * 1000, json, w, rc;
 
 	json = a->format == TRANSPORT_POLL_JSON;
-	next_beat = http_now_ms() + beat_ms;
+	next_beat = mono_ms() + beat_ms;
 	for (;;) {
 		if (hub_stopping(s->hub) || serve_stopping())
 			return 0;
-		now = http_now_ms();
+		now = mono_ms();
 		if (now >= deadline && probe_at == 0)
 			return 0;
 		due = deadline;
@@ -539,7 +540,7 @@ poll_hold(struct serve *s, struct http_req *r, struct transport_poll *a,
 			}
 			continue;
 		}
-		now = http_now_ms();
+		now = mono_ms();
 		if (!json || now < due)
 			continue;
 		if (probe_at != 0) {
@@ -629,19 +630,19 @@ poll_handle(struct serve *s, struct http_req *r)
 	if (rc < 0)
 		goto out;
 	cursor = hub_sub_cursor(sub);
-	deadline = http_now_ms() + (long long)a->timeout * 1000;
+	deadline = mono_ms() + (long long)a->timeout * 1000;
 	if (rc == 0 && a->timeout > 0 && !serve_stopping()) {
 		/* Nothing yet: hold, unregistered for a moment (a client
 		 * that polls again right after each answer then costs no
 		 * write to the log), then registered as a subscriber from
 		 * where the wait got to. */
-		quiet = http_now_ms() + POLL_REGISTER_MS;
+		quiet = mono_ms() + POLL_REGISTER_MS;
 		rc = poll_hold(s, r, a, p, sub, &cursor,
 		    quiet < deadline ? quiet : deadline);
 		if (rc < 0)
 			goto out;
 	}
-	if (rc == 0 && p->n == 0 && http_now_ms() < deadline &&
+	if (rc == 0 && p->n == 0 && mono_ms() < deadline &&
 	    !serve_stopping() && !hub_stopping(s->hub)) {
 		hub_unsubscribe(sub);
 		sub = NULL;

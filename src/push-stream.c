@@ -58,6 +58,7 @@
 #include "auth.h"
 #include "http.h"
 #include "hub.h"
+#include "mono.h"
 #include "serve.h"
 #include "transport.h"
 
@@ -165,7 +166,7 @@ stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
 	}
 	if (http_flush(o) != 0)
 		return 1;
-	st->next_beat = http_now_ms() + st->beat_ms;
+	st->next_beat = mono_ms() + st->beat_ms;
 	return 0;
 }
 
@@ -200,7 +201,7 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 		hub_msg_drop(st->prev);
 		st->prev = m;
 	}
-	st->next_beat = http_now_ms() + st->beat_ms;
+	st->next_beat = mono_ms() + st->beat_ms;
 	return rc == HTTP_NOWAIT_SENT ? HUB_DIRECT_DONE : HUB_DIRECT_WAKE;
 }
 
@@ -259,7 +260,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	    from_now ? hub_sub_cursor(sub) : -1);
 	if (http_flush(&r->out) != 0)
 		goto out;
-	st->next_beat = http_now_ms() + st->beat_ms;
+	st->next_beat = mono_ms() + st->beat_ms;
 
 	rc = HUB_OK;
 	if (st->last > 0)
@@ -281,7 +282,7 @@ stream_handle(struct serve *s, struct http_req *r)
 			ended = 1;
 			break;
 		}
-		now = http_now_ms();
+		now = mono_ms();
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
 		/* Under FastCGI the hub thread writes new messages itself
 		 * while this thread sleeps (stream_direct). */
@@ -302,7 +303,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		if (http_drain(&r->out) != 0)
 			break;
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
-		if (w != SERVE_TIMEOUT || http_now_ms() < due)
+		if (w != SERVE_TIMEOUT || mono_ms() < due)
 			continue;
 		/* A heartbeat goes out in two writes, TRANSPORT_PROBE_MS
 		 * apart (transport.h says why). */
@@ -315,8 +316,8 @@ stream_handle(struct serve *s, struct http_req *r)
 			transport_heartbeat(&st->t, &r->out,
 			    st->prev != NULL ? &st->prev->m : NULL,
 			    TRANSPORT_BEAT_FIRST);
-			st->probe_at = http_now_ms() + TRANSPORT_PROBE_MS;
-			st->next_beat = http_now_ms() + st->beat_ms;
+			st->probe_at = mono_ms() + TRANSPORT_PROBE_MS;
+			st->next_beat = mono_ms() + st->beat_ms;
 		}
 		if (http_flush(&r->out) != 0)
 			break;

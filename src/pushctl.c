@@ -63,6 +63,7 @@
 #include "bell.h"
 #include "conf.h"
 #include "mlog.h"
+#include "mono.h"
 #include "valid.h"
 
 #define EX_OK      0
@@ -466,15 +467,6 @@ tail_check(void *arg)
 	return mlog_last_id(l, &last) == MLOG_OK ? last : -1;
 }
 
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Collect channel arguments into names/chans, dropping repeats. */
 static int
 channel_args(int argc, char **argv,
@@ -545,7 +537,7 @@ cmd_tail(int argc, char **argv)
 		case 'r': out.raw = 1; break;
 		case 'c': out.count = parse_num("--count", optarg, INT64_MAX); break;
 		case 'T':
-			deadline = monotonic_ms() +
+			deadline = mono_ms() +
 			    parse_num("--timeout", optarg, 1000000) * 1000;
 			break;
 		default: bad_option(ch, argv);
@@ -650,10 +642,10 @@ cmd_tail(int argc, char **argv)
 		}
 		wait_ms = cfg.heartbeat * 1000;
 		if (deadline != 0) {
-			if (monotonic_ms() >= deadline)
+			if (mono_ms() >= deadline)
 				break;
-			if (deadline - monotonic_ms() < wait_ms)
-				wait_ms = (int)(deadline - monotonic_ms());
+			if (deadline - mono_ms() < wait_ms)
+				wait_ms = (int)(deadline - mono_ms());
 		}
 		rc = bell_wait(tail_bell, known, wait_ms, tail_check, l);
 		if (rc == BELL_ERROR)
@@ -974,7 +966,7 @@ cmd_every(int argc, char **argv)
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	next = monotonic_ms();
+	next = mono_ms();
 	while (!stopping && count != 0) {
 		status = run_capture(cmd, (size_t)cfg.max_data, &buf, &len);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -1004,8 +996,8 @@ cmd_every(int argc, char **argv)
 		if (count == 0)
 			break;
 		next += seconds * 1000;
-		while (!stopping && monotonic_ms() < next) {
-			int64_t left = next - monotonic_ms();
+		while (!stopping && mono_ms() < next) {
+			int64_t left = next - mono_ms();
 			struct timespec ts = { left / 1000,
 			    (left % 1000) * 1000000 };
 
