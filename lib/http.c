@@ -557,26 +557,30 @@ http_header(struct http_req *r, const char *name, const char *value)
 	return 0;
 }
 
-void
-http_cors(struct http_req *r, const struct conf *c)
+int
+http_cors(struct http_req *r, const struct conf *c, const char *expose)
 {
 	const char *origin = http_env(r, "HTTP_ORIGIN");
 	int i;
 
 	if (origin == NULL || *origin == '\0' ||
 	    strlen(origin) > CONF_ORIGIN_MAX)
-		return;
-	for (i = 0; i < c->norigins; i++) {
-		if (strcmp(c->origins[i], "*") == 0) {
-			http_header(r, "Access-Control-Allow-Origin", "*");
-			return;
-		}
-		if (strcmp(c->origins[i], origin) == 0) {
-			http_header(r, "Access-Control-Allow-Origin", origin);
-			http_header(r, "Vary", "Origin");
-			return;
-		}
+		return 0;
+	for (i = 0; i < c->norigins; i++)
+		if (strcmp(c->origins[i], "*") == 0 ||
+		    strcmp(c->origins[i], origin) == 0)
+			break;
+	if (i == c->norigins)
+		return 0;
+	if (strcmp(c->origins[i], "*") == 0)
+		http_header(r, "Access-Control-Allow-Origin", "*");
+	else {
+		http_header(r, "Access-Control-Allow-Origin", origin);
+		http_header(r, "Vary", "Origin");
 	}
+	if (expose != NULL)
+		http_header(r, "Access-Control-Expose-Headers", expose);
+	return 1;
 }
 
 static const char *

@@ -155,9 +155,12 @@ int http_read_body(struct http_req *r, size_t max, char **data,
 /* Add a response header line before http_start.  name and value must be
  * printable ASCII without CR/LF.  Returns 0 or -1 (refused, too long). */
 int http_header(struct http_req *r, const char *name, const char *value);
-/* Add Access-Control-Allow-Origin when the request's Origin is one of
- * c->origins ("*" allows any). */
-void http_cors(struct http_req *r, const struct conf *c);
+/* Is the request's Origin one of c->origins ("*" allows any)?  If so,
+ * adds Access-Control-Allow-Origin (and Vary: Origin for a named one),
+ * and Access-Control-Expose-Headers: expose unless expose is NULL, and
+ * returns 1; else adds nothing and returns 0.  The answer does not depend
+ * on whether the headers fit: a preflight's answer goes by it. */
+int http_cors(struct http_req *r, const struct conf *c, const char *expose);
 
 /* Write the status line, Content-Type, Cache-Control: no-cache (unless
  * http_header gave one), X-Accel-Buffering: no, the extra headers and

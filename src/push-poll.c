@@ -168,7 +168,6 @@ static int poll_handle(struct serve *, struct http_req *);
 static int poll_request(struct transport_poll *, struct serve *,
     struct http_req *);
 static int poll_preflight(struct serve *, struct http_req *, int);
-static int poll_cors(struct serve *, struct http_req *);
 static int poll_collect(void *, struct hub_msg *, int64_t);
 static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
     int);
@@ -192,24 +191,7 @@ main(void)
 	return serve_main(POLL_PROG, poll_handle, SERVE_HUB);
 }
 
-/*
- * Add the CORS headers every answer carries when the Origin is allowed.
- * Returns 1 if it is allowed, else 0.  http_cors adds a header exactly
- * when the Origin is allowed, which is how we tell.
- */
-static int
-poll_cors(struct serve *s, struct http_req *r)
-{
-	size_t before = r->hdrlen;
-
-	http_cors(r, &s->conf);
-	if (r->hdrlen == before)
-		return 0;
-	http_header(r, "Access-Control-Expose-Headers", POLL_EXPOSE);
-	return 1;
-}
-
-/* OPTIONS: the CORS preflight; cors: poll_cors said the Origin is
+/* OPTIONS: the CORS preflight; cors: http_cors said the Origin is
  * allowed.  0 after the answer, or -1 after http_fail. */
 static int
 poll_preflight(struct serve *s, struct http_req *r, int cors)
@@ -577,7 +559,9 @@ poll_handle(struct serve *s, struct http_req *r)
 	long long deadline, quiet;
 	int rc, cors;
 
-	cors = poll_cors(s, r);
+	/* Every answer carries the CORS headers when the Origin is
+	 * allowed. */
+	cors = http_cors(r, &s->conf, POLL_EXPOSE);
 	if (strcmp(m, "OPTIONS") == 0)
 		return poll_preflight(s, r, cors);
 	if (strcmp(m, "GET") != 0) {

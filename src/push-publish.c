@@ -96,6 +96,7 @@
 #define PUBLISH_PROG     "push-publish"
 #define PUBLISH_METHODS  "GET, POST, PUT, DELETE, OPTIONS"
 #define PUBLISH_HEADERS  "Content-Type, Authorization, X-Push-Token"
+#define PUBLISH_EXPOSE   "X-Push-Id" /* headers a cross-origin page reads */
 #define PUBLISH_MAX_AGE  "600"     /* seconds a preflight may be cached */
 #define PUBLISH_ID_DIGITS 18       /* digits in a stream id */
 #define PUBLISH_SECRET_MAX 128     /* bytes of a stored stream secret */
@@ -107,7 +108,6 @@ static const char *const publish_params[] = {
 };
 
 static int publish_handle(struct serve *, struct http_req *);
-static int publish_cors(struct serve *, struct http_req *);
 static int publish_preflight(struct serve *, struct http_req *, int);
 static int publish_authorized(struct serve *, struct http_req *);
 static int publish_db_fail(struct http_req *, int, int, const char *,
@@ -124,19 +124,6 @@ int
 main(void)
 {
 	return serve_main(PUBLISH_PROG, publish_handle, SERVE_HUB);
-}
-
-/* Add the CORS answer headers; 1 if the request's Origin is allowed. */
-static int
-publish_cors(struct serve *s, struct http_req *r)
-{
-	size_t before = r->hdrlen;
-
-	http_cors(r, &s->conf);
-	if (r->hdrlen == before)
-		return 0;
-	http_header(r, "Access-Control-Expose-Headers", "X-Push-Id");
-	return 1;
 }
 
 /* OPTIONS: a preflight from an allowed origin gets the rules. */
@@ -402,7 +389,7 @@ publish_handle(struct serve *s, struct http_req *r)
 	char why[HTTP_REASON_MAX];
 	int cors, authorized, rc = -1;
 
-	cors = publish_cors(s, r);
+	cors = http_cors(r, &s->conf, PUBLISH_EXPOSE);
 	if (strcmp(m, "OPTIONS") == 0)
 		return publish_preflight(s, r, cors);
 	if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0 &&

@@ -249,7 +249,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	http_header(r, "X-Push-Stream", hub_sub_handle(sub));
 	if (st->t.kind == TRANSPORT_SSE || st->t.kind == TRANSPORT_RAW)
 		http_header(r, "X-Content-Type-Options", "nosniff");
-	http_cors(r, &s->conf);
+	http_cors(r, &s->conf, NULL);
 	if (http_start(r, 200, transport_type(&st->t, type, sizeof(type))) != 0)
 		goto out;
 	if (strcmp(http_method(r), "HEAD") == 0)

@@ -3,7 +3,8 @@
  * body ends (CONTENT_LENGTH, or EOF for a chunked request without one),
  * the caps, and that a refused body is read to its end first (so that
  * the web server passes the answer on).  The body comes from a pipe
- * that a child process fills.
+ * that a child process fills.  And http_cors: whether it says an Origin
+ * is allowed, and the headers it adds.
  */
 #include "config.h"
 
@@ -292,6 +293,87 @@ START_TEST(answer_reads_the_body)
 }
 END_TEST
 
+/* http_cors on a CGI request from origin (NULL: none), with the
+ * cors_origin lines origins[0..n). */
+static int
+cors(const char *origin, const char *const *origins, int n,
+    const char *expose)
+{
+	struct conf c;
+	int i;
+
+	conf_defaults(&c);
+	for (i = 0; i < n; i++)
+		snprintf(c.origins[i], sizeof(c.origins[i]), "%s", origins[i]);
+	c.norigins = n;
+	if (origin != NULL)
+		setenv("HTTP_ORIGIN", origin, 1);
+	else
+		unsetenv("HTTP_ORIGIN");
+	http_init_cgi(&req, "check_http");
+	return http_cors(&req, &c, expose);
+}
+
+START_TEST(cors_named_origin)
+{
+	const char *o[] = { "https://a.example", "https://b.example" };
+
+	ck_assert_int_eq(cors("https://b.example", o, 2, "X-Push-Id"), 1);
+	ck_assert_str_eq(req.hdrs, "Access-Control-Allow-Origin: "
+	    "https://b.example\r\nVary: Origin\r\n"
+	    "Access-Control-Expose-Headers: X-Push-Id\r\n");
+	ck_assert_int_eq(cors("https://a.example", o, 2, NULL), 1);
+	ck_assert_str_eq(req.hdrs, "Access-Control-Allow-Origin: "
+	    "https://a.example\r\nVary: Origin\r\n");
+}
+END_TEST
+
+START_TEST(cors_any_origin)
+{
+	const char *o[] = { "https://a.example", "*" };
+
+	ck_assert_int_eq(cors("https://c.example", o, 2, "ETag"), 1);
+	ck_assert_str_eq(req.hdrs, "Access-Control-Allow-Origin: *\r\n"
+	    "Access-Control-Expose-Headers: ETag\r\n");
+}
+END_TEST
+
+START_TEST(cors_refused)
+{
+	const char *o[] = { "https://a.example" };
+
+	/* Not listed, a prefix of a listed one, none, empty: 0, and not a
+	 * byte of header. */
+	ck_assert_int_eq(cors("https://evil.example", o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	ck_assert_int_eq(cors("https://a.exampl", o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	ck_assert_int_eq(cors(NULL, o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	ck_assert_int_eq(cors("", o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	/* No cors_origin line: nothing is allowed. */
+	ck_assert_int_eq(cors("https://a.example", o, 0, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+}
+END_TEST
+
+START_TEST(cors_allowed_when_headers_do_not_fit)
+{
+	const char *o[] = { "*" };
+	struct conf c;
+
+	ck_assert_int_eq(cors("https://a.example", o, 1, NULL), 1);
+	/* A full header buffer: still allowed (a preflight goes by it). */
+	conf_defaults(&c);
+	memcpy(c.origins[0], "*", 2);
+	c.norigins = 1;
+	req.hdrlen = sizeof(req.hdrs) - 8;
+	ck_assert_int_eq(http_cors(&req, &c, "ETag"), 1);
+	ck_assert_uint_eq(req.hdrlen, sizeof(req.hdrs) - 8);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -310,6 +392,12 @@ main(void)
 	tcase_add_test(tc, beyond_the_drain_cap);
 	tcase_add_test(tc, discard);
 	tcase_add_test(tc, answer_reads_the_body);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cors");
+	tcase_add_test(tc, cors_named_origin);
+	tcase_add_test(tc, cors_any_origin);
+	tcase_add_test(tc, cors_refused);
+	tcase_add_test(tc, cors_allowed_when_headers_do_not_fit);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
