@@ -22,6 +22,7 @@
 
 #include <fastcgi.h>
 
+#include "auth.h"
 #include "http.h"
 #include "mono.h"
 
@@ -290,6 +291,21 @@ http_param(const struct http_params *p, const char *name)
 		if (strcmp(p->p[i].name, name) == 0)
 			return p->p[i].value;
 	return NULL;
+}
+
+int
+http_subscriber(const struct conf *c, const char *const *channels, int n,
+    const struct http_params *p, char *why, size_t whylen)
+{
+	switch (auth_subscriber(c, channels, n, http_param(p, "token"),
+	    time(NULL), why, whylen)) {
+	case AUTH_OK:
+		return 0;
+	case AUTH_BAD:
+		return 400;
+	default:
+		return 403;
+	}
 }
 
 /*

@@ -127,6 +127,18 @@ int http_parse_query(const char *qs, const char *const *allowed,
 const char *http_param(const struct http_params *p, const char *name);
 
 /*
+ * May a request with the parameters p subscribe to channels[0..n)?  Its
+ * token= parameter is checked against the private ones among them
+ * (auth_subscriber, as of now).  Returns 0 (it may), 400 (a malformed
+ * token=) or 403 (no, a wrong or an expired token for a private channel),
+ * with a one-line reason in why that names the channel.  The caller
+ * answers with http_fail(r, STATUS, SITE, "%s", why), a site of its own
+ * for each status.
+ */
+int http_subscriber(const struct conf *c, const char *const *channels,
+    int n, const struct http_params *p, char *why, size_t whylen);
+
+/*
  * Read the request body, at most max bytes, into a malloc'd buffer (*data,
  * NUL-terminated for convenience, caller frees) of *len bytes.  With data
  * NULL the body is read and thrown away (up to HTTP_DISCARD_MAX).  Returns

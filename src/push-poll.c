@@ -125,7 +125,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
 #include "http.h"
 #include "hub.h"
 #include "mono.h"
@@ -237,11 +236,11 @@ poll_request(struct transport_poll *a, struct serve *s, struct http_req *r)
 	if ((rc = transport_poll_cursor(a, inm, leid, why, sizeof(why))) != 0)
 		return http_fail(r, 400, rc, "%s", why);
 
-	rc = auth_subscriber(&s->conf, a->chans, a->nchan,
-	    http_param(&a->params, "token"), time(NULL), why, sizeof(why));
-	if (rc == AUTH_BAD)
+	rc = http_subscriber(&s->conf, a->chans, a->nchan, &a->params, why,
+	    sizeof(why));
+	if (rc == 400)
 		return http_fail(r, 400, 616, "%s", why);
-	if (rc != AUTH_OK)
+	if (rc != 0)
 		return http_fail(r, 403, 617, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
 }

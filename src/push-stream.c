@@ -55,7 +55,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
 #include "http.h"
 #include "hub.h"
 #include "mono.h"
@@ -122,11 +121,11 @@ stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 		return http_fail(r, 400, site, "%s", why);
 	for (i = 0; i < a->q.nchan; i++)
 		chans[i] = a->q.chan[i];
-	rc = auth_subscriber(&s->conf, chans, a->q.nchan,
-	    http_param(&a->params, "token"), time(NULL), why, sizeof(why));
-	if (rc == AUTH_BAD)
+	rc = http_subscriber(&s->conf, chans, a->q.nchan, &a->params, why,
+	    sizeof(why));
+	if (rc == 400)
 		return http_fail(r, 400, 510, "%s", why);
-	if (rc != AUTH_OK)
+	if (rc != 0)
 		return http_fail(r, 403, 511, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
 }

@@ -4,7 +4,8 @@
  * the caps, and that a refused body is read to its end first (so that
  * the web server passes the answer on).  The body comes from a pipe
  * that a child process fills.  And http_cors: whether it says an Origin
- * is allowed, and the headers it adds.
+ * is allowed, and the headers it adds.  And http_subscriber: the HTTP
+ * status of a subscriber's token= parameter.
  */
 #include "config.h"
 
@@ -17,8 +18,10 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "http.h"
 
 #define T_MIB (1024 * 1024)
@@ -374,6 +377,57 @@ START_TEST(cors_allowed_when_headers_do_not_fit)
 }
 END_TEST
 
+/* http_subscriber for channel with the query qs, the private prefix
+ * "room-" and a secret configured. */
+static int
+subscriber(const char *channel, const char *qs, char *why, size_t whylen)
+{
+	static const char *const allowed[] = { "channel", "token", NULL };
+	struct http_params p;
+	struct conf c;
+	char err[HTTP_REASON_MAX];
+
+	conf_defaults(&c);
+	snprintf(c.subscriber_secret, sizeof(c.subscriber_secret), "s3cret");
+	c.nprivate = 1;
+	snprintf(c.private_prefix[0], sizeof(c.private_prefix[0]), "room-");
+	ck_assert_int_eq(http_parse_query(qs, allowed, &p, err, sizeof(err)),
+	    0);
+	return http_subscriber(&c, &channel, 1, &p, why, whylen);
+}
+
+START_TEST(subscriber_statuses)
+{
+	struct conf c;
+	char tok[AUTH_SUB_TOKEN_MAX + 1], qs[2 * AUTH_SUB_TOKEN_MAX];
+	char why[HTTP_REASON_MAX];
+
+	conf_defaults(&c);
+	snprintf(c.subscriber_secret, sizeof(c.subscriber_secret), "s3cret");
+	ck_assert_int_eq(auth_sub_token(&c, "room-1", time(NULL) + 60, tok,
+	    sizeof(tok)), 0);
+	/* A public channel needs nothing. */
+	ck_assert_int_eq(subscriber("lobby", "channel=lobby", why,
+	    sizeof(why)), 0);
+	/* A private one: a good token, then none, a wrong and an expired
+	 * one (403), and a malformed token= (400). */
+	snprintf(qs, sizeof(qs), "token=%s", tok);
+	ck_assert_int_eq(subscriber("room-1", qs, why, sizeof(why)), 0);
+	ck_assert_int_eq(subscriber("room-1", "", why, sizeof(why)), 403);
+	ck_assert_str_eq(why, "private channel room-1 needs a valid "
+	    "subscriber token");
+	ck_assert_int_eq(subscriber("room-2", qs, why, sizeof(why)), 403);
+	ck_assert_int_eq(auth_sub_token(&c, "room-1", time(NULL) - 1, tok,
+	    sizeof(tok)), 0);
+	snprintf(qs, sizeof(qs), "token=%s", tok);
+	ck_assert_int_eq(subscriber("room-1", qs, why, sizeof(why)), 403);
+	ck_assert_str_eq(why, "private channel room-1: the token has expired");
+	ck_assert_int_eq(subscriber("room-1", "token=junk", why, sizeof(why)),
+	    400);
+	ck_assert_ptr_nonnull(strstr(why, "malformed token="));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -398,6 +452,9 @@ main(void)
 	tcase_add_test(tc, cors_any_origin);
 	tcase_add_test(tc, cors_refused);
 	tcase_add_test(tc, cors_allowed_when_headers_do_not_fit);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("subscriber");
+	tcase_add_test(tc, subscriber_statuses);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
