@@ -30,6 +30,13 @@
 #define HTTP_RETRY_AFTER "5"      /* seconds a 503 asks the client to wait */
 #define HTTP_CL_DIGITS   20       /* digits in a CONTENT_LENGTH */
 #define HTTP_DRAIN_CHUNK 65536    /* bytes per read while throwing away */
+#define HTTP_STACK_BUF   512      /* bytes on the stack: http_printf's text
+                                     before it allocates, a discarded
+                                     body's read buffer */
+#define HTTP_LOG_QUERY   160      /* bytes of the query string an error-log
+                                     line quotes, NUL included */
+#define HTTP_LOG_METHOD  16       /* bytes of the method it quotes, NUL
+                                     included */
 
 /* How a body is delimited (http_body_framing). */
 enum { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_EOF };
@@ -440,7 +447,7 @@ http_drain_body(struct http_req *r, unsigned long long left, int to_eof)
 {
 	unsigned long long thrown = 0;
 	long long deadline;
-	char small[512], *sink;
+	char small[HTTP_STACK_BUF], *sink;
 	size_t cap;
 	ssize_t n;
 
@@ -468,7 +475,7 @@ int
 http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 {
 	unsigned long long want = 0;
-	char *buf = NULL, sink[512];
+	char *buf = NULL, sink[HTTP_STACK_BUF];
 	size_t got = 0, cap, room;
 	ssize_t n;
 	int framing;
@@ -756,7 +763,7 @@ http_puts(struct http_out *o, const char *s)
 int
 http_printf(struct http_out *o, const char *fmt, ...)
 {
-	char small[512], *big;
+	char small[HTTP_STACK_BUF], *big;
 	va_list ap;
 	int n, rc;
 
@@ -942,7 +949,7 @@ http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
 void
 http_answer_failure(struct http_req *r)
 {
-	char query[160], method[16];
+	char query[HTTP_LOG_QUERY], method[HTTP_LOG_METHOD];
 	const char *q;
 
 	if (r->fail_status == 0)

@@ -102,6 +102,7 @@
 #define PUBLISH_SECRET_MAX 128     /* bytes of a stored stream secret */
 #define PUBLISH_WRONG_SECRET 1     /* publish_control: not an MLOG_* code */
 #define PUBLISH_ERR_MAX  HTTP_REASON_MAX /* bytes of an mlog reason kept */
+#define PUBLISH_NUM_MAX  24        /* bytes of a decimal int64 and its NUL */
 
 static const char *const publish_params[] = {
 	"channel", "event", "stream", "_", NULL
@@ -197,7 +198,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 {
 	int64_t subs;
 	struct mlog *l;
-	char err[PUBLISH_ERR_MAX], num[24], *data = NULL;
+	char err[PUBLISH_ERR_MAX], num[PUBLISH_NUM_MAX], *data = NULL;
 	const char *type;
 	size_t len = 0;
 	int64_t id = 0;

@@ -208,7 +208,7 @@ static int
 stream_handle(struct serve *s, struct http_req *r)
 {
 	const char *chans[VALID_CHANNELS_MAX];
-	char err[HTTP_REASON_MAX], type[128];
+	char err[HTTP_REASON_MAX], type[TRANSPORT_TYPE_MAX];
 	struct stream_ask *a;
 	struct stream *st;
 	struct hub_sub *sub = NULL;

@@ -74,6 +74,11 @@
 #define TAIL_DEFAULT_LINES 10
 #define EVERY_MAX_SECONDS  86400
 #define TOKEN_MAX_SECONDS  (10LL * 366 * 86400) /* a token's longest life */
+#define TIMEOUT_MAX_SECONDS 1000000 /* largest tail --timeout */
+#define OPTION_NAME_MAX    40   /* bytes of an option's name kept for a
+                                   usage line, NUL included */
+#define ERR_MAX            512  /* bytes of a library's failure reason */
+#define TIME_MAX           32   /* bytes of an ISO 8601 UTC time and NUL */
 
 static const char *progname = "pushctl";
 static struct conf cfg;
@@ -167,7 +172,7 @@ static void
 bad_option(int ch, char **argv)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "";
-	char opt[40];
+	char opt[OPTION_NAME_MAX];
 
 	if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0')
 		snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(arg, "="), arg);
@@ -241,7 +246,7 @@ parse_num(const char *what, const char *s, long long max)
 static int
 open_log(struct mlog **l, int flags)
 {
-	char err[512];
+	char err[ERR_MAX];
 	int rc;
 
 	rc = mlog_open(l, &cfg, flags, err, sizeof(err));
@@ -538,7 +543,8 @@ cmd_tail(int argc, char **argv)
 		case 'c': out.count = parse_num("--count", optarg, INT64_MAX); break;
 		case 'T':
 			deadline = mono_ms() +
-			    parse_num("--timeout", optarg, 1000000) * 1000;
+			    parse_num("--timeout", optarg,
+			    TIMEOUT_MAX_SECONDS) * 1000;
 			break;
 		default: bad_option(ch, argv);
 		}
@@ -696,7 +702,7 @@ format_time(int64_t ms, char *buf, size_t len)
 static int
 ls_line(void *arg, const struct mlog_stat *st)
 {
-	char when[32];
+	char when[TIME_MAX];
 
 	(void)arg;
 	format_time(st->last_time_ms, when, sizeof(when));
@@ -725,7 +731,7 @@ cmd_ls(int argc, char **argv)
 static void
 stat_print(const struct mlog_stat *st)
 {
-	char when[32];
+	char when[TIME_MAX];
 
 	format_time(st->last_time_ms, when, sizeof(when));
 	printf("channel: %s\nretained: %" PRId64 "\nfirst_id: %" PRId64
@@ -1061,7 +1067,7 @@ main(int argc, char **argv)
 		{ "token", cmd_token },
 	};
 	const char *db = NULL, *confpath = NULL;
-	char err[512];
+	char err[ERR_MAX];
 	size_t i;
 	int ch;
 
