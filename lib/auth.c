@@ -234,8 +234,9 @@ auth_subscriber(const struct conf *c, const char *const *channels, int n,
 		if (!auth_private(c, channels[i]))
 			continue;
 		if (c->subscriber_secret[0] == '\0') {
-			snprintf(why, whylen, "private channel %.128s: no "
-			    "subscriber_secret is configured", channels[i]);
+			snprintf(why, whylen, "private channel %.*s: no "
+			    "subscriber_secret is configured",
+			    VALID_CHANNEL_MAX, channels[i]);
 			return AUTH_DENIED;
 		}
 		good = expired = 0;
@@ -257,12 +258,13 @@ auth_subscriber(const struct conf *c, const char *const *channels, int n,
 		if (good)
 			continue;
 		if (expired) {
-			snprintf(why, whylen, "private channel %.128s: the "
-			    "token has expired", channels[i]);
+			snprintf(why, whylen, "private channel %.*s: the "
+			    "token has expired", VALID_CHANNEL_MAX,
+			    channels[i]);
 			return AUTH_EXPIRED;
 		}
-		snprintf(why, whylen, "private channel %.128s needs a valid "
-		    "subscriber token", channels[i]);
+		snprintf(why, whylen, "private channel %.*s needs a valid "
+		    "subscriber token", VALID_CHANNEL_MAX, channels[i]);
 		return AUTH_DENIED;
 	}
 	return AUTH_OK;

@@ -147,6 +147,7 @@
 #include <unistd.h>
 
 #include "bell.h"
+#include "mono.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid  /* glibc < 2.35 lacks it */
@@ -162,8 +163,8 @@
 #define BELL_ID_MAX           ((INT64_MAX - BELL_GATE_BASE) / 2 - 1)
 #define BELL_KEEPER           0      /* byte of a gate: the one that checks */
 #define BELL_SPARE            1      /* the one that only stands by */
-#define BELL_NS               1000000000LL
-#define BELL_MS               1000000LL
+#define BELL_NS               MONO_NS_PER_S  /* mono_ns() per second */
+#define BELL_MS               MONO_NS_PER_MS /* mono_ns() per ms */
 #define BELL_WAL_SUFFIX       "-wal"
 #define BELL_CHECK_FORCE_MS   1000   /* check() at least this often */
 #define BELL_WATCH_CHECK_MS   1000   /* check() period while watching */
@@ -233,7 +234,6 @@ static int bell_signals_ready;
 static __thread struct bell *bell_cur
     __attribute__((tls_model("initial-exec")));
 
-static int64_t bell_now(void);
 static void bell_on_alarm(int);
 static void bell_arm(struct bell *, int64_t);
 static off_t bell_byte(int64_t, int);
@@ -259,16 +259,6 @@ static int bell_watch_drain(struct bell *);
 static int bell_doze(struct bell *, int64_t, const sigset_t *);
 static int bell_file_moved(const struct bell *, const struct bell_file *);
 static void bell_ring_path(struct bell *, int64_t);
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-static int64_t
-bell_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * BELL_NS + ts.tv_nsec;
-}
 
 /* Arm b's timer once, ns from now (0 disarms). */
 static void
@@ -965,7 +955,7 @@ bell_stand_by(struct bell *b, int64_t L, int64_t deadline)
 		    __atomic_load_n(&b->interrupt, __ATOMIC_SEQ_CST))
 			break;
 		left = -1;
-		if (deadline >= 0 && (left = deadline - bell_now()) <= 0)
+		if (deadline >= 0 && (left = deadline - mono_ns()) <= 0)
 			break;
 		if (bell_lock_wait(b, F_WRLCK, bell_byte(L, BELL_KEEPER), 1,
 		    left) == 0)
@@ -1022,13 +1012,13 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 	/* Watch before the first check: a write after it shows as an event. */
 	period = bell_watch_start(b) == 0 && b->check_ms < BELL_WATCH_CHECK_MS ?
 	    BELL_WATCH_CHECK_MS : b->check_ms;
-	next = bell_now();  /* check at once */
+	next = mono_ns();  /* check at once */
 	for (;;) {
 		if (__atomic_load_n(&f->pg->last, __ATOMIC_SEQ_CST) != L)
 			break;
 		if (__atomic_load_n(&b->interrupt, __ATOMIC_SEQ_CST))
 			break;
-		now = bell_now();
+		now = mono_ns();
 		if (now >= next) {
 			x = check != NULL && !bell_quiet(b, now) ? check(arg) :
 			    -1;
@@ -1043,7 +1033,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 				bell_signal(f, x, 1);
 				break;
 			}
-			now = bell_now();
+			now = mono_ns();
 			/* After a write the commit may not be visible yet (the
 			 * writer still syncs or updates the -shm index, which
 			 * makes no event): look again soon, less and less. */
@@ -1063,7 +1053,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 		/* SIGURG, a timeout or another signal: look again; a write
 		 * to the log's files: check at once. */
 		if (bell_doze(b, wait, &doze) > 0) {
-			next = bell_now();
+			next = mono_ns();
 			settle = BELL_SETTLE_MS;
 		}
 	}
@@ -1092,7 +1082,7 @@ bell_loop(struct bell *b, int64_t seen, int64_t deadline, bell_check_fn check,
 		if (L > seen)
 			return BELL_READY;
 		left = -1;
-		if (deadline >= 0 && (left = deadline - bell_now()) <= 0)
+		if (deadline >= 0 && (left = deadline - mono_ns()) <= 0)
 			return BELL_TIMEOUT;
 		if (L < 0 || L > BELL_ID_MAX) {
 			errno = ERANGE;
@@ -1129,7 +1119,7 @@ bell_loop(struct bell *b, int64_t seen, int64_t deadline, bell_check_fn check,
 			continue;
 		/* Step 4: both gatekeepers left without progress. */
 		bound = BELL_REQUEUE_MS * BELL_MS;
-		if (deadline >= 0 && (left = deadline - bell_now()) < bound)
+		if (deadline >= 0 && (left = deadline - mono_ns()) < bound)
 			bound = left > 0 ? left : 0;
 		if (bell_lock_wait(b, F_WRLCK, bell_byte(L, BELL_KEEPER), 1,
 		    bound) == 0) {
@@ -1165,7 +1155,7 @@ bell_wait(struct bell *b, int64_t seen, int timeout_ms, bell_check_fn check,
 	if (timeout_ms == 0)
 		return BELL_TIMEOUT;
 	if (timeout_ms > 0)
-		deadline = bell_now() + (int64_t)timeout_ms * BELL_MS;
+		deadline = mono_ns() + (int64_t)timeout_ms * BELL_MS;
 	if (bell_timer(b) != 0)
 		return BELL_ERROR;
 	/* SIGURG blocked (but in the keeper's ppoll), SIGALRM deliverable. */

@@ -36,6 +36,15 @@
 #define CONF_DEF_MAX_SUBS     10000
 #define CONF_DEF_THREADS      4
 #define CONF_MAX_DATA_CAP     (64L << 20) /* largest max_data accepted */
+#define CONF_RETAIN_COUNT_CAP 100000000   /* largest retain_count */
+#define CONF_RETAIN_AGE_CAP   (100L * 365 * 86400) /* largest retain_age, s */
+#define CONF_SECONDS_CAP      3600 /* largest heartbeat and poll timeouts */
+#define CONF_CHECK_MS_MIN     10   /* smallest check_interval_ms */
+#define CONF_CHECK_MS_CAP     1000 /* largest check_interval_ms */
+#define CONF_SUBS_CAP         1000000 /* largest max_(channel_)subscribers */
+#define CONF_THREADS_CAP      64   /* largest threads */
+#define CONF_WHY_MAX          256  /* bytes of a bad value's reason, before
+                                      the file and line are put in front */
 
 enum conf_kind { CONF_LONG, CONF_INT, CONF_BOOL, CONF_PATH, CONF_TOKEN,
 	CONF_ORIGIN, CONF_SECRET, CONF_PRIVATE, CONF_SYNC };
@@ -50,18 +59,21 @@ struct conf_key {
 #define F(field) offsetof(struct conf, field)
 static const struct conf_key conf_keys[] = {
 	{ "db", CONF_PATH, F(db), 0, 0 },
-	{ "retain_count", CONF_LONG, F(retain_count), 0, 100000000 },
-	{ "retain_age", CONF_LONG, F(retain_age), 0, 100L * 365 * 86400 },
+	{ "retain_count", CONF_LONG, F(retain_count), 0,
+	    CONF_RETAIN_COUNT_CAP },
+	{ "retain_age", CONF_LONG, F(retain_age), 0, CONF_RETAIN_AGE_CAP },
 	{ "max_data", CONF_LONG, F(max_data), 1, CONF_MAX_DATA_CAP },
-	{ "heartbeat", CONF_INT, F(heartbeat), 1, 3600 },
-	{ "poll_timeout", CONF_INT, F(poll_timeout), 0, 3600 },
-	{ "poll_timeout_max", CONF_INT, F(poll_timeout_max), 0, 3600 },
-	{ "check_interval_ms", CONF_INT, F(check_ms), 10, 1000 },
+	{ "heartbeat", CONF_INT, F(heartbeat), 1, CONF_SECONDS_CAP },
+	{ "poll_timeout", CONF_INT, F(poll_timeout), 0, CONF_SECONDS_CAP },
+	{ "poll_timeout_max", CONF_INT, F(poll_timeout_max), 0,
+	    CONF_SECONDS_CAP },
+	{ "check_interval_ms", CONF_INT, F(check_ms), CONF_CHECK_MS_MIN,
+	    CONF_CHECK_MS_CAP },
 	{ "synchronous", CONF_SYNC, F(synchronous_full), 0, 0 },
-	{ "max_subscribers", CONF_INT, F(max_subscribers), 1, 1000000 },
+	{ "max_subscribers", CONF_INT, F(max_subscribers), 1, CONF_SUBS_CAP },
 	{ "max_channel_subscribers", CONF_INT, F(max_channel_subscribers),
-	    0, 1000000 },
-	{ "threads", CONF_INT, F(threads), 1, 64 },
+	    0, CONF_SUBS_CAP },
+	{ "threads", CONF_INT, F(threads), 1, CONF_THREADS_CAP },
 	{ "trust_remote_user", CONF_BOOL, F(trust_remote_user), 0, 1 },
 	{ "publish_token", CONF_TOKEN, 0, 0, 0 },
 	{ "cors_origin", CONF_ORIGIN, 0, 0, 0 },
@@ -239,7 +251,7 @@ static int
 conf_line(struct conf *c, const char *text, size_t len, const char *name,
     int lineno, char *err, size_t errlen)
 {
-	char line[CONF_LINE_MAX + 1], why[256];
+	char line[CONF_LINE_MAX + 1], why[CONF_WHY_MAX];
 	char *key, *val, *eq, *hash;
 	size_t i;
 

@@ -15,13 +15,17 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "valid.h"
+
 #define CONF_LINE_MAX      1024 /* bytes in one line of the file */
 #define CONF_FILE_MAX      (256 * 1024) /* bytes in the whole file */
 #define CONF_TOKENS_MAX    16   /* publish_token lines */
 #define CONF_TOKEN_MAX     128  /* bytes in one token or secret */
 #define CONF_ORIGINS_MAX   16   /* cors_origin lines */
-#define CONF_ORIGIN_MAX    255
+#define CONF_ORIGIN_MAX    255  /* bytes in one cors_origin */
 #define CONF_PRIVATE_MAX   16   /* private_channel lines */
+#define CONF_PREFIX_MAX    VALID_CHANNEL_MAX /* bytes in one private_channel
+                                   prefix (a valid channel name) */
 
 struct conf {
 	char db[PATH_MAX];          /* message log path */
@@ -45,7 +49,7 @@ struct conf {
 	char origins[CONF_ORIGINS_MAX][CONF_ORIGIN_MAX + 1]; /* "*" allowed */
 	char subscriber_secret[CONF_TOKEN_MAX + 1]; /* HMAC key, "" = none */
 	int nprivate;               /* channel prefixes needing a token */
-	char private_prefix[CONF_PRIVATE_MAX][129];
+	char private_prefix[CONF_PRIVATE_MAX][CONF_PREFIX_MAX + 1];
 	char path[PATH_MAX];        /* file the settings came from, "" = none */
 };
 

@@ -22,12 +22,21 @@
 
 #include <fastcgi.h>
 
+#include "auth.h"
 #include "http.h"
+#include "mono.h"
 
 #define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
 #define HTTP_RETRY_AFTER "5"      /* seconds a 503 asks the client to wait */
 #define HTTP_CL_DIGITS   20       /* digits in a CONTENT_LENGTH */
 #define HTTP_DRAIN_CHUNK 65536    /* bytes per read while throwing away */
+#define HTTP_STACK_BUF   512      /* bytes on the stack: http_printf's text
+                                     before it allocates, a discarded
+                                     body's read buffer */
+#define HTTP_LOG_QUERY   160      /* bytes of the query string an error-log
+                                     line quotes, NUL included */
+#define HTTP_LOG_METHOD  16       /* bytes of the method it quotes, NUL
+                                     included */
 
 /* How a body is delimited (http_body_framing). */
 enum { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_EOF };
@@ -291,6 +300,21 @@ http_param(const struct http_params *p, const char *name)
 	return NULL;
 }
 
+int
+http_subscriber(const struct conf *c, const char *const *channels, int n,
+    const struct http_params *p, char *why, size_t whylen)
+{
+	switch (auth_subscriber(c, channels, n, http_param(p, "token"),
+	    time(NULL), why, whylen)) {
+	case AUTH_OK:
+		return 0;
+	case AUTH_BAD:
+		return 400;
+	default:
+		return 403;
+	}
+}
+
 /*
  * How a CGI request's body is delimited (RFC 3875 4.1.2 and 4.2): by
  * CONTENT_LENGTH when the server gives one (*want gets it); when it does
@@ -357,15 +381,6 @@ http_is_chunked(const char *te)
 	return n == 0 || te[n - 1] == ',';
 }
 
-long long
-http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Read up to n body bytes into p: CGI from in_fd, FastCGI from the
  * FCGI_STDIN stream.  Returns the count read, 0 at the end of the body,
@@ -387,7 +402,7 @@ http_body_read(struct http_req *r, char *p, size_t n, long long deadline)
 	if (n > INT_MAX)
 		n = INT_MAX;
 	if (r->fcgi != NULL) {
-		if (deadline >= 0 && http_now_ms() >= deadline)
+		if (deadline >= 0 && mono_ms() >= deadline)
 			return -2;
 		c = FCGX_GetStr(p, (int)n, r->fcgi->in);
 		if (c > 0)
@@ -399,7 +414,7 @@ http_body_read(struct http_req *r, char *p, size_t n, long long deadline)
 	}
 	for (;;) {
 		if (deadline >= 0) {
-			if ((left = deadline - http_now_ms()) <= 0)
+			if ((left = deadline - mono_ms()) <= 0)
 				return -2;
 			pfd.fd = r->in_fd;
 			pfd.events = POLLIN;
@@ -432,7 +447,7 @@ http_drain_body(struct http_req *r, unsigned long long left, int to_eof)
 {
 	unsigned long long thrown = 0;
 	long long deadline;
-	char small[512], *sink;
+	char small[HTTP_STACK_BUF], *sink;
 	size_t cap;
 	ssize_t n;
 
@@ -444,7 +459,7 @@ http_drain_body(struct http_req *r, unsigned long long left, int to_eof)
 		sink = small;
 		cap = sizeof(small);
 	}
-	deadline = http_now_ms() + HTTP_DRAIN_MS;
+	deadline = mono_ms() + HTTP_DRAIN_MS;
 	while ((to_eof || thrown < left) && thrown < HTTP_DRAIN_MAX) {
 		n = http_body_read(r, sink, !to_eof && left - thrown < cap ?
 		    (size_t)(left - thrown) : cap, deadline);
@@ -460,7 +475,7 @@ int
 http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 {
 	unsigned long long want = 0;
-	char *buf = NULL, sink[512];
+	char *buf = NULL, sink[HTTP_STACK_BUF];
 	size_t got = 0, cap, room;
 	ssize_t n;
 	int framing;
@@ -565,26 +580,30 @@ http_header(struct http_req *r, const char *name, const char *value)
 	return 0;
 }
 
-void
-http_cors(struct http_req *r, const struct conf *c)
+int
+http_cors(struct http_req *r, const struct conf *c, const char *expose)
 {
 	const char *origin = http_env(r, "HTTP_ORIGIN");
 	int i;
 
 	if (origin == NULL || *origin == '\0' ||
 	    strlen(origin) > CONF_ORIGIN_MAX)
-		return;
-	for (i = 0; i < c->norigins; i++) {
-		if (strcmp(c->origins[i], "*") == 0) {
-			http_header(r, "Access-Control-Allow-Origin", "*");
-			return;
-		}
-		if (strcmp(c->origins[i], origin) == 0) {
-			http_header(r, "Access-Control-Allow-Origin", origin);
-			http_header(r, "Vary", "Origin");
-			return;
-		}
+		return 0;
+	for (i = 0; i < c->norigins; i++)
+		if (strcmp(c->origins[i], "*") == 0 ||
+		    strcmp(c->origins[i], origin) == 0)
+			break;
+	if (i == c->norigins)
+		return 0;
+	if (strcmp(c->origins[i], "*") == 0)
+		http_header(r, "Access-Control-Allow-Origin", "*");
+	else {
+		http_header(r, "Access-Control-Allow-Origin", origin);
+		http_header(r, "Vary", "Origin");
 	}
+	if (expose != NULL)
+		http_header(r, "Access-Control-Expose-Headers", expose);
+	return 1;
 }
 
 static const char *
@@ -744,7 +763,7 @@ http_puts(struct http_out *o, const char *s)
 int
 http_printf(struct http_out *o, const char *fmt, ...)
 {
-	char small[512], *big;
+	char small[HTTP_STACK_BUF], *big;
 	va_list ap;
 	int n, rc;
 
@@ -930,7 +949,7 @@ http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
 void
 http_answer_failure(struct http_req *r)
 {
-	char query[160], method[16];
+	char query[HTTP_LOG_QUERY], method[HTTP_LOG_METHOD];
 	const char *q;
 
 	if (r->fail_status == 0)

@@ -127,6 +127,18 @@ int http_parse_query(const char *qs, const char *const *allowed,
 const char *http_param(const struct http_params *p, const char *name);
 
 /*
+ * May a request with the parameters p subscribe to channels[0..n)?  Its
+ * token= parameter is checked against the private ones among them
+ * (auth_subscriber, as of now).  Returns 0 (it may), 400 (a malformed
+ * token=) or 403 (no, a wrong or an expired token for a private channel),
+ * with a one-line reason in why that names the channel.  The caller
+ * answers with http_fail(r, STATUS, SITE, "%s", why), a site of its own
+ * for each status.
+ */
+int http_subscriber(const struct conf *c, const char *const *channels,
+    int n, const struct http_params *p, char *why, size_t whylen);
+
+/*
  * Read the request body, at most max bytes, into a malloc'd buffer (*data,
  * NUL-terminated for convenience, caller frees) of *len bytes.  With data
  * NULL the body is read and thrown away (up to HTTP_DISCARD_MAX).  Returns
@@ -155,9 +167,12 @@ int http_read_body(struct http_req *r, size_t max, char **data,
 /* Add a response header line before http_start.  name and value must be
  * printable ASCII without CR/LF.  Returns 0 or -1 (refused, too long). */
 int http_header(struct http_req *r, const char *name, const char *value);
-/* Add Access-Control-Allow-Origin when the request's Origin is one of
- * c->origins ("*" allows any). */
-void http_cors(struct http_req *r, const struct conf *c);
+/* Is the request's Origin one of c->origins ("*" allows any)?  If so,
+ * adds Access-Control-Allow-Origin (and Vary: Origin for a named one),
+ * and Access-Control-Expose-Headers: expose unless expose is NULL, and
+ * returns 1; else adds nothing and returns 0.  The answer does not depend
+ * on whether the headers fit: a preflight's answer goes by it. */
+int http_cors(struct http_req *r, const struct conf *c, const char *expose);
 
 /* Write the status line, Content-Type, Cache-Control: no-cache (unless
  * http_header gave one), X-Accel-Buffering: no, the extra headers and
@@ -168,10 +183,6 @@ int http_start(struct http_req *r, int status, const char *type);
  * then goes out with the end of the request (FastCGI: in one write with
  * the end-of-request record).  Returns 0 or -1. */
 int http_start_held(struct http_req *r, int status, const char *type);
-
-/* Milliseconds on a monotonic clock, for deadlines (request bodies here,
- * heartbeats and holds in serve and the responders). */
-long long http_now_ms(void);
 
 /* Response bytes.  Buffered until http_flush, which sends at once.
  * All return 0 or -1 once any write has failed. */

@@ -62,7 +62,7 @@
 #define HUB_DB_BYTES     (4L << 20)  /* bytes copied per read, catch-up or
                                         the hub thread's (at least one
                                         message is always taken) */
-#define HUB_ERR_MAX      160
+#define HUB_ERR_MAX      160         /* bytes of a failure reason kept */
 #define HUB_SECRET_BYTES 16          /* random bytes in a stream's secret */
 #define HUB_HANDLE_MAX   64          /* "ID.SECRET" with its NUL */
 

@@ -319,6 +319,8 @@ static void mlog_describe(const struct mlog *, int, int, char *, size_t);
 static void mlog_user(uid_t, char *, size_t);
 static int mlog_sqlfail(struct mlog *, const char *);
 static sqlite3_stmt *mlog_stmt(struct mlog *, enum mlog_sid);
+static sqlite3_stmt *mlog_stmt_tx(struct mlog *, enum mlog_sid);
+static int mlog_step_done(struct mlog *, sqlite3_stmt *, const char *);
 static void mlog_done(sqlite3_stmt *);
 static int mlog_run(struct mlog *, enum mlog_sid, const char *);
 static int mlog_begin(struct mlog *, int);
@@ -328,7 +330,7 @@ static int64_t mlog_now_ms(void);
 static void mlog_sql_pid_alive(sqlite3_context *, int, sqlite3_value **);
 static void mlog_memo_clear(struct mlog *);
 static int mlog_reap_dead(struct mlog *);
-static int mlog_pragma_int(struct mlog *, const char *, int64_t *);
+static int mlog_query_ints(struct mlog *, const char *, int64_t *, int);
 static int mlog_setup(struct mlog *, const char *, int);
 static int mlog_schema_state(struct mlog *, int64_t *, int64_t *);
 static int mlog_schema_verdict(struct mlog *, const char *, int64_t, int64_t,
@@ -559,6 +561,29 @@ mlog_stmt(struct mlog *l, enum mlog_sid id)
 	return l->st[id];
 }
 
+/* mlog_stmt inside a write transaction: one that cannot be prepared
+ * rolls the transaction back (l->err says why) and gives NULL. */
+static sqlite3_stmt *
+mlog_stmt_tx(struct mlog *l, enum mlog_sid id)
+{
+	sqlite3_stmt *st;
+
+	if ((st = mlog_stmt(l, id)) == NULL)
+		mlog_rollback(l);
+	return st;
+}
+
+/* Run st (bound, returning no rows) to its end, then mlog_done.  On
+ * failure: mlog_sqlfail(what), which rolls back.  MLOG_OK or the code. */
+static int
+mlog_step_done(struct mlog *l, sqlite3_stmt *st, const char *what)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return mlog_sqlfail(l, what);
+	mlog_done(st);
+	return MLOG_OK;
+}
+
 /* Reset a statement after use and drop its bindings: this is what ends an
  * autocommit read transaction, and no bound pointer outlives the call. */
 static void
@@ -684,18 +709,22 @@ mlog_memo_clear(struct mlog *l)
 	l->nmemo = 0;
 }
 
-/* Read an integer pragma (one row, one column) into *v. */
+/* Run sql (a constant statement without parameters, used once, so not
+ * kept) and read the n integer columns of its one row into v[0..n).
+ * Returns SQLITE_OK, or SQLite's code (SQLITE_DONE: no row; v is then
+ * untouched). */
 static int
-mlog_pragma_int(struct mlog *l, const char *sql, int64_t *v)
+mlog_query_ints(struct mlog *l, const char *sql, int64_t *v, int n)
 {
 	sqlite3_stmt *st;
-	int rc;
+	int i, rc;
 
-	if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return sqlite3_errcode(l->db);
+	if ((rc = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL)) != SQLITE_OK)
+		return rc;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*v = sqlite3_column_int64(st, 0);
+		for (i = 0; i < n; i++)
+			v[i] = sqlite3_column_int64(st, i);
 		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(st);
@@ -707,21 +736,16 @@ mlog_pragma_int(struct mlog *l, const char *sql, int64_t *v)
 static int
 mlog_schema_state(struct mlog *l, int64_t *version, int64_t *objects)
 {
-	sqlite3_stmt *st;
+	int64_t v[2] = { 0, 0 };
 	int rc;
 
-	rc = sqlite3_prepare_v2(l->db, "SELECT (SELECT user_version FROM "
-	    "pragma_user_version), (SELECT count(*) FROM sqlite_master)", -1,
-	    &st, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*version = sqlite3_column_int64(st, 0);
-		*objects = sqlite3_column_int64(st, 1);
-		rc = SQLITE_OK;
+	rc = mlog_query_ints(l, "SELECT (SELECT user_version FROM "
+	    "pragma_user_version), (SELECT count(*) FROM sqlite_master)", v,
+	    2);
+	if (rc == SQLITE_OK) {
+		*version = v[0];
+		*objects = v[1];
 	}
-	sqlite3_finalize(st);
 	return rc;
 }
 
@@ -872,7 +896,7 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 		sqlite3_free(msg);
 		return mlog_failed(l);
 	}
-	if (mlog_pragma_int(l, "PRAGMA data_version", &l->data_version) !=
+	if (mlog_query_ints(l, "PRAGMA data_version", &l->data_version, 1) !=
 	    SQLITE_OK)
 		return mlog_fail(l, mlog_code(l), "%s: reading data_version: "
 		    "%s", path, sqlite3_errmsg(l->db));
@@ -1236,7 +1260,8 @@ mlog_row_stat(sqlite3_stmt *st, struct store_stat *s)
  * Retention for one channel inside the caller's write transaction: keep
  * the newest `keep` (0 = all), drop what is older than cutoff_ms (0 = no
  * limit); `thorough` checks every row's time instead of the expired prefix.
- * Adds the number deleted to *deleted.
+ * Adds the number deleted to *deleted.  A failure rolls the transaction
+ * back.
  */
 static int
 mlog_trim(struct mlog *l, const char *channel, long keep, int64_t cutoff_ms,
@@ -1245,24 +1270,24 @@ mlog_trim(struct mlog *l, const char *channel, long keep, int64_t cutoff_ms,
 	sqlite3_stmt *st;
 
 	if (keep > 0) {
-		if ((st = mlog_stmt(l, S_KEEP)) == NULL)
+		if ((st = mlog_stmt_tx(l, S_KEEP)) == NULL)
 			return mlog_failed(l);
 		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, keep);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return mlog_sqlfail(l, "applying retention by count");
-		mlog_done(st);
+		if (mlog_step_done(l, st, "applying retention by count") !=
+		    MLOG_OK)
+			return mlog_failed(l);
 		*deleted += sqlite3_changes(l->db);
 	}
 	if (cutoff_ms > 0) {
-		if ((st = mlog_stmt(l, thorough ? S_AGE_CHANNEL : S_AGE_HEAD))
-		    == NULL)
+		if ((st = mlog_stmt_tx(l, thorough ? S_AGE_CHANNEL :
+		    S_AGE_HEAD)) == NULL)
 			return mlog_failed(l);
 		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, cutoff_ms);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return mlog_sqlfail(l, "applying retention by age");
-		mlog_done(st);
+		if (mlog_step_done(l, st, "applying retention by age") !=
+		    MLOG_OK)
+			return mlog_failed(l);
 		*deleted += sqlite3_changes(l->db);
 	}
 	return MLOG_OK;
@@ -1327,10 +1352,8 @@ mlog_append_once(struct mlog *l, const char *channel, const char *type,
 	trim = mlog_trim_due(l, channel);
 	if (mlog_begin(l, 1) != MLOG_OK)
 		return mlog_failed(l);
-	if ((st = mlog_stmt(l, S_INSERT)) == NULL) {
-		mlog_rollback(l);
+	if ((st = mlog_stmt_tx(l, S_INSERT)) == NULL)
 		return mlog_failed(l);
-	}
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, type != NULL ? type : MLOG_DEFAULT_TYPE, -1,
@@ -1341,9 +1364,8 @@ mlog_append_once(struct mlog *l, const char *channel, const char *type,
 		sqlite3_bind_null(st, 4);
 	sqlite3_bind_blob(st, 5, len > 0 ? data : "", (int)len,
 	    SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "appending a message");
-	mlog_done(st);
+	if (mlog_step_done(l, st, "appending a message") != MLOG_OK)
+		return mlog_failed(l);
 	nid = sqlite3_last_insert_rowid(l->db);
 	if (trim && mlog_trim(l, channel, l->retain_count,
 	    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK) {
@@ -1758,23 +1780,17 @@ mlog_remove(struct mlog *l, const char *channel, int64_t *deleted)
 		return MLOG_EINVAL;
 	if (mlog_begin(l, 1) != MLOG_OK)
 		return mlog_failed(l);
-	if ((st = mlog_stmt(l, S_REMOVE_MESSAGES)) == NULL) {
-		mlog_rollback(l);
+	if ((st = mlog_stmt_tx(l, S_REMOVE_MESSAGES)) == NULL)
 		return mlog_failed(l);
-	}
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "removing messages");
-	mlog_done(st);
+	if (mlog_step_done(l, st, "removing messages") != MLOG_OK)
+		return mlog_failed(l);
 	n = sqlite3_changes(l->db);
-	if ((st = mlog_stmt(l, S_REMOVE_CHANNEL)) == NULL) {
-		mlog_rollback(l);
+	if ((st = mlog_stmt_tx(l, S_REMOVE_CHANNEL)) == NULL)
 		return mlog_failed(l);
-	}
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "removing a channel");
-	mlog_done(st);
+	if (mlog_step_done(l, st, "removing a channel") != MLOG_OK)
+		return mlog_failed(l);
 	rows = sqlite3_changes(l->db);
 	if (n == 0 && rows == 0) {
 		mlog_rollback(l);
@@ -1820,30 +1836,25 @@ mlog_stream_open(struct mlog *l, const char *const *channels, int n,
 		    MLOG_SECRET_MAX);
 	if (mlog_begin(l, 1) != MLOG_OK)
 		return mlog_failed(l);
-	if ((st = mlog_stmt(l, S_STREAM_ADD)) == NULL) {
-		mlog_rollback(l);
+	if ((st = mlog_stmt_tx(l, S_STREAM_ADD)) == NULL)
 		return mlog_failed(l);
-	}
 	sqlite3_bind_int64(st, 1, pid);
 	sqlite3_bind_int64(st, 2, mlog_now_ms());
 	if (secret != NULL)
 		sqlite3_bind_text(st, 3, secret, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 3);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "registering a stream");
-	mlog_done(st);
+	if (mlog_step_done(l, st, "registering a stream") != MLOG_OK)
+		return mlog_failed(l);
 	sid = sqlite3_last_insert_rowid(l->db);
 	for (i = 0; i < n; i++) {
-		if ((st = mlog_stmt(l, S_SUBSCRIBE)) == NULL) {
-			mlog_rollback(l);
+		if ((st = mlog_stmt_tx(l, S_SUBSCRIBE)) == NULL)
 			return mlog_failed(l);
-		}
 		sqlite3_bind_int64(st, 1, sid);
 		sqlite3_bind_text(st, 2, channels[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			return mlog_sqlfail(l, "registering a subscription");
-		mlog_done(st);
+		if (mlog_step_done(l, st, "registering a subscription") !=
+		    MLOG_OK)
+			return mlog_failed(l);
 	}
 	if (mlog_commit(l, "committing a stream") != MLOG_OK)
 		return mlog_failed(l);
@@ -1958,25 +1969,19 @@ mlog_control_append(struct mlog *l, const char *data, int64_t *id)
 	now = mlog_now_ms();
 	if (mlog_begin(l, 1) != MLOG_OK)
 		return mlog_failed(l);
-	if ((st = mlog_stmt(l, S_CONTROL_INSERT)) == NULL) {
-		mlog_rollback(l);
+	if ((st = mlog_stmt_tx(l, S_CONTROL_INSERT)) == NULL)
 		return mlog_failed(l);
-	}
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_blob(st, 2, data, (int)strlen(data), SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "appending a control request");
-	mlog_done(st);
-	nid = sqlite3_last_insert_rowid(l->db);
-	if ((st = mlog_stmt(l, S_CONTROL_TRIM)) == NULL) {
-		mlog_rollback(l);
+	if (mlog_step_done(l, st, "appending a control request") != MLOG_OK)
 		return mlog_failed(l);
-	}
+	nid = sqlite3_last_insert_rowid(l->db);
+	if ((st = mlog_stmt_tx(l, S_CONTROL_TRIM)) == NULL)
+		return mlog_failed(l);
 	sqlite3_bind_int64(st, 1, mlog_cutoff(now, MLOG_CONTROL_AGE));
 	sqlite3_bind_int64(st, 2, MLOG_CONTROL_KEEP);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return mlog_sqlfail(l, "pruning control requests");
-	mlog_done(st);
+	if (mlog_step_done(l, st, "pruning control requests") != MLOG_OK)
+		return mlog_failed(l);
 	if (mlog_commit(l, "committing a control request") != MLOG_OK)
 		return mlog_failed(l);
 	if (id != NULL)

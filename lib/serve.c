@@ -20,6 +20,7 @@
 
 #include <fcgiapp.h>
 
+#include "mono.h"
 #include "serve.h"
 #include "store.h"
 
@@ -658,7 +659,7 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 	(void)s;
 	if (!r->body_done && http_read_body(r, 0, NULL, NULL) != 0)
 		return SERVE_GONE;
-	deadline = timeout_ms >= 0 ? http_now_ms() + timeout_ms : -1;
+	deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
 	for (;;) {
 		if (serve_stop)
 			return SERVE_STOP;
@@ -677,7 +678,7 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 			ic = n++;
 		left = -1;
 		if (deadline >= 0) {
-			left = deadline - http_now_ms();
+			left = deadline - mono_ms();
 			if (left < 0)
 				left = 0;
 		}
@@ -693,7 +694,7 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 			return SERVE_GONE;
 		if (iw >= 0 && (pfd[iw].revents & POLLIN))
 			return SERVE_WAKE;
-		if (rc == 0 || (deadline >= 0 && http_now_ms() >= deadline))
+		if (rc == 0 || (deadline >= 0 && mono_ms() >= deadline))
 			return SERVE_TIMEOUT;
 	}
 }

@@ -17,6 +17,11 @@
 #include "transport.h"
 
 #define TRANSPORT_B64_CHUNK 3072  /* input bytes per base64 output chunk */
+#define TRANSPORT_BOUNDARY_TAG "pushcgi" /* a random boundary's start... */
+#define TRANSPORT_BOUNDARY_RND 12 /* ...then these random bytes, in hex:
+                                     31 bytes, TRANSPORT_BOUNDARY_MAX fits */
+#define TRANSPORT_NUM_MAX (TRANSPORT_ID_DIGITS + 2) /* a decimal int64, its
+                                     sign and NUL */
 
 enum { MIXED_NONE, MIXED_OPEN, MIXED_PENDING, MIXED_DONE };
 
@@ -449,7 +454,8 @@ void
 transport_init(struct transport *t, const struct transport_req *q,
     const char *boundary)
 {
-	unsigned char rnd[12];
+	unsigned char rnd[TRANSPORT_BOUNDARY_RND];
+	const size_t tag = sizeof(TRANSPORT_BOUNDARY_TAG) - 1;
 	size_t i;
 
 	memset(t, 0, sizeof(*t));
@@ -469,9 +475,9 @@ transport_init(struct transport *t, const struct transport_req *q,
 			rnd[i] = (unsigned char)((uint64_t)ts.tv_nsec >>
 			    (i % 8 * 8)) ^ (unsigned char)(uintptr_t)t;
 	}
-	memcpy(t->boundary, "pushcgi", 7);
+	memcpy(t->boundary, TRANSPORT_BOUNDARY_TAG, tag);
 	for (i = 0; i < sizeof(rnd); i++)
-		snprintf(t->boundary + 7 + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(t->boundary + tag + 2 * i, 3, "%02x", rnd[i]);
 }
 
 const char *
@@ -649,7 +655,7 @@ int
 transport_gap(struct transport *t, struct http_out *o, int64_t gap,
     const struct store_msg *prev)
 {
-	char num[32];
+	char num[TRANSPORT_NUM_MAX];
 	int n;
 
 	switch (t->kind) {
@@ -799,7 +805,7 @@ int
 transport_json_string(struct http_out *o, const void *p, size_t n)
 {
 	const unsigned char *s = p, *run = p, *end = s + n;
-	char esc[8];
+	char esc[sizeof("\\u001f")];
 
 	http_puts(o, "\"");
 	for (; s < end; s++) {

@@ -75,6 +75,11 @@
 #include "valid.h"
 
 #define TRANSPORT_BOUNDARY_MAX  40   /* bytes in a multipart boundary */
+#define TRANSPORT_TYPE_MAX      (sizeof("multipart/x-mixed-replace;" \
+                                "boundary=") + TRANSPORT_BOUNDARY_MAX)
+                                     /* bytes of transport_type's answer,
+                                        NUL included: the longest is
+                                        mixed's with the longest boundary */
 #define TRANSPORT_PADDING       2048 /* bytes of initial padding */
 #define TRANSPORT_RETRY_MS      2000 /* SSE reconnect delay we advise */
 #define TRANSPORT_LAST_MAX      100  /* largest last=N */
@@ -209,7 +214,8 @@ struct transport {
 /* Set up t for q.  boundary NULL picks a random one (tests pass theirs). */
 void transport_init(struct transport *t, const struct transport_req *q,
     const char *boundary);
-/* The response's Content-Type, written into buf. */
+/* The response's Content-Type, written into buf (TRANSPORT_TYPE_MAX
+ * bytes hold any). */
 const char *transport_type(const struct transport *t, char *buf,
     size_t len);
 

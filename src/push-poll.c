@@ -125,9 +125,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
 #include "http.h"
 #include "hub.h"
+#include "mono.h"
 #include "page.h"
 #include "serve.h"
 #include "transport.h"
@@ -167,7 +167,6 @@ static int poll_handle(struct serve *, struct http_req *);
 static int poll_request(struct transport_poll *, struct serve *,
     struct http_req *);
 static int poll_preflight(struct serve *, struct http_req *, int);
-static int poll_cors(struct serve *, struct http_req *);
 static int poll_collect(void *, struct hub_msg *, int64_t);
 static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
     int);
@@ -191,24 +190,7 @@ main(void)
 	return serve_main(POLL_PROG, poll_handle, SERVE_HUB);
 }
 
-/*
- * Add the CORS headers every answer carries when the Origin is allowed.
- * Returns 1 if it is allowed, else 0.  http_cors adds a header exactly
- * when the Origin is allowed, which is how we tell.
- */
-static int
-poll_cors(struct serve *s, struct http_req *r)
-{
-	size_t before = r->hdrlen;
-
-	http_cors(r, &s->conf);
-	if (r->hdrlen == before)
-		return 0;
-	http_header(r, "Access-Control-Expose-Headers", POLL_EXPOSE);
-	return 1;
-}
-
-/* OPTIONS: the CORS preflight; cors: poll_cors said the Origin is
+/* OPTIONS: the CORS preflight; cors: http_cors said the Origin is
  * allowed.  0 after the answer, or -1 after http_fail. */
 static int
 poll_preflight(struct serve *s, struct http_req *r, int cors)
@@ -254,11 +236,11 @@ poll_request(struct transport_poll *a, struct serve *s, struct http_req *r)
 	if ((rc = transport_poll_cursor(a, inm, leid, why, sizeof(why))) != 0)
 		return http_fail(r, 400, rc, "%s", why);
 
-	rc = auth_subscriber(&s->conf, a->chans, a->nchan,
-	    http_param(&a->params, "token"), time(NULL), why, sizeof(why));
-	if (rc == AUTH_BAD)
+	rc = http_subscriber(&s->conf, a->chans, a->nchan, &a->params, why,
+	    sizeof(why));
+	if (rc == 400)
 		return http_fail(r, 400, 616, "%s", why);
-	if (rc != AUTH_OK)
+	if (rc != 0)
 		return http_fail(r, 403, 617, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
 }
@@ -509,11 +491,11 @@ poll_hold(struct serve *s, struct http_req *r, struct transport_poll *a,
 	int beat_ms = s->conf.heartbeat * 1000, json, w, rc;
 
 	json = a->format == TRANSPORT_POLL_JSON;
-	next_beat = http_now_ms() + beat_ms;
+	next_beat = mono_ms() + beat_ms;
 	for (;;) {
 		if (hub_stopping(s->hub) || serve_stopping())
 			return 0;
-		now = http_now_ms();
+		now = mono_ms();
 		if (now >= deadline && probe_at == 0)
 			return 0;
 		due = deadline;
@@ -539,7 +521,7 @@ poll_hold(struct serve *s, struct http_req *r, struct transport_poll *a,
 			}
 			continue;
 		}
-		now = http_now_ms();
+		now = mono_ms();
 		if (!json || now < due)
 			continue;
 		if (probe_at != 0) {
@@ -576,7 +558,9 @@ poll_handle(struct serve *s, struct http_req *r)
 	long long deadline, quiet;
 	int rc, cors;
 
-	cors = poll_cors(s, r);
+	/* Every answer carries the CORS headers when the Origin is
+	 * allowed. */
+	cors = http_cors(r, &s->conf, POLL_EXPOSE);
 	if (strcmp(m, "OPTIONS") == 0)
 		return poll_preflight(s, r, cors);
 	if (strcmp(m, "GET") != 0) {
@@ -629,19 +613,19 @@ poll_handle(struct serve *s, struct http_req *r)
 	if (rc < 0)
 		goto out;
 	cursor = hub_sub_cursor(sub);
-	deadline = http_now_ms() + (long long)a->timeout * 1000;
+	deadline = mono_ms() + (long long)a->timeout * 1000;
 	if (rc == 0 && a->timeout > 0 && !serve_stopping()) {
 		/* Nothing yet: hold, unregistered for a moment (a client
 		 * that polls again right after each answer then costs no
 		 * write to the log), then registered as a subscriber from
 		 * where the wait got to. */
-		quiet = http_now_ms() + POLL_REGISTER_MS;
+		quiet = mono_ms() + POLL_REGISTER_MS;
 		rc = poll_hold(s, r, a, p, sub, &cursor,
 		    quiet < deadline ? quiet : deadline);
 		if (rc < 0)
 			goto out;
 	}
-	if (rc == 0 && p->n == 0 && http_now_ms() < deadline &&
+	if (rc == 0 && p->n == 0 && mono_ms() < deadline &&
 	    !serve_stopping() && !hub_stopping(s->hub)) {
 		hub_unsubscribe(sub);
 		sub = NULL;

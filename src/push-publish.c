@@ -95,18 +95,19 @@
 #define PUBLISH_PROG     "push-publish"
 #define PUBLISH_METHODS  "GET, POST, PUT, DELETE, OPTIONS"
 #define PUBLISH_HEADERS  "Content-Type, Authorization, X-Push-Token"
+#define PUBLISH_EXPOSE   "X-Push-Id" /* headers a cross-origin page reads */
 #define PUBLISH_MAX_AGE  "600"     /* seconds a preflight may be cached */
 #define PUBLISH_ID_DIGITS 18       /* digits in a stream id */
 #define PUBLISH_SECRET_MAX 128     /* bytes of a stored stream secret */
 #define PUBLISH_WRONG_SECRET 1     /* publish_control: not a STORE_* code */
 #define PUBLISH_ERR_MAX  HTTP_REASON_MAX /* bytes of a store reason kept */
+#define PUBLISH_NUM_MAX  24        /* bytes of a decimal int64 and its NUL */
 
 static const char *const publish_params[] = {
 	"channel", "event", "stream", "_", NULL
 };
 
 static int publish_handle(struct serve *, struct http_req *);
-static int publish_cors(struct serve *, struct http_req *);
 static int publish_preflight(struct serve *, struct http_req *, int);
 static int publish_authorized(struct serve *, struct http_req *);
 static int publish_db_fail(struct http_req *, int, int, const char *,
@@ -123,19 +124,6 @@ int
 main(void)
 {
 	return serve_main(PUBLISH_PROG, publish_handle, SERVE_HUB);
-}
-
-/* Add the CORS answer headers; 1 if the request's Origin is allowed. */
-static int
-publish_cors(struct serve *s, struct http_req *r)
-{
-	size_t before = r->hdrlen;
-
-	http_cors(r, &s->conf);
-	if (r->hdrlen == before)
-		return 0;
-	http_header(r, "Access-Control-Expose-Headers", "X-Push-Id");
-	return 1;
 }
 
 /* OPTIONS: a preflight from an allowed origin gets the rules. */
@@ -209,7 +197,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 {
 	int64_t subs;
 	struct store *l;
-	char err[PUBLISH_ERR_MAX], num[24], *data = NULL;
+	char err[PUBLISH_ERR_MAX], num[PUBLISH_NUM_MAX], *data = NULL;
 	const char *type;
 	size_t len = 0;
 	int64_t id = 0;
@@ -399,7 +387,7 @@ publish_handle(struct serve *s, struct http_req *r)
 	char why[HTTP_REASON_MAX];
 	int cors, authorized, rc = -1;
 
-	cors = publish_cors(s, r);
+	cors = http_cors(r, &s->conf, PUBLISH_EXPOSE);
 	if (strcmp(m, "OPTIONS") == 0)
 		return publish_preflight(s, r, cors);
 	if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0 &&

@@ -55,9 +55,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
 #include "http.h"
 #include "hub.h"
+#include "mono.h"
 #include "serve.h"
 #include "transport.h"
 
@@ -121,11 +121,11 @@ stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 		return http_fail(r, 400, site, "%s", why);
 	for (i = 0; i < a->q.nchan; i++)
 		chans[i] = a->q.chan[i];
-	rc = auth_subscriber(&s->conf, chans, a->q.nchan,
-	    http_param(&a->params, "token"), time(NULL), why, sizeof(why));
-	if (rc == AUTH_BAD)
+	rc = http_subscriber(&s->conf, chans, a->q.nchan, &a->params, why,
+	    sizeof(why));
+	if (rc == 400)
 		return http_fail(r, 400, 510, "%s", why);
-	if (rc != AUTH_OK)
+	if (rc != 0)
 		return http_fail(r, 403, 511, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
 }
@@ -165,7 +165,7 @@ stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
 	}
 	if (http_flush(o) != 0)
 		return 1;
-	st->next_beat = http_now_ms() + st->beat_ms;
+	st->next_beat = mono_ms() + st->beat_ms;
 	return 0;
 }
 
@@ -200,7 +200,7 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 		hub_msg_drop(st->prev);
 		st->prev = m;
 	}
-	st->next_beat = http_now_ms() + st->beat_ms;
+	st->next_beat = mono_ms() + st->beat_ms;
 	return rc == HTTP_NOWAIT_SENT ? HUB_DIRECT_DONE : HUB_DIRECT_WAKE;
 }
 
@@ -208,7 +208,7 @@ static int
 stream_handle(struct serve *s, struct http_req *r)
 {
 	const char *chans[VALID_CHANNELS_MAX];
-	char err[HTTP_REASON_MAX], type[128];
+	char err[HTTP_REASON_MAX], type[TRANSPORT_TYPE_MAX];
 	struct stream_ask *a;
 	struct stream *st;
 	struct hub_sub *sub = NULL;
@@ -248,7 +248,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	http_header(r, "X-Push-Stream", hub_sub_handle(sub));
 	if (st->t.kind == TRANSPORT_SSE || st->t.kind == TRANSPORT_RAW)
 		http_header(r, "X-Content-Type-Options", "nosniff");
-	http_cors(r, &s->conf);
+	http_cors(r, &s->conf, NULL);
 	if (http_start(r, 200, transport_type(&st->t, type, sizeof(type))) != 0)
 		goto out;
 	if (strcmp(http_method(r), "HEAD") == 0)
@@ -259,7 +259,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	    from_now ? hub_sub_cursor(sub) : -1);
 	if (http_flush(&r->out) != 0)
 		goto out;
-	st->next_beat = http_now_ms() + st->beat_ms;
+	st->next_beat = mono_ms() + st->beat_ms;
 
 	rc = HUB_OK;
 	if (st->last > 0)
@@ -281,7 +281,7 @@ stream_handle(struct serve *s, struct http_req *r)
 			ended = 1;
 			break;
 		}
-		now = http_now_ms();
+		now = mono_ms();
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
 		/* Under FastCGI the hub thread writes new messages itself
 		 * while this thread sleeps (stream_direct). */
@@ -302,7 +302,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		if (http_drain(&r->out) != 0)
 			break;
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
-		if (w != SERVE_TIMEOUT || http_now_ms() < due)
+		if (w != SERVE_TIMEOUT || mono_ms() < due)
 			continue;
 		/* A heartbeat goes out in two writes, TRANSPORT_PROBE_MS
 		 * apart (transport.h says why). */
@@ -315,8 +315,8 @@ stream_handle(struct serve *s, struct http_req *r)
 			transport_heartbeat(&st->t, &r->out,
 			    st->prev != NULL ? &st->prev->m : NULL,
 			    TRANSPORT_BEAT_FIRST);
-			st->probe_at = http_now_ms() + TRANSPORT_PROBE_MS;
-			st->next_beat = http_now_ms() + st->beat_ms;
+			st->probe_at = mono_ms() + TRANSPORT_PROBE_MS;
+			st->next_beat = mono_ms() + st->beat_ms;
 		}
 		if (http_flush(&r->out) != 0)
 			break;

@@ -62,6 +62,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "hub.h"
+#include "mono.h"
 #include "store.h"
 #include "valid.h"
 
@@ -73,6 +74,11 @@
 #define TAIL_DEFAULT_LINES 10
 #define EVERY_MAX_SECONDS  86400
 #define TOKEN_MAX_SECONDS  (10LL * 366 * 86400) /* a token's longest life */
+#define TIMEOUT_MAX_SECONDS 1000000 /* largest tail --timeout */
+#define OPTION_NAME_MAX    40   /* bytes of an option's name kept for a
+                                   usage line, NUL included */
+#define ERR_MAX            512  /* bytes of a library's failure reason */
+#define TIME_MAX           32   /* bytes of an ISO 8601 UTC time and NUL */
 
 static const char *progname = "pushctl";
 static struct conf cfg;
@@ -168,7 +174,7 @@ static void
 bad_option(int ch, char **argv)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "";
-	char opt[40];
+	char opt[OPTION_NAME_MAX];
 
 	if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0')
 		snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(arg, "="), arg);
@@ -240,7 +246,7 @@ parse_num(const char *what, const char *s, long long max)
 static int
 open_log(struct store **l, int flags)
 {
-	char err[512];
+	char err[ERR_MAX];
 	int rc;
 
 	rc = store_open(l, &cfg, flags, err, sizeof(err));
@@ -440,15 +446,6 @@ tail_gap(struct tail_out *o, int64_t id)
 	return o->failed ? -1 : 0;
 }
 
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Collect channel arguments into names/chans, dropping repeats. */
 static int
 channel_args(int argc, char **argv,
@@ -507,7 +504,7 @@ tail_follow(const char *const *chans, int n, int64_t cursor,
 	struct hub_sub *sub;
 	struct pollfd pfd[2];
 	sigset_t stops, old;
-	char err[512];
+	char err[ERR_MAX];
 	int64_t left;
 	int rc, wait_ms;
 
@@ -542,7 +539,7 @@ tail_follow(const char *const *chans, int n, int64_t cursor,
 			break;
 		wait_ms = cfg.heartbeat * 1000;
 		if (tail_deadline != 0) {
-			if ((left = tail_deadline - monotonic_ms()) <= 0)
+			if ((left = tail_deadline - mono_ms()) <= 0)
 				break;
 			if (left < wait_ms)
 				wait_ms = (int)left;
@@ -597,8 +594,9 @@ cmd_tail(int argc, char **argv)
 		case 'r': out.raw = 1; break;
 		case 'c': out.count = parse_num("--count", optarg, INT64_MAX); break;
 		case 'T':
-			tail_deadline = monotonic_ms() +
-			    parse_num("--timeout", optarg, 1000000) * 1000;
+			tail_deadline = mono_ms() +
+			    parse_num("--timeout", optarg,
+			    TIMEOUT_MAX_SECONDS) * 1000;
 			break;
 		default: bad_option(ch, argv);
 		}
@@ -689,7 +687,7 @@ format_time(int64_t ms, char *buf, size_t len)
 static int
 ls_line(void *arg, const struct store_stat *st)
 {
-	char when[32];
+	char when[TIME_MAX];
 
 	(void)arg;
 	format_time(st->last_time_ms, when, sizeof(when));
@@ -718,7 +716,7 @@ cmd_ls(int argc, char **argv)
 static void
 stat_print(const struct store_stat *st)
 {
-	char when[32];
+	char when[TIME_MAX];
 
 	format_time(st->last_time_ms, when, sizeof(when));
 	printf("channel: %s\nretained: %" PRId64 "\nfirst_id: %" PRId64
@@ -956,7 +954,7 @@ cmd_every(int argc, char **argv)
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	next = monotonic_ms();
+	next = mono_ms();
 	while (!stopping && count != 0) {
 		status = run_capture(cmd, (size_t)cfg.max_data, &buf, &len);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -986,8 +984,8 @@ cmd_every(int argc, char **argv)
 		if (count == 0)
 			break;
 		next += seconds * 1000;
-		while (!stopping && monotonic_ms() < next) {
-			int64_t left = next - monotonic_ms();
+		while (!stopping && mono_ms() < next) {
+			int64_t left = next - mono_ms();
 			struct timespec ts = { left / 1000,
 			    (left % 1000) * 1000000 };
 
@@ -1050,7 +1048,7 @@ main(int argc, char **argv)
 		{ "token", cmd_token },
 	};
 	const char *db = NULL, *confpath = NULL;
-	char err[512];
+	char err[ERR_MAX];
 	size_t i;
 	int ch;
 

@@ -29,6 +29,9 @@
 #define GRAPH_RAW (GRAPH_ROW * GRAPH_H)
 #define GRAPH_STORED_MAX 65535                 /* bytes per stored block */
 #define GRAPH_PNG_MAX (GRAPH_RAW + GRAPH_RAW / GRAPH_STORED_MAX * 5 + 256)
+#define GRAPH_INTERVAL_MIN 10L      /* smallest --interval, ms */
+#define GRAPH_INTERVAL_MAX 3600000L /* largest --interval (an hour), ms */
+#define GRAPH_ERR_MAX 256           /* bytes of pushcgi_open's reason */
 
 static volatile sig_atomic_t stopping;
 static uint32_t crc_table[256];
@@ -185,7 +188,7 @@ main(int argc, char **argv)
 	long interval = 1000, count = -1;
 	struct pushcgi *p;
 	struct sigaction sa;
-	char err[256];
+	char err[GRAPH_ERR_MAX];
 	int ch, n = 0;
 
 	while ((ch = getopt_long(argc, argv, "d:c:i:n:h", opts, NULL)) != -1) {
@@ -202,8 +205,10 @@ main(int argc, char **argv)
 			return 100;
 		}
 	}
-	if (interval < 10 || interval > 3600000 || optind != argc) {
-		fprintf(stderr, "pushgraph: --interval must be 10..3600000 ms\n");
+	if (interval < GRAPH_INTERVAL_MIN || interval > GRAPH_INTERVAL_MAX ||
+	    optind != argc) {
+		fprintf(stderr, "pushgraph: --interval must be %ld..%ld ms\n",
+		    GRAPH_INTERVAL_MIN, GRAPH_INTERVAL_MAX);
 		return 100;
 	}
 	if ((p = pushcgi_open(db, err, sizeof(err))) == NULL) {

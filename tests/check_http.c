@@ -3,7 +3,9 @@
  * body ends (CONTENT_LENGTH, or EOF for a chunked request without one),
  * the caps, and that a refused body is read to its end first (so that
  * the web server passes the answer on).  The body comes from a pipe
- * that a child process fills.
+ * that a child process fills.  And http_cors: whether it says an Origin
+ * is allowed, and the headers it adds.  And http_subscriber: the HTTP
+ * status of a subscriber's token= parameter.
  */
 #include "config.h"
 
@@ -16,8 +18,10 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "http.h"
 
 #define T_MIB (1024 * 1024)
@@ -292,6 +296,138 @@ START_TEST(answer_reads_the_body)
 }
 END_TEST
 
+/* http_cors on a CGI request from origin (NULL: none), with the
+ * cors_origin lines origins[0..n). */
+static int
+cors(const char *origin, const char *const *origins, int n,
+    const char *expose)
+{
+	struct conf c;
+	int i;
+
+	conf_defaults(&c);
+	for (i = 0; i < n; i++)
+		snprintf(c.origins[i], sizeof(c.origins[i]), "%s", origins[i]);
+	c.norigins = n;
+	if (origin != NULL)
+		setenv("HTTP_ORIGIN", origin, 1);
+	else
+		unsetenv("HTTP_ORIGIN");
+	http_init_cgi(&req, "check_http");
+	return http_cors(&req, &c, expose);
+}
+
+START_TEST(cors_named_origin)
+{
+	const char *o[] = { "https://a.example", "https://b.example" };
+
+	ck_assert_int_eq(cors("https://b.example", o, 2, "X-Push-Id"), 1);
+	ck_assert_str_eq(req.hdrs, "Access-Control-Allow-Origin: "
+	    "https://b.example\r\nVary: Origin\r\n"
+	    "Access-Control-Expose-Headers: X-Push-Id\r\n");
+	ck_assert_int_eq(cors("https://a.example", o, 2, NULL), 1);
+	ck_assert_str_eq(req.hdrs, "Access-Control-Allow-Origin: "
+	    "https://a.example\r\nVary: Origin\r\n");
+}
+END_TEST
+
+START_TEST(cors_any_origin)
+{
+	const char *o[] = { "https://a.example", "*" };
+
+	ck_assert_int_eq(cors("https://c.example", o, 2, "ETag"), 1);
+	ck_assert_str_eq(req.hdrs, "Access-Control-Allow-Origin: *\r\n"
+	    "Access-Control-Expose-Headers: ETag\r\n");
+}
+END_TEST
+
+START_TEST(cors_refused)
+{
+	const char *o[] = { "https://a.example" };
+
+	/* Not listed, a prefix of a listed one, none, empty: 0, and not a
+	 * byte of header. */
+	ck_assert_int_eq(cors("https://evil.example", o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	ck_assert_int_eq(cors("https://a.exampl", o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	ck_assert_int_eq(cors(NULL, o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	ck_assert_int_eq(cors("", o, 1, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+	/* No cors_origin line: nothing is allowed. */
+	ck_assert_int_eq(cors("https://a.example", o, 0, "ETag"), 0);
+	ck_assert_uint_eq(req.hdrlen, 0);
+}
+END_TEST
+
+START_TEST(cors_allowed_when_headers_do_not_fit)
+{
+	const char *o[] = { "*" };
+	struct conf c;
+
+	ck_assert_int_eq(cors("https://a.example", o, 1, NULL), 1);
+	/* A full header buffer: still allowed (a preflight goes by it). */
+	conf_defaults(&c);
+	memcpy(c.origins[0], "*", 2);
+	c.norigins = 1;
+	req.hdrlen = sizeof(req.hdrs) - 8;
+	ck_assert_int_eq(http_cors(&req, &c, "ETag"), 1);
+	ck_assert_uint_eq(req.hdrlen, sizeof(req.hdrs) - 8);
+}
+END_TEST
+
+/* http_subscriber for channel with the query qs, the private prefix
+ * "room-" and a secret configured. */
+static int
+subscriber(const char *channel, const char *qs, char *why, size_t whylen)
+{
+	static const char *const allowed[] = { "channel", "token", NULL };
+	struct http_params p;
+	struct conf c;
+	char err[HTTP_REASON_MAX];
+
+	conf_defaults(&c);
+	snprintf(c.subscriber_secret, sizeof(c.subscriber_secret), "s3cret");
+	c.nprivate = 1;
+	snprintf(c.private_prefix[0], sizeof(c.private_prefix[0]), "room-");
+	ck_assert_int_eq(http_parse_query(qs, allowed, &p, err, sizeof(err)),
+	    0);
+	return http_subscriber(&c, &channel, 1, &p, why, whylen);
+}
+
+START_TEST(subscriber_statuses)
+{
+	struct conf c;
+	char tok[AUTH_SUB_TOKEN_MAX + 1], qs[2 * AUTH_SUB_TOKEN_MAX];
+	char why[HTTP_REASON_MAX];
+
+	conf_defaults(&c);
+	snprintf(c.subscriber_secret, sizeof(c.subscriber_secret), "s3cret");
+	ck_assert_int_eq(auth_sub_token(&c, "room-1", time(NULL) + 60, tok,
+	    sizeof(tok)), 0);
+	/* A public channel needs nothing. */
+	ck_assert_int_eq(subscriber("lobby", "channel=lobby", why,
+	    sizeof(why)), 0);
+	/* A private one: a good token, then none, a wrong and an expired
+	 * one (403), and a malformed token= (400). */
+	snprintf(qs, sizeof(qs), "token=%s", tok);
+	ck_assert_int_eq(subscriber("room-1", qs, why, sizeof(why)), 0);
+	ck_assert_int_eq(subscriber("room-1", "", why, sizeof(why)), 403);
+	ck_assert_str_eq(why, "private channel room-1 needs a valid "
+	    "subscriber token");
+	ck_assert_int_eq(subscriber("room-2", qs, why, sizeof(why)), 403);
+	ck_assert_int_eq(auth_sub_token(&c, "room-1", time(NULL) - 1, tok,
+	    sizeof(tok)), 0);
+	snprintf(qs, sizeof(qs), "token=%s", tok);
+	ck_assert_int_eq(subscriber("room-1", qs, why, sizeof(why)), 403);
+	ck_assert_str_eq(why, "private channel room-1: the token has expired");
+	ck_assert_int_eq(subscriber("room-1", "token=junk", why, sizeof(why)),
+	    400);
+	ck_assert_ptr_nonnull(strstr(why, "malformed token="));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -310,6 +446,15 @@ main(void)
 	tcase_add_test(tc, beyond_the_drain_cap);
 	tcase_add_test(tc, discard);
 	tcase_add_test(tc, answer_reads_the_body);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cors");
+	tcase_add_test(tc, cors_named_origin);
+	tcase_add_test(tc, cors_any_origin);
+	tcase_add_test(tc, cors_refused);
+	tcase_add_test(tc, cors_allowed_when_headers_do_not_fit);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("subscriber");
+	tcase_add_test(tc, subscriber_statuses);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -354,6 +354,86 @@ START_TEST(poll_params)
 }
 END_TEST
 
+/* transport_if_none_match(s): 0 with *v set to want, or -1 with *v left
+ * as it was. */
+static void
+inm_is(const char *s, int64_t want)
+{
+	int64_t v = 77;
+
+	ck_assert_msg(transport_if_none_match(s, &v) == 0,
+	    "If-None-Match [%s] refused", s);
+	ck_assert_msg(v == want, "If-None-Match [%s]: %lld, not %lld", s,
+	    (long long)v, (long long)want);
+}
+
+static void
+inm_refused(const char *s)
+{
+	int64_t v = 77;
+
+	ck_assert_msg(transport_if_none_match(s, &v) == -1,
+	    "If-None-Match [%s] accepted", s);
+	ck_assert_msg(v == 77, "If-None-Match [%s] refused but wrote %lld", s,
+	    (long long)v);
+}
+
+START_TEST(if_none_match)
+{
+	/* Accepted: a bare number, a quoted one (the ETag push-poll sends),
+	 * weak W/ before either, spaces and tabs around, every length up to
+	 * TRANSPORT_ID_DIGITS, zero, and INT64_MAX. */
+	inm_is("12", 12);
+	inm_is("\"12\"", 12);
+	inm_is("W/12", 12);
+	inm_is("W/\"12\"", 12);
+	inm_is("  \"12\"\t", 12);
+	inm_is("\t W/\"12\"  ", 12);
+	inm_is("0", 0);
+	inm_is("\"0\"", 0);
+	inm_is("0000000000000000012", 12);               /* 19 digits */
+	inm_is("\"9223372036854775807\"", INT64_MAX);
+	inm_is("9223372036854775807", INT64_MAX);
+
+	/* Refused: over-long (20 digits, even of zeros), signs, non-digits,
+	 * spaces inside, a list of tags, overflow, and what is not an ETag
+	 * of ours at all. */
+	inm_refused("00000000000000000012");
+	inm_refused("\"00000000000000000012\"");
+	inm_refused("\"12345678901234567890123456789\"");
+	inm_refused("+12");
+	inm_refused("-12");
+	inm_refused("\"-1\"");
+	inm_refused("\"+1\"");
+	inm_refused("W/-1");
+	inm_refused("12a");
+	inm_refused("0x10");
+	inm_refused("1.5");
+	inm_refused("\"abc\"");
+	inm_refused("\" 12\"");
+	inm_refused("\"12 \"");
+	inm_refused("1 2");
+	inm_refused("W/ \"12\"");
+	inm_refused("W\"12\"");
+	inm_refused("\"1\", \"2\"");
+	inm_refused("\"1\",\"2\"");
+	inm_refused("1,2");
+	inm_refused("W/\"1\", W/\"2\"");
+	inm_refused("9223372036854775808");
+	inm_refused("\"9223372036854775808\"");
+	inm_refused("\"9999999999999999999\"");
+	inm_refused("");
+	inm_refused("   ");
+	inm_refused("W/");
+	inm_refused("\"");
+	inm_refused("\"\"");
+	inm_refused("\"12");
+	inm_refused("12\"");
+	inm_refused("w/\"12\"");
+	inm_refused("*");
+}
+END_TEST
+
 START_TEST(poll_json)
 {
 	struct store_msg m1 = msg(1, "a", "text/plain", NULL, "x</script>", 10);
@@ -916,6 +996,7 @@ transport_suite(void)
 	tcase_add_test(tc, stream_params);
 	tcase_add_test(tc, stream_params_refused);
 	tcase_add_test(tc, poll_params);
+	tcase_add_test(tc, if_none_match);
 	tcase_add_test(tc, poll_json);
 	tcase_add_test(tc, negotiation);
 	tcase_add_test(tc, frame_mixed);
