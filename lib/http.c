@@ -22,6 +22,7 @@
 
 #include <fastcgi.h>
 
+#include "elog.h"
 #include "http.h"
 
 #define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
@@ -38,6 +39,7 @@ static int http_hexval(int);
 static int http_decode(const char *, size_t, char *, size_t, size_t *);
 static void http_sanitize(char *, size_t, const char *);
 static const char *http_reason(int);
+static void http_log_line(struct http_req *, const char *, size_t);
 static int http_write_fd(struct http_out *, const char *, size_t);
 static int http_grow(struct http_out *, size_t);
 static void http_fcgi_header(const struct http_out *, unsigned char *, int,
@@ -930,7 +932,7 @@ http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
 void
 http_answer_failure(struct http_req *r)
 {
-	char query[160], method[16];
+	char query[160], method[16], line[ELOG_LINE_MAX];
 	const char *q;
 
 	if (r->fail_status == 0)
@@ -942,8 +944,10 @@ http_answer_failure(struct http_req *r)
 	q = http_env(r, "QUERY_STRING");
 	http_sanitize(query, sizeof(query), q != NULL ? q : "");
 	http_sanitize(method, sizeof(method), http_method(r));
-	http_log(r, "E%d %d %s (%s ?%s)", r->fail_site, r->fail_status,
-	    r->fail_msg, method, query);
+	/* The site recorded by http_fail, where its number is written. */
+	http_log_line(r, line, elog_format(line, sizeof(line), r->prog,
+	    r->fail_site, "%d %s (%s ?%s)", r->fail_status, r->fail_msg,
+	    method, query));
 	if (r->started)
 		return;
 	if (r->fail_status == 503)
@@ -955,35 +959,32 @@ http_answer_failure(struct http_req *r)
 	}
 }
 
-void
-http_log(struct http_req *r, const char *fmt, ...)
+/* Write one formatted line (elog.h) to the error log: a live FastCGI
+ * request's FCGI_STDERR stream (it lands in the server's error log),
+ * otherwise the request's own stderr. */
+static void
+http_log_line(struct http_req *r, const char *line, size_t len)
 {
-	char line[HTTP_LOG_MAX];
-	va_list ap;
-	int n, k;
-	char *p;
-
-	n = snprintf(line, sizeof(line), "%s[%ld]: ", r->prog,
-	    (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(line))
-		n = 0;
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	for (p = line; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	k = (int)strlen(line);
-	line[k++] = '\n';
-	/* A live FastCGI request logs through the server (FCGI_STDERR
-	 * lands in its error log); otherwise our own stderr does. */
 	if (r->fcgi != NULL && !r->out.failed && r->fcgi->err != NULL) {
-		if (FCGX_PutStr(line, k, r->fcgi->err) == k &&
+		if (FCGX_PutStr(line, (int)len, r->fcgi->err) == (int)len &&
 		    FCGX_FFlush(r->fcgi->err) == 0)
 			return;
 	}
-	while (write(r->err_fd, line, (size_t)k) < 0 && errno == EINTR)
+	while (write(r->err_fd, line, len) < 0 && errno == EINTR)
 		;
+}
+
+void
+http_log(struct http_req *r, int site, const char *fmt, ...)
+{
+	char line[ELOG_LINE_MAX];
+	va_list ap;
+	size_t k;
+
+	va_start(ap, fmt);
+	k = elog_vformat(line, sizeof(line), r->prog, site, fmt, ap);
+	va_end(ap);
+	http_log_line(r, line, k);
 }
 
 int

@@ -242,7 +242,7 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 		snprintf(err, sizeof(err), "%s", mlog_errmsg(l));
 	hub_db_done(s->hub);
 	if (rc != MLOG_OK)
-		http_log(r, "E613 message %" PRId64 " published, but counting "
+		http_log(r, 613, "message %" PRId64 " published, but counting "
 		    "subscribers failed: %s", id, err);
 
 	snprintf(num, sizeof(num), "%" PRId64, id);
