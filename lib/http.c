@@ -316,11 +316,13 @@ http_body_framing(struct http_req *r, unsigned long long *want)
 	if (cl != NULL && *cl != '\0') {
 		n = strnlen(cl, HTTP_CL_DIGITS + 1);
 		if (n > HTTP_CL_DIGITS || cl[n] != '\0')
+			/* LOG: Content-Length longer than HTTP_CL_DIGITS */
 			return http_fail(r, 400, 104, "bad Content-Length");
 		for (i = 0; i < n; i++) {
 			if (cl[i] < '0' || cl[i] > '9' ||
 			    v > (ULLONG_MAX - (unsigned)(cl[i] - '0')) / 10)
-				return http_fail(r, 400, 104,
+				/* LOG: Content-Length not a number */
+				return http_fail(r, 400, 109,
 				    "bad Content-Length");
 			v = v * 10 + (unsigned)(cl[i] - '0');
 		}
@@ -328,11 +330,13 @@ http_body_framing(struct http_req *r, unsigned long long *want)
 		return HTTP_BODY_LENGTH;
 	}
 	if (http_header_in(r, "HTTP_TRANSFER_ENCODING", &te) != 0)
+		/* LOG: Transfer-Encoding over its cap */
 		return http_fail(r, 400, 107, "Transfer-Encoding longer than "
 		    "%d bytes", HTTP_HEADER_MAX);
 	if (te == NULL || *te == '\0')
 		return HTTP_BODY_NONE;
 	if (!http_is_chunked(te)) {
+		/* LOG: a body neither with Content-Length nor chunked */
 		http_fail(r, 411, 108, "a body without Content-Length must be "
 		    "sent chunked (Transfer-Encoding: chunked)");
 		return -2;
@@ -485,12 +489,14 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 	if (framing == HTTP_BODY_NONE)
 		want = 0;           /* an empty body, stdin left alone */
 	if (framing == HTTP_BODY_LENGTH && want > cap) {
+		/* LOG: Content-Length above the body's cap */
 		http_fail(r, 413, 105, "request body larger than %zu bytes",
 		    cap);
 		http_drain_body(r, want, 0);
 		return -1;
 	}
 	if (data != NULL && (buf = malloc(cap + 1)) == NULL) {
+		/* LOG: out of memory for the body */
 		http_fail(r, 503, 101, "out of memory for the body");
 		http_drain_body(r, want, framing == HTTP_BODY_EOF);
 		return -1;
@@ -509,14 +515,17 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 		if (n <= 0) {
 			free(buf);
 			if (n == 0)
+				/* LOG: the body shorter than Content-Length */
 				return http_fail(r, 400, 106, "request body "
 				    "shorter than Content-Length");
+			/* LOG: reading the body failed */
 			return http_fail(r, 400, 103, "reading the request "
 			    "body failed");
 		}
 		got += (size_t)n;
 		if (got > cap) {
 			free(buf);
+			/* LOG: a chunked body above the body's cap */
 			http_fail(r, 413, 102, "request body larger than %zu "
 			    "bytes", cap);
 			http_drain_body(r, 0, 1);
