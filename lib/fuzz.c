@@ -816,7 +816,8 @@ fz_query(const uint8_t *data, size_t size)
 	fz_check_params(&p, transport_params);
 	rc = transport_parse(&q, &p, f[1], f[2], &c, why, sizeof(why));
 	if (rc != 0) {
-		FZ_CHECK(rc > 0 && why[0] != '\0' && fz_one_line(why),
+		FZ_CHECK(rc >= 1 && rc <= TRANSPORT_REFUSAL_LAST &&
+		    why[0] != '\0' && fz_one_line(why),
 		    "rc %d reason \"%s\"", rc, why);
 		goto out;
 	}
@@ -861,8 +862,7 @@ fz_poll(const uint8_t *data, size_t size)
 	if (rc == 0)
 		rc = transport_poll_cursor(&a, f[1], f[2], why, sizeof(why));
 	if (rc != 0) {
-		FZ_CHECK(((rc >= 603 && rc <= 615 && rc != 610) ||
-		    (rc >= 625 && rc <= 627)) &&
+		FZ_CHECK(rc >= 1 && rc <= TRANSPORT_REFUSAL_LAST &&
 		    why[0] != '\0' && fz_one_line(why), "rc %d reason \"%s\"",
 		    rc, why);
 		goto out;

@@ -23,6 +23,7 @@
 #include <fastcgi.h>
 
 #include "auth.h"
+#include "elog.h"
 #include "http.h"
 #include "mono.h"
 
@@ -47,6 +48,7 @@ static int http_hexval(int);
 static int http_decode(const char *, size_t, char *, size_t, size_t *);
 static void http_sanitize(char *, size_t, const char *);
 static const char *http_reason(int);
+static void http_log_line(struct http_req *, const char *, size_t);
 static int http_write_fd(struct http_out *, const char *, size_t);
 static int http_grow(struct http_out *, size_t);
 static void http_fcgi_header(const struct http_out *, unsigned char *, int,
@@ -338,11 +340,13 @@ http_body_framing(struct http_req *r, unsigned long long *want)
 	if (cl != NULL && *cl != '\0') {
 		n = strnlen(cl, HTTP_CL_DIGITS + 1);
 		if (n > HTTP_CL_DIGITS || cl[n] != '\0')
+			/* LOG: Content-Length longer than HTTP_CL_DIGITS */
 			return http_fail(r, 400, 104, "bad Content-Length");
 		for (i = 0; i < n; i++) {
 			if (cl[i] < '0' || cl[i] > '9' ||
 			    v > (ULLONG_MAX - (unsigned)(cl[i] - '0')) / 10)
-				return http_fail(r, 400, 104,
+				/* LOG: Content-Length not a number */
+				return http_fail(r, 400, 109,
 				    "bad Content-Length");
 			v = v * 10 + (unsigned)(cl[i] - '0');
 		}
@@ -350,11 +354,13 @@ http_body_framing(struct http_req *r, unsigned long long *want)
 		return HTTP_BODY_LENGTH;
 	}
 	if (http_header_in(r, "HTTP_TRANSFER_ENCODING", &te) != 0)
+		/* LOG: Transfer-Encoding over its cap */
 		return http_fail(r, 400, 107, "Transfer-Encoding longer than "
 		    "%d bytes", HTTP_HEADER_MAX);
 	if (te == NULL || *te == '\0')
 		return HTTP_BODY_NONE;
 	if (!http_is_chunked(te)) {
+		/* LOG: a body neither with Content-Length nor chunked */
 		http_fail(r, 411, 108, "a body without Content-Length must be "
 		    "sent chunked (Transfer-Encoding: chunked)");
 		return -2;
@@ -498,12 +504,14 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 	if (framing == HTTP_BODY_NONE)
 		want = 0;           /* an empty body, stdin left alone */
 	if (framing == HTTP_BODY_LENGTH && want > cap) {
+		/* LOG: Content-Length above the body's cap */
 		http_fail(r, 413, 105, "request body larger than %zu bytes",
 		    cap);
 		http_drain_body(r, want, 0);
 		return -1;
 	}
 	if (data != NULL && (buf = malloc(cap + 1)) == NULL) {
+		/* LOG: out of memory for the body */
 		http_fail(r, 503, 101, "out of memory for the body");
 		http_drain_body(r, want, framing == HTTP_BODY_EOF);
 		return -1;
@@ -522,14 +530,17 @@ http_read_body(struct http_req *r, size_t max, char **data, size_t *len)
 		if (n <= 0) {
 			free(buf);
 			if (n == 0)
+				/* LOG: the body shorter than Content-Length */
 				return http_fail(r, 400, 106, "request body "
 				    "shorter than Content-Length");
+			/* LOG: reading the body failed */
 			return http_fail(r, 400, 103, "reading the request "
 			    "body failed");
 		}
 		got += (size_t)n;
 		if (got > cap) {
 			free(buf);
+			/* LOG: a chunked body above the body's cap */
 			http_fail(r, 413, 102, "request body larger than %zu "
 			    "bytes", cap);
 			http_drain_body(r, 0, 1);
@@ -950,6 +961,7 @@ void
 http_answer_failure(struct http_req *r)
 {
 	char query[HTTP_LOG_QUERY], method[HTTP_LOG_METHOD];
+	char line[ELOG_LINE_MAX];
 	const char *q;
 
 	if (r->fail_status == 0)
@@ -961,8 +973,10 @@ http_answer_failure(struct http_req *r)
 	q = http_env(r, "QUERY_STRING");
 	http_sanitize(query, sizeof(query), q != NULL ? q : "");
 	http_sanitize(method, sizeof(method), http_method(r));
-	http_log(r, "E%d %d %s (%s ?%s)", r->fail_site, r->fail_status,
-	    r->fail_msg, method, query);
+	/* The site recorded by http_fail, where its number is written. */
+	http_log_line(r, line, elog_format(line, sizeof(line), r->prog,
+	    r->fail_site, "%d %s (%s ?%s)", r->fail_status, r->fail_msg,
+	    method, query));
 	if (r->started)
 		return;
 	if (r->fail_status == 503)
@@ -974,35 +988,32 @@ http_answer_failure(struct http_req *r)
 	}
 }
 
-void
-http_log(struct http_req *r, const char *fmt, ...)
+/* Write one formatted line (elog.h) to the error log: a live FastCGI
+ * request's FCGI_STDERR stream (it lands in the server's error log),
+ * otherwise the request's own stderr. */
+static void
+http_log_line(struct http_req *r, const char *line, size_t len)
 {
-	char line[HTTP_LOG_MAX];
-	va_list ap;
-	int n, k;
-	char *p;
-
-	n = snprintf(line, sizeof(line), "%s[%ld]: ", r->prog,
-	    (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(line))
-		n = 0;
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	for (p = line; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	k = (int)strlen(line);
-	line[k++] = '\n';
-	/* A live FastCGI request logs through the server (FCGI_STDERR
-	 * lands in its error log); otherwise our own stderr does. */
 	if (r->fcgi != NULL && !r->out.failed && r->fcgi->err != NULL) {
-		if (FCGX_PutStr(line, k, r->fcgi->err) == k &&
+		if (FCGX_PutStr(line, (int)len, r->fcgi->err) == (int)len &&
 		    FCGX_FFlush(r->fcgi->err) == 0)
 			return;
 	}
-	while (write(r->err_fd, line, (size_t)k) < 0 && errno == EINTR)
+	while (write(r->err_fd, line, len) < 0 && errno == EINTR)
 		;
+}
+
+void
+http_log(struct http_req *r, int site, const char *fmt, ...)
+{
+	char line[ELOG_LINE_MAX];
+	va_list ap;
+	size_t k;
+
+	va_start(ap, fmt);
+	k = elog_vformat(line, sizeof(line), r->prog, site, fmt, ap);
+	va_end(ap);
+	http_log_line(r, line, k);
 }
 
 int

@@ -40,7 +40,6 @@
 #define HTTP_RESP_HDRS_MAX 1024 /* bytes of extra response header lines */
 #define HTTP_OUTBUF        8192 /* CGI output buffer */
 #define HTTP_DISCARD_MAX   65536 /* body bytes a bodiless request may send */
-#define HTTP_LOG_MAX       1024 /* bytes in one error-log line */
 #define HTTP_DRAIN_MAX     (64ULL * 1024 * 1024) /* body bytes read and
                                    thrown away after a refusal */
 #define HTTP_DRAIN_MS      30000 /* ... for at most this long */
@@ -234,16 +233,18 @@ int http_fail(struct http_req *r, int status, int site, const char *fmt, ...)
 /*
  * The one place a recorded failure becomes an answer: if nothing was sent
  * yet, the status with the reason as a text/plain body (503 also gets
- * Retry-After); always one error-log line "PROG: E<site> <status> <reason>
- * (<method> <query>)".  A body not read yet is read and thrown away
+ * Retry-After); always one error-log line "PROG[PID]: E<site> <status>
+ * <reason> (<method> <query>)".  A body not read yet is read and thrown away
  * first (http_read_body), so that the answer reaches the client.  Does
  * nothing if no failure was recorded.
  */
 void http_answer_failure(struct http_req *r);
-/* One line to the server's error log (FastCGI stderr stream or fd 2);
- * control characters are replaced, the line is capped. */
-void http_log(struct http_req *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* One line "PROG[PID]: E<site> <message>" (elog.h; site 0: a notice
+ * without a number) to the server's error log: the FastCGI stderr stream
+ * of a live request, else the request's stderr.  Control characters are
+ * replaced, the line is capped at ELOG_LINE_MAX. */
+void http_log(struct http_req *r, int site, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Client-gone detection while idle.  http_poll_setup fills pfd with the

@@ -38,8 +38,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "elog.h"
 #include "hub.h"
 
+#define HUB_PROG "pushcgi hub"  /* the name on its error-log lines */
 #define HUB_RETRY_MS 1000 /* pause after a failed read in the hub thread */
 #define HUB_CTL_BATCH 64  /* control requests read per query */
 #define HUB_CTL_ROUNDS (STORE_CONTROL_KEEP / HUB_CTL_BATCH + 2) /* per look */
@@ -150,29 +152,11 @@ static void hub_sub_setpos(struct hub_sub *, int64_t);
 static int hub_take_init(struct hub_sub *, struct hub_take *, int, int);
 static void hub_take_free(struct hub_take *);
 static int hub_take_fail(struct hub_sub *, struct hub_take *, int);
-static void hub_log(const char *, ...) __attribute__((format(printf, 1, 2)));
 static void hub_relog(struct hub *);
 static void hub_relog_ask(struct hub *);
 static int hub_moved(struct hub *);
 static int hub_reset(struct hub_sub *, hub_cb, void *);
 static int hub_stale(const struct hub_sub *);
-
-static void
-hub_log(const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	int n;
-
-	n = snprintf(line, sizeof(line), "pushcgi hub[%ld]: ", (long)getpid());
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	n = (int)strlen(line);
-	line[n++] = '\n';
-	while (write(2, line, (size_t)n) < 0 && errno == EINTR)
-		;
-}
 
 struct hub_msg *
 hub_msg_copy(const struct store_msg *m)
@@ -500,13 +484,16 @@ hub_relog(struct hub *h)
 				    store_errmsg(h->log));
 		}
 		if (rc != STORE_OK)
-			hub_log("E308 reopening %s: %s", h->conf.db, err);
+			/* LOG: the moved log cannot be opened again */
+			elog(HUB_PROG, 308, "reopening %s: %s", h->conf.db,
+			    err);
 		pthread_mutex_unlock(&h->dbmu);
 	}
 	if (rc == STORE_OK && (store_moved(h->log) & STORE_MOVED_WAKE) &&
 	    store_rewake(h->log) != 0)
-		hub_log("E309 reopening the wake-up of %s: %s", h->conf.db,
-		    strerror(errno));
+		/* LOG: the wake-up file cannot be opened again after a move */
+		elog(HUB_PROG, 309, "reopening the wake-up of %s: %s",
+		    h->conf.db, strerror(errno));
 	pthread_mutex_lock(&h->mu);
 	if (file && rc == STORE_OK)
 		for (s = h->subs; s != NULL; s = s->next)
@@ -519,7 +506,8 @@ hub_relog(struct hub *h)
 	pthread_cond_broadcast(&h->relogged);
 	pthread_mutex_unlock(&h->mu);
 	if (log && rc == STORE_OK)
-		hub_log("%s was replaced: following the new log", h->conf.db);
+		elog(HUB_PROG, 0, "%s was replaced: following the new log",
+		    h->conf.db);
 	if (rc != STORE_OK)
 		poll(NULL, 0, HUB_RETRY_MS);
 }
@@ -553,7 +541,8 @@ hub_main(void *arg)
 			/* (A wake-up kept from a replaced log is ahead of
 			 * this one: store_sync lowers it.) */
 			if (store_sync(h->log, &last) != STORE_OK) {
-				hub_log("E301 reading the last id: %s",
+				/* LOG: hub thread: no newest id after a ring */
+				elog(HUB_PROG, 301, "reading the last id: %s",
 				    store_errmsg(h->log));
 				poll(NULL, 0, HUB_RETRY_MS);
 				pthread_mutex_lock(&h->mu);
@@ -590,7 +579,8 @@ hub_main(void *arg)
 			stale = 0;
 		w = store_wait(h->log, seen, -1);
 		if (w == STORE_WAIT_ERROR) {
-			hub_log("E302 waiting for messages: %s",
+			/* LOG: hub thread: waiting for messages failed */
+			elog(HUB_PROG, 302, "waiting for messages: %s",
 			    strerror(errno));
 			poll(NULL, 0, HUB_RETRY_MS);
 		}
@@ -673,7 +663,8 @@ hub_wake_fd(int fd)
 
 	/* A full counter (never in practice) is as good as a wake-up. */
 	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		hub_log("E303 eventfd: %s", strerror(errno));
+		/* LOG: a subscriber's wake-up descriptor cannot be written */
+		elog(HUB_PROG, 303, "eventfd: %s", strerror(errno));
 }
 
 /* Wake s now.  Under mu, or while s is listed (either keeps s and its
@@ -780,7 +771,9 @@ hub_fill(struct hub *h)
 	int i, rc, nwake, done;
 
 	if (store_last_id(h->log, &end) != STORE_OK) {
-		hub_log("E304 reading the last id: %s", store_errmsg(h->log));
+		/* LOG: hub thread: no newest id before a fetch */
+		elog(HUB_PROG, 304, "reading the last id: %s",
+		    store_errmsg(h->log));
 		poll(NULL, 0, HUB_RETRY_MS);
 		return 0;
 	}
@@ -802,7 +795,8 @@ hub_fill(struct hub *h)
 		rc = store_read(h->log, NULL, 0, after, STORE_READ_MAX,
 		    hub_take_cb, &t, &gap, &last);
 		if (rc < 0 || rc == HUB_TAKE_NOMEM) {
-			hub_log("E305 reading new messages: %s",
+			/* LOG: hub thread: new messages cannot be read */
+			elog(HUB_PROG, 305, "reading new messages: %s",
 			    store_errmsg(h->log));
 			for (i = 0; i < t.n; i++)
 				hub_msg_drop(t.msgs[i]);
@@ -929,7 +923,8 @@ hub_control(struct hub *h, int64_t end)
 		rc = store_control_read(h->log, h->ctl_cursor, end,
 		    HUB_CTL_BATCH, hub_control_cb, &c, &last);
 		if (rc != STORE_OK) {
-			hub_log("E307 reading control requests: %s",
+			/* LOG: hub thread: control requests cannot be read */
+			elog(HUB_PROG, 307, "reading control requests: %s",
 			    store_errmsg(h->log));
 			h->ctl_cursor = last;
 			return;
@@ -1139,7 +1134,8 @@ hub_unsubscribe(struct hub_sub *s)
 	if (s->stream != 0) {
 		db = hub_db(h);
 		if (store_stream_close(db, s->stream) != STORE_OK)
-			hub_log("E306 removing stream %lld: %s",
+			/* LOG: a stream's row cannot be removed when it ends */
+			elog(HUB_PROG, 306, "removing stream %lld: %s",
 			    (long long)s->stream, store_errmsg(db));
 		hub_db_done(h);
 	}
@@ -1379,7 +1375,8 @@ hub_reset(struct hub_sub *s, hub_cb cb, void *arg)
 		db = hub_db(h);
 		if (store_stream_open(db, s->chans, s->n, getpid(),
 		    secret != NULL ? secret + 1 : NULL, &stream) != STORE_OK)
-			hub_log("E310 registering stream %lld again: %s",
+			/* LOG: a stream not registered in the new log */
+			elog(HUB_PROG, 310, "registering stream %lld again: %s",
 			    (long long)old, store_errmsg(db));
 		/* Read under dbmu: the gen of the log the row went to. */
 		__atomic_store_n(&s->gen, __atomic_load_n(&h->gen,

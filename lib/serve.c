@@ -20,6 +20,7 @@
 
 #include <fcgiapp.h>
 
+#include "elog.h"
 #include "mono.h"
 #include "serve.h"
 #include "store.h"
@@ -51,7 +52,12 @@ static struct hub *volatile serve_sighub;
 
 static struct serve serve_ctx;
 static serve_handler serve_fn;
-static int serve_setup_site;          /* non-zero: every request fails */
+/* The step of the setup that failed, if any: then every request fails
+ * (serve_setup_fail). */
+static enum {
+	SERVE_SETUP_OK, SERVE_SETUP_EVENTFD, SERVE_SETUP_CONF,
+	SERVE_SETUP_SIGNALS, SERVE_SETUP_HUB
+} serve_setup;
 static int serve_setup_status = 500;  /* ... with this status: 503 when
                                          the log cannot be used now */
 static char serve_setup_err[SERVE_ERR_MAX];
@@ -69,6 +75,7 @@ static int serve_quiet;                /* SERVE_IDLE_MS passed without a
 static void serve_poke(void);
 static void serve_on_signal(int);
 static void serve_block(sigset_t *);
+static void serve_setup_fail(struct http_req *);
 static void serve_run(struct http_req *);
 static long serve_sd_number(const char *);
 static int serve_is_listener(int);
@@ -80,6 +87,7 @@ static void serve_one(struct serve_req *);
 static int serve_rejoin(int);
 static struct serve_req *serve_accept(int *);
 static void *serve_worker(void *);
+enum { SERVE_FULL, SERVE_NO_THREAD };     /* why serve_reject refuses */
 static void serve_reject(struct serve_req *, int, const char *);
 static void serve_finish(struct serve_req *);
 
@@ -197,22 +205,23 @@ serve_take_socket(const char *prog)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
 	if (n < 1 || n > SERVE_SD_FDS_MAX) {
-		fprintf(stderr, "%s: E420 socket activation: LISTEN_FDS is "
-		    "not a count from 1 to %d: ignored\n", prog,
-		    SERVE_SD_FDS_MAX);
+		/* LOG: socket activation: LISTEN_FDS malformed */
+		elog(prog, 420, "socket activation: LISTEN_FDS is not a count "
+		    "from 1 to %d: ignored", SERVE_SD_FDS_MAX);
 		return;
 	}
 	if (!serve_is_listener(SERVE_SD_FD)) {
-		fprintf(stderr, "%s: E421 socket activation: fd %d is not "
-		    "a listening stream socket: ignored\n", prog,
-		    SERVE_SD_FD);
+		/* LOG: socket activation: fd 3 is no listening socket */
+		elog(prog, 421, "socket activation: fd %d is not a listening "
+		    "stream socket: ignored", SERVE_SD_FD);
 		return;
 	}
 	for (i = 1; i < n; i++)
 		close(SERVE_SD_FD + (int)i);
 	if (dup2(SERVE_SD_FD, SERVE_LISTEN_FD) < 0) {
-		fprintf(stderr, "%s: E422 socket activation: dup2: %s\n",
-		    prog, strerror(errno));
+		/* LOG: socket activation: the socket cannot be moved to fd 0 */
+		elog(prog, 422, "socket activation: dup2: %s",
+		    strerror(errno));
 		return;
 	}
 	close(SERVE_SD_FD);
@@ -245,18 +254,18 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	sigaction(SIGHUP, &sa, NULL);
 
 	if (serve_stopfd < 0) {
-		serve_setup_site = 400;
+		serve_setup = SERVE_SETUP_EVENTFD;
 		snprintf(serve_setup_err, sizeof(serve_setup_err),
 		    "eventfd: %s", strerror(errno));
 	} else if (conf_load(&serve_ctx.conf, err, sizeof(err)) != 0) {
-		serve_setup_site = 401;
+		serve_setup = SERVE_SETUP_CONF;
 		snprintf(serve_setup_err, sizeof(serve_setup_err), "%s", err);
 	} else if (store_process_init(cgi ? STORE_PROC_SINGLE : 0) != 0) {
 		/* A CGI responder waits and reads like a follower
 		 * (STORE_PROC_SINGLE); a FastCGI process reads once per
 		 * wake-up for all its clients, and its many threads' heaps
 		 * are better trimmed. */
-		serve_setup_site = 402;
+		serve_setup = SERVE_SETUP_SIGNALS;
 		snprintf(serve_setup_err, sizeof(serve_setup_err),
 		    "signals: %s", strerror(errno));
 	} else if (flags & SERVE_HUB) {
@@ -265,7 +274,7 @@ serve_main(const char *prog, serve_handler handler, int flags)
 		    sizeof(err));
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc != HUB_OK) {
-			serve_setup_site = 403;
+			serve_setup = SERVE_SETUP_HUB;
 			if (rc == HUB_EUNAVAIL)
 				serve_setup_status = 503;
 			snprintf(serve_setup_err, sizeof(serve_setup_err),
@@ -294,13 +303,38 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	return rc;
 }
 
+/* Record the failure of the setup step that failed for request r. */
+static void
+serve_setup_fail(struct http_req *r)
+{
+	switch (serve_setup) {
+	case SERVE_SETUP_OK:
+		break;
+	case SERVE_SETUP_EVENTFD:
+		/* LOG: setup: no stop descriptor (eventfd) */
+		http_fail(r, serve_setup_status, 400, "%s", serve_setup_err);
+		break;
+	case SERVE_SETUP_CONF:
+		/* LOG: setup: the config file cannot be used */
+		http_fail(r, serve_setup_status, 401, "%s", serve_setup_err);
+		break;
+	case SERVE_SETUP_SIGNALS:
+		/* LOG: setup: the bell's signals cannot be set up */
+		http_fail(r, serve_setup_status, 402, "%s", serve_setup_err);
+		break;
+	case SERVE_SETUP_HUB:
+		/* LOG: setup: the hub (log, bell, thread) cannot be opened */
+		http_fail(r, serve_setup_status, 403, "%s", serve_setup_err);
+		break;
+	}
+}
+
 /* Handle one request and answer a recorded failure. */
 static void
 serve_run(struct http_req *r)
 {
-	if (serve_setup_site != 0)
-		http_fail(r, serve_setup_status, serve_setup_site, "%s",
-		    serve_setup_err);
+	if (serve_setup != SERVE_SETUP_OK)
+		serve_setup_fail(r);
 	else
 		serve_fn(&serve_ctx, r);
 	http_answer_failure(r);
@@ -331,19 +365,22 @@ serve_fcgi(void)
 	struct timespec until;
 	int i, n, fl, started = 0, threads;
 
-	if (serve_setup_site != 0)
-		fprintf(stderr, "%s[%ld]: E%d %s\n", serve_ctx.prog,
-		    (long)getpid(), serve_setup_site, serve_setup_err);
+	if (serve_setup != SERVE_SETUP_OK)
+		/* LOG: FastCGI: the setup failed, every request will fail */
+		elog(serve_ctx.prog, 413, "setup failed, every request is "
+		    "refused: %s", serve_setup_err);
 	if (FCGX_Init() != 0) {
-		fprintf(stderr, "%s: E407 FCGX_Init failed\n", serve_ctx.prog);
+		/* LOG: FastCGI: libfcgi cannot be initialised */
+		elog(serve_ctx.prog, 407, "FCGX_Init failed");
 		return 111;
 	}
 	/* The leader polls the socket with the stop descriptor; accept must
 	 * then never block (another process may take the connection). */
 	if ((fl = fcntl(SERVE_LISTEN_FD, F_GETFL)) < 0 ||
 	    fcntl(SERVE_LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0) {
-		fprintf(stderr, "%s: E408 listening socket: %s\n",
-		    serve_ctx.prog, strerror(errno));
+		/* LOG: FastCGI: the socket cannot be made non-blocking */
+		elog(serve_ctx.prog, 408, "listening socket: %s",
+		    strerror(errno));
 		return 111;
 	}
 	n = serve_ctx.conf.threads > 0 ? serve_ctx.conf.threads : 1;
@@ -354,8 +391,8 @@ serve_fcgi(void)
 		else
 			break;
 	if (started == 0) {
-		fprintf(stderr, "%s: E409 no request thread\n",
-		    serve_ctx.prog);
+		/* LOG: FastCGI: not one request thread can be started */
+		elog(serve_ctx.prog, 409, "no request thread");
 		return 111;
 	}
 
@@ -385,8 +422,9 @@ serve_fcgi(void)
 	threads = serve_threads;
 	pthread_mutex_unlock(&serve_live_mu);
 	if (threads > 0)
-		fprintf(stderr, "%s[%ld]: E410 %d requests still running at "
-		    "exit\n", serve_ctx.prog, (long)getpid(), serve_live);
+		/* LOG: FastCGI: requests outlive the grace time of the stop */
+		elog(serve_ctx.prog, 410, "%d requests still running at exit",
+		    serve_live);
 	return 0;
 }
 
@@ -427,12 +465,18 @@ serve_finish(struct serve_req *sr)
 	free(sr);
 }
 
-/* Answer an accepted request at once and free it. */
+/* Answer an accepted request at once with a 503 (why: SERVE_FULL or
+ * SERVE_NO_THREAD, reason: the text) and free it. */
 static void
-serve_reject(struct serve_req *sr, int site, const char *why)
+serve_reject(struct serve_req *sr, int why, const char *reason)
 {
 	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
-	http_fail(&sr->http, 503, site, "%s", why);
+	if (why == SERVE_FULL)
+		/* LOG: FastCGI: refused: stopping or max_subscribers */
+		http_fail(&sr->http, 503, 404, "%s", reason);
+	else
+		/* LOG: FastCGI: refused: no thread for the request */
+		http_fail(&sr->http, 503, 405, "%s", reason);
 	http_answer_failure(&sr->http);
 	serve_finish(sr);
 }
@@ -517,16 +561,16 @@ serve_accept(int *retire)
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, "%s: E411 poll: %s\n", serve_ctx.prog,
-			    strerror(errno));
+			/* LOG: FastCGI: polling the listening socket failed */
+			elog(serve_ctx.prog, 411, "poll: %s", strerror(errno));
 			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
 			continue;
 		}
 		if (serve_stop || (pfd[1].revents & POLLIN))
 			break;
 		if (pfd[0].revents & POLLNVAL) {
-			fprintf(stderr, "%s: E412 no listening socket\n",
-			    serve_ctx.prog);
+			/* LOG: FastCGI: fd 0 is not open */
+			elog(serve_ctx.prog, 412, "no listening socket");
 			serve_stop = 1;
 			serve_poke();
 			break;
@@ -546,9 +590,9 @@ serve_accept(int *retire)
 		/* Another process was first, or the server gave up. */
 		FCGX_Free(&sr->fr, 1);
 		if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR) {
-			fprintf(stderr, "%s: E406 accept: %s\n",
-			    serve_ctx.prog, rc > -4096 ? strerror(-rc) :
-			    "protocol error");
+			/* LOG: FastCGI: accepting a connection failed */
+			elog(serve_ctx.prog, 406, "accept: %s", rc > -4096 ?
+			    strerror(-rc) : "protocol error");
 			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
 		}
 	}
@@ -622,13 +666,13 @@ serve_worker(void *arg)
 		pass = !full && serve_idle == 0;
 		pthread_mutex_unlock(&serve_live_mu);
 		if (full) {
-			serve_reject(sr, 404, serve_stop ? "shutting down" :
-			    "too many requests in this process "
-			    "(max_subscribers)");
+			serve_reject(sr, SERVE_FULL, serve_stop ?
+			    "shutting down" : "too many requests in this "
+			    "process (max_subscribers)");
 			stay = serve_rejoin(0);
 		} else if (pass) {
 			if (serve_spawn(sr) != 0) {
-				serve_reject(sr, 405,
+				serve_reject(sr, SERVE_NO_THREAD,
 				    "cannot start a request thread");
 				pthread_mutex_lock(&serve_live_mu);
 				serve_live--;

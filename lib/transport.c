@@ -156,14 +156,14 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 
 	if ((v = http_param(p, "channel")) == NULL || *v == '\0') {
 		snprintf(why, whylen, "channel= is required");
-		return 201;
+		return TRANSPORT_ENOCHANNEL;
 	}
 	q->nchan = valid_channel_list(v, q->chan, VALID_CHANNELS_MAX);
 	if (q->nchan < 1) {
 		snprintf(why, whylen, "channel= must be 1-%d comma-separated "
 		    "names of 1-%d of A-Z a-z 0-9 . _ - (not starting with "
 		    "'.')", VALID_CHANNELS_MAX, VALID_CHANNEL_MAX);
-		return 202;
+		return TRANSPORT_ECHANNEL;
 	}
 
 	if ((v = http_param(p, "format")) != NULL) {
@@ -178,7 +178,7 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 		else {
 			snprintf(why, whylen, "format= must be mixed, sse, "
 			    "script or raw");
-			return 203;
+			return TRANSPORT_EFORMAT;
 		}
 	} else
 		q->kind = transport_negotiate(accept);
@@ -191,25 +191,25 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 	if (since != NULL && leid != NULL) {
 		snprintf(why, whylen, "since= and last_event_id= exclude "
 		    "each other");
-		return 204;
+		return TRANSPORT_ESINCELEID;
 	}
 	if (leid != NULL)
 		since = leid;
 	if (since != NULL && transport_cursor(since, &q->since) != 0) {
 		snprintf(why, whylen, "since= must be a message id (0-%"
 		    PRId64 ")", INT64_MAX);
-		return 205;
+		return TRANSPORT_ESINCE;
 	}
 	if ((v = http_param(p, "last")) != NULL) {
 		if (since != NULL) {
 			snprintf(why, whylen, "last= and since= exclude each "
 			    "other");
-			return 206;
+			return TRANSPORT_ELASTSINCE;
 		}
 		if (transport_small(v, 0, TRANSPORT_LAST_MAX, &q->last) != 0) {
 			snprintf(why, whylen, "last= must be 0-%d",
 			    TRANSPORT_LAST_MAX);
-			return 207;
+			return TRANSPORT_ELAST;
 		}
 	}
 	if (last_event_id != NULL) {
@@ -217,7 +217,7 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 		if (transport_cursor(last_event_id, &q->since) != 0) {
 			snprintf(why, whylen, "Last-Event-ID must be a message "
 			    "id");
-			return 208;
+			return TRANSPORT_ELEID;
 		}
 		q->last = -1;
 	}
@@ -231,7 +231,7 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 		    &q->heartbeat) != 0) {
 			snprintf(why, whylen, "heartbeat= must be %d-%d "
 			    "seconds", TRANSPORT_HEARTBEAT_MIN, hbmax);
-			return 209;
+			return TRANSPORT_EHEARTBEAT;
 		}
 	}
 	if ((v = http_param(p, "callback")) != NULL) {
@@ -239,7 +239,7 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 			snprintf(why, whylen, "callback= must be a JavaScript "
 			    "name (identifiers joined by '.', at most %d "
 			    "bytes)", VALID_CALLBACK_MAX);
-			return 210;
+			return TRANSPORT_ECALLBACK;
 		}
 		snprintf(q->callback, sizeof(q->callback), "%s", v);
 	}
@@ -300,17 +300,17 @@ transport_poll_query(struct transport_poll *a, const char *qs,
 
 	if (http_parse_query(qs, transport_poll_params, &a->params, why,
 	    whylen) != 0)
-		return 603;
+		return TRANSPORT_EPARAMS;
 	if ((v = http_param(&a->params, "channel")) == NULL || *v == '\0') {
 		snprintf(why, whylen, "channel= is required");
-		return 604;
+		return TRANSPORT_ENOCHANNEL;
 	}
 	a->nchan = valid_channel_list(v, a->chan, VALID_CHANNELS_MAX);
 	if (a->nchan < 1) {
 		snprintf(why, whylen, "channel= must be 1-%d comma-separated "
 		    "names of 1-%d of A-Z a-z 0-9 . _ - (not starting with "
 		    "'.')", VALID_CHANNELS_MAX, VALID_CHANNEL_MAX);
-		return 605;
+		return TRANSPORT_ECHANNEL;
 	}
 	for (i = 0; i < a->nchan; i++)
 		a->chans[i] = a->chan[i];
@@ -325,7 +325,7 @@ transport_poll_query(struct transport_poll *a, const char *qs,
 		else {
 			snprintf(why, whylen, "format= must be json, raw or "
 			    "page");
-			return 606;
+			return TRANSPORT_EFORMAT;
 		}
 	}
 	a->refresh = c->heartbeat;
@@ -333,14 +333,14 @@ transport_poll_query(struct transport_poll *a, const char *qs,
 		if (a->format != TRANSPORT_POLL_PAGE) {
 			snprintf(why, whylen, "refresh= is for format=page "
 			    "only");
-			return 625;
+			return TRANSPORT_EREFRESHFMT;
 		}
 		if (transport_digits(v, TRANSPORT_REFRESH_DIGITS,
 		    &a->refresh) != 0 || a->refresh < TRANSPORT_REFRESH_MIN ||
 		    a->refresh > TRANSPORT_REFRESH_MAX) {
 			snprintf(why, whylen, "refresh= must be %d-%d seconds",
 			    TRANSPORT_REFRESH_MIN, TRANSPORT_REFRESH_MAX);
-			return 626;
+			return TRANSPORT_EREFRESH;
 		}
 	}
 	if (a->format == TRANSPORT_POLL_PAGE &&
@@ -349,19 +349,19 @@ transport_poll_query(struct transport_poll *a, const char *qs,
 	    http_param(&a->params, "timeout") != NULL)) {
 		snprintf(why, whylen, "format=page shows the newest message at "
 		    "once: no since=, last= or timeout=");
-		return 627;
+		return TRANSPORT_EPAGECURSOR;
 	}
 	if ((v = http_param(&a->params, "callback")) != NULL) {
 		if (a->format != TRANSPORT_POLL_JSON) {
 			snprintf(why, whylen, "callback= is for format=json "
 			    "only");
-			return 607;
+			return TRANSPORT_ECALLBACKFMT;
 		}
 		if (!valid_callback(v)) {
 			snprintf(why, whylen, "callback= must be a JavaScript "
 			    "name (identifiers joined by '.', at most %d "
 			    "bytes)", VALID_CALLBACK_MAX);
-			return 608;
+			return TRANSPORT_ECALLBACK;
 		}
 		snprintf(a->callback, sizeof(a->callback), "%s", v);
 	}
@@ -370,7 +370,7 @@ transport_poll_query(struct transport_poll *a, const char *qs,
 		    &a->timeout) != 0) {
 			snprintf(why, whylen, "timeout= must be 0-%d seconds",
 			    c->poll_timeout_max);
-			return 609;
+			return TRANSPORT_ETIMEOUT;
 		}
 		if (a->timeout > c->poll_timeout_max)
 			a->timeout = c->poll_timeout_max;
@@ -388,7 +388,7 @@ transport_poll_cursor(struct transport_poll *a, const char *inm,
 		if (transport_id(v, strlen(v), &a->since) != 0) {
 			snprintf(why, whylen, "since= must be a message id "
 			    "(0-%" PRId64 ")", INT64_MAX);
-			return 611;
+			return TRANSPORT_ESINCE;
 		}
 	} else if (a->format == TRANSPORT_POLL_PAGE) {
 		/* The newest message, whatever the client saw. */
@@ -396,26 +396,26 @@ transport_poll_cursor(struct transport_poll *a, const char *inm,
 		if (transport_if_none_match(inm, &a->since) != 0) {
 			snprintf(why, whylen, "If-None-Match must be one ETag "
 			    "of this responder (\"ID\")");
-			return 612;
+			return TRANSPORT_EINM;
 		}
 	} else if (leid != NULL && *leid != '\0') {
 		if (transport_id(leid, strlen(leid), &a->since) != 0) {
 			snprintf(why, whylen, "Last-Event-ID must be a message "
 			    "id");
-			return 613;
+			return TRANSPORT_ELEID;
 		}
 	}
 	if ((v = http_param(&a->params, "last")) != NULL) {
 		if (http_param(&a->params, "since") != NULL) {
 			snprintf(why, whylen, "last= and since= exclude each "
 			    "other");
-			return 614;
+			return TRANSPORT_ELASTSINCE;
 		}
 		if (transport_digits(v, TRANSPORT_LAST_DIGITS, &a->last) != 0 ||
 		    a->last > TRANSPORT_LAST_MAX) {
 			snprintf(why, whylen, "last= must be 0-%d",
 			    TRANSPORT_LAST_MAX);
-			return 615;
+			return TRANSPORT_ELAST;
 		}
 		if (a->since >= 0)
 			a->last = -1;   /* a header cursor wins */

@@ -111,6 +111,33 @@ struct transport_req {
 	char callback[VALID_CALLBACK_MAX + 1];
 };
 
+/*
+ * What a request's parameters were refused for (transport_parse,
+ * transport_poll_query, transport_poll_cursor; 0 is none): each responder
+ * turns each into an HTTP status and a failure site of its own.  Not
+ * every parser returns every value.
+ */
+enum transport_refusal {
+	TRANSPORT_EPARAMS = 1,  /* the query string (http_parse_query) */
+	TRANSPORT_ENOCHANNEL,   /* channel= missing or empty */
+	TRANSPORT_ECHANNEL,     /* channel= not a list of names */
+	TRANSPORT_EFORMAT,      /* format= not one of the parser's */
+	TRANSPORT_ESINCELEID,   /* since= together with last_event_id= */
+	TRANSPORT_ESINCE,       /* since= (last_event_id=) not an id */
+	TRANSPORT_ELASTSINCE,   /* last= together with since= */
+	TRANSPORT_ELAST,        /* last= out of range */
+	TRANSPORT_ELEID,        /* the Last-Event-ID header not an id */
+	TRANSPORT_EHEARTBEAT,   /* heartbeat= out of range */
+	TRANSPORT_ECALLBACK,    /* callback= not a JavaScript name */
+	TRANSPORT_ECALLBACKFMT, /* callback= without format=json */
+	TRANSPORT_EREFRESHFMT,  /* refresh= without format=page */
+	TRANSPORT_EREFRESH,     /* refresh= out of range */
+	TRANSPORT_EPAGECURSOR,  /* format=page with since=, last=, timeout= */
+	TRANSPORT_ETIMEOUT,     /* timeout= not a number */
+	TRANSPORT_EINM          /* If-None-Match not one of our ETags */
+};
+#define TRANSPORT_REFUSAL_LAST TRANSPORT_EINM
+
 /* The parameters a stream request may carry (NULL-terminated), for
  * http_parse_query: channel format since last_event_id last heartbeat
  * callback, token (checked by the responder, see auth.h) and "_" (a
@@ -121,8 +148,9 @@ extern const char *const transport_params[];
  * Fill q from parsed parameters p, the Accept and Last-Event-ID headers
  * (either may be NULL) and the config (heartbeat cap).  Last-Event-ID wins
  * over since=/last_event_id=, which win over last=; a mixed stream with no
- * cursor starts with the newest message (last=1).  Returns 0, or a failure
- * site number (> 0) with a one-line reason in why: the request is a 400.
+ * cursor starts with the newest message (last=1).  Returns 0, or what was
+ * refused (enum transport_refusal) with a one-line reason in why: the
+ * request is a 400.
  */
 int transport_parse(struct transport_req *q, const struct http_params *p,
     const char *accept, const char *last_event_id, const struct conf *c,
@@ -169,7 +197,7 @@ extern const char *const transport_poll_params[];
  * The query string qs (NULL: none) of a poll into a: channels, format,
  * callback, timeout (default and cap from c) and, for format=page,
  * refresh (default c's heartbeat; since=, last= and timeout= refused).
- * Returns 0, or the failure site number (603-609, 625-627) with a
+ * Returns 0, or what was refused (enum transport_refusal) with a
  * one-line reason in why: a 400.
  */
 int transport_poll_query(struct transport_poll *a, const char *qs,
@@ -178,8 +206,8 @@ int transport_poll_query(struct transport_poll *a, const char *qs,
  * Then the cursor: since=, else the If-None-Match header inm, else the
  * Last-Event-ID header leid (either NULL or "" when absent; format=page
  * takes neither: it shows the newest message), and last= (which a
- * header cursor makes void).  Returns 0, or the failure site
- * number (611-615) with a reason in why: a 400.
+ * header cursor makes void).  Returns 0, or what was refused (enum
+ * transport_refusal) with a reason in why: a 400.
  */
 int transport_poll_cursor(struct transport_poll *a, const char *inm,
     const char *leid, char *why, size_t whylen);

@@ -167,6 +167,7 @@ static int poll_handle(struct serve *, struct http_req *);
 static int poll_request(struct transport_poll *, struct serve *,
     struct http_req *);
 static int poll_preflight(struct serve *, struct http_req *, int);
+static int poll_refuse(struct http_req *, int, const char *);
 static int poll_collect(void *, struct hub_msg *, int64_t);
 static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
     int);
@@ -201,9 +202,11 @@ poll_preflight(struct serve *s, struct http_req *r, int cors)
 	if (http_read_body(r, 0, NULL, NULL) != 0)
 		return -1;
 	if (http_header_in(r, "HTTP_ORIGIN", &origin) != 0 || origin == NULL)
+		/* LOG: OPTIONS without an Origin header */
 		return http_fail(r, 403, 601, "OPTIONS is a CORS preflight: "
 		    "it needs an Origin header");
 	if (!cors)
+		/* LOG: OPTIONS from an origin not in cors_origin */
 		return http_fail(r, 403, 602, "origin not allowed (see "
 		    "cors_origin in the config)");
 	http_header(r, "Access-Control-Allow-Methods", "GET, OPTIONS");
@@ -213,6 +216,62 @@ poll_preflight(struct serve *s, struct http_req *r, int cors)
 	http_header(r, "Allow", "GET, OPTIONS");
 	http_start_held(r, 204, NULL);
 	return 0;
+}
+
+/* A 400 for what transport_poll_query or _cursor refused (rc), with its
+ * reason why.  Returns -1. */
+static int
+poll_refuse(struct http_req *r, int rc, const char *why)
+{
+	switch (rc) {
+	case TRANSPORT_EPARAMS:
+		/* LOG: the query string (unknown or repeated parameter, caps) */
+		return http_fail(r, 400, 603, "%s", why);
+	case TRANSPORT_ENOCHANNEL:
+		/* LOG: channel= missing */
+		return http_fail(r, 400, 604, "%s", why);
+	case TRANSPORT_ECHANNEL:
+		/* LOG: channel= not a list of channel names */
+		return http_fail(r, 400, 605, "%s", why);
+	case TRANSPORT_EFORMAT:
+		/* LOG: format= unknown */
+		return http_fail(r, 400, 606, "%s", why);
+	case TRANSPORT_ECALLBACKFMT:
+		/* LOG: callback= without format=json */
+		return http_fail(r, 400, 607, "%s", why);
+	case TRANSPORT_ECALLBACK:
+		/* LOG: callback= not a JavaScript name */
+		return http_fail(r, 400, 608, "%s", why);
+	case TRANSPORT_ETIMEOUT:
+		/* LOG: timeout= not a number */
+		return http_fail(r, 400, 609, "%s", why);
+	case TRANSPORT_ESINCE:
+		/* LOG: since= not a message id */
+		return http_fail(r, 400, 611, "%s", why);
+	case TRANSPORT_EINM:
+		/* LOG: If-None-Match not one of this responder's ETags */
+		return http_fail(r, 400, 612, "%s", why);
+	case TRANSPORT_ELEID:
+		/* LOG: the Last-Event-ID header not a message id */
+		return http_fail(r, 400, 613, "%s", why);
+	case TRANSPORT_ELASTSINCE:
+		/* LOG: last= together with since= */
+		return http_fail(r, 400, 614, "%s", why);
+	case TRANSPORT_ELAST:
+		/* LOG: last= out of range */
+		return http_fail(r, 400, 615, "%s", why);
+	case TRANSPORT_EREFRESHFMT:
+		/* LOG: refresh= without format=page */
+		return http_fail(r, 400, 625, "%s", why);
+	case TRANSPORT_EREFRESH:
+		/* LOG: refresh= out of range */
+		return http_fail(r, 400, 626, "%s", why);
+	case TRANSPORT_EPAGECURSOR:
+		/* LOG: format=page with since=, last= or timeout= */
+		return http_fail(r, 400, 627, "%s", why);
+	}
+	/* LOG: a refusal of the poll parsers this responder does not know */
+	return http_fail(r, 400, 631, "%s", why);
 }
 
 /* Parse and check the request into a (CORS headers are added by the
@@ -227,20 +286,23 @@ poll_request(struct transport_poll *a, struct serve *s, struct http_req *r)
 
 	if ((rc = transport_poll_query(a, http_env(r, "QUERY_STRING"),
 	    &s->conf, why, sizeof(why))) != 0)
-		return http_fail(r, 400, rc, "%s", why);
+		return poll_refuse(r, rc, why);
 	/* The cursor: since=, else If-None-Match, else Last-Event-ID. */
 	if (http_header_in(r, "HTTP_IF_NONE_MATCH", &inm) != 0 ||
 	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
+		/* LOG: If-None-Match or Last-Event-ID over its cap */
 		return http_fail(r, 400, 610, "If-None-Match or Last-Event-ID "
 		    "longer than %d bytes", HTTP_HEADER_MAX);
 	if ((rc = transport_poll_cursor(a, inm, leid, why, sizeof(why))) != 0)
-		return http_fail(r, 400, rc, "%s", why);
+		return poll_refuse(r, rc, why);
 
 	rc = http_subscriber(&s->conf, a->chans, a->nchan, &a->params, why,
 	    sizeof(why));
 	if (rc == 400)
+		/* LOG: token= malformed */
 		return http_fail(r, 400, 616, "%s", why);
 	if (rc != 0)
+		/* LOG: a private channel without a valid token */
 		return http_fail(r, 403, 617, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
 }
@@ -303,6 +365,7 @@ poll_gather(struct poll *p, struct hub_sub *sub, struct http_req *r,
 
 	rc = hub_sub_next(sub, poll_collect, p);
 	if (rc == HUB_ERR)
+		/* LOG: reading the messages after the cursor failed */
 		return http_fail(r, 500, 618, "reading messages: %s",
 		    hub_sub_error(sub));
 	return p->n > 0 || (json && (p->gap > 0 || p->reset));
@@ -353,6 +416,7 @@ poll_answer_json(struct poll *p, const struct transport_poll *a,
 	    STORE_GAP_RESET : p->gap, p->more, a->callback);
 	if (body.failed) {
 		http_out_free(&body);
+		/* LOG: out of memory for the JSON answer */
 		return http_fail(r, 503, 619, "out of memory");
 	}
 	if (!r->started) {
@@ -427,6 +491,7 @@ poll_page(struct serve *s, struct http_req *r, struct transport_poll *a,
 	rc = hub_sub_latest(sub, 1, poll_collect, p);
 	p->latest = 0;
 	if (rc == HUB_ERR) {
+		/* LOG: format=page: reading the newest message failed */
 		http_fail(r, 500, 628, "reading messages: %s",
 		    hub_sub_error(sub));
 		hub_unsubscribe(sub);
@@ -440,6 +505,7 @@ poll_page(struct serve *s, struct http_req *r, struct transport_poll *a,
 	page_write(&body, &pa, p->n > 0 ? &p->msg[p->n - 1]->m : NULL);
 	if (body.failed) {
 		http_out_free(&body);
+		/* LOG: out of memory for the page */
 		return http_fail(r, 503, 629, "out of memory");
 	}
 	snprintf(num, sizeof(num), "%d", a->refresh);
@@ -468,10 +534,16 @@ poll_subscribe(struct serve *s, struct http_req *r, struct transport_poll *a,
 	rc = hub_subscribe(s->hub, sub, a->chans, a->nchan, after, flags,
 	    &stream, err, sizeof(err));
 	if (rc == HUB_EFULL)
+		/* LOG: subscribing: max_subscribers reached */
 		http_fail(r, 503, 620, "%s", err);
-	else if (rc == HUB_ESTOP || rc == HUB_EUNAVAIL)
-		http_fail(r, 503, rc == HUB_ESTOP ? 621 : 625, "%s", err);
+	else if (rc == HUB_ESTOP)
+		/* LOG: subscribing: the process is stopping */
+		http_fail(r, 503, 621, "%s", err);
+	else if (rc == HUB_EUNAVAIL)
+		/* LOG: subscribing: the log cannot be used now */
+		http_fail(r, 503, 630, "%s", err);
 	else if (rc != HUB_OK)
+		/* LOG: subscribing failed */
 		http_fail(r, 500, 622, "%s", err);
 	return rc;
 }
@@ -565,11 +637,13 @@ poll_handle(struct serve *s, struct http_req *r)
 		return poll_preflight(s, r, cors);
 	if (strcmp(m, "GET") != 0) {
 		http_header(r, "Allow", "GET, OPTIONS");
+		/* LOG: method not GET or OPTIONS */
 		return http_fail(r, 405, 600, "only GET (and OPTIONS)");
 	}
 	if ((a = calloc(1, sizeof(*a))) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
 		free(a);
+		/* LOG: out of memory for the request */
 		return http_fail(r, 503, 623, "out of memory");
 	}
 	p->cap = POLL_ANSWER_MSGS;
@@ -593,6 +667,7 @@ poll_handle(struct serve *s, struct http_req *r)
 		rc = hub_sub_latest(sub, a->last, poll_collect, p);
 		p->latest = 0;
 		if (rc == HUB_ERR) {
+			/* LOG: last=: reading the newest messages failed */
 			http_fail(r, 500, 624, "reading messages: %s",
 			    hub_sub_error(sub));
 			goto out;

@@ -110,8 +110,8 @@ static const char *const publish_params[] = {
 static int publish_handle(struct serve *, struct http_req *);
 static int publish_preflight(struct serve *, struct http_req *, int);
 static int publish_authorized(struct serve *, struct http_req *);
-static int publish_db_fail(struct http_req *, int, int, const char *,
-    const char *);
+static int publish_db_status(int);
+static const char *publish_db_note(int);
 static int publish_post(struct serve *, struct http_req *, const char *,
     const char *);
 static int publish_info(struct serve *, struct http_req *, const char *);
@@ -134,7 +134,8 @@ publish_preflight(struct serve *s, struct http_req *r, int allowed)
 	if (http_read_body(r, 0, NULL, NULL) != 0)
 		return -1;
 	if (!allowed)
-		return http_fail(r, 403, 601, "preflight from an origin that is "
+		/* LOG: OPTIONS from an origin not in cors_origin */
+		return http_fail(r, 403, 701, "preflight from an origin that is "
 		    "not a configured cors_origin");
 	http_header(r, "Access-Control-Allow-Methods", PUBLISH_METHODS);
 	http_header(r, "Access-Control-Allow-Headers", PUBLISH_HEADERS);
@@ -152,7 +153,8 @@ publish_authorized(struct serve *s, struct http_req *r)
 
 	if (http_header_in(r, "HTTP_AUTHORIZATION", &authz) != 0 ||
 	    http_header_in(r, "HTTP_X_PUSH_TOKEN", &xtok) != 0)
-		return http_fail(r, 400, 602, "Authorization or X-Push-Token "
+		/* LOG: Authorization or X-Push-Token over its cap */
+		return http_fail(r, 400, 702, "Authorization or X-Push-Token "
 		    "longer than %d bytes", HTTP_HEADER_MAX);
 	user = http_env(r, "REMOTE_USER");
 	if (auth_publisher(&s->conf, auth_bearer(authz), user) == AUTH_OK ||
@@ -163,31 +165,39 @@ publish_authorized(struct serve *s, struct http_req *r)
 }
 
 /*
- * Turn an mlog failure rc (reason msg) into the answer: 400 invalid, 413
- * too large, 404 unknown, 503 the log cannot be used now (STORE_EUNAVAIL:
- * busy past its timeout, a file or folder it cannot write, a full disk;
- * msg then names the file and the cause), else 500.
+ * The status that answers a store failure rc: 400 invalid, 413 too large,
+ * 404 unknown, 503 the log cannot be used now (STORE_EUNAVAIL: busy past
+ * its timeout, a file or folder it cannot write, a full disk; the reason
+ * then names the file and the cause), else 500.  Each caller's http_fail
+ * carries its own site, with the reason "WHAT: NOTE REASON" (NOTE:
+ * publish_db_note).
  */
 static int
-publish_db_fail(struct http_req *r, int rc, int site, const char *what,
-    const char *msg)
+publish_db_status(int rc)
 {
 	switch (rc) {
 	case STORE_EINVAL:
-		return http_fail(r, 400, site, "%s: %s", what, msg);
+		return 400;
 	case STORE_E2BIG:
-		return http_fail(r, 413, site, "%s: %s", what, msg);
+		return 413;
 	case STORE_ENOENT:
-		return http_fail(r, 404, site, "%s: %s", what, msg);
+		return 404;
 	case STORE_EMOVED:
 		/* The log was replaced under us (lib/store.h): not in the log
 		 * at the path; the next try goes to the new one. */
-		return http_fail(r, 503, site, "%s: %s", what, msg);
+		return 503;
 	case STORE_EUNAVAIL:
-		return http_fail(r, 503, site, "%s: the log cannot be used "
-		    "now: %s", what, msg);
+		return 503;
 	}
-	return http_fail(r, 500, site, "%s: %s", what, msg);
+	return 500;
+}
+
+/* What the reason of a store failure rc starts with: "the log cannot be
+ * used now: " for STORE_EUNAVAIL, else "". */
+static const char *
+publish_db_note(int rc)
+{
+	return rc == STORE_EUNAVAIL ? "the log cannot be used now: " : "";
 }
 
 /* POST/PUT: one message. */
@@ -207,7 +217,8 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 	if (type != NULL && *type == '\0')
 		type = NULL;
 	if (type != NULL && !valid_type(type)) {
-		http_fail(r, 415, 611, "Content-Type is not a valid media type "
+		/* LOG: Content-Type not a valid media type */
+		http_fail(r, 415, 711, "Content-Type is not a valid media type "
 		    "(type/subtype and parameters, printable ASCII, at most %d "
 		    "bytes)", VALID_TYPE_MAX);
 		http_read_body(r, 0, NULL, NULL);
@@ -219,7 +230,9 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 	    sizeof(err));
 	free(data);
 	if (rc != STORE_OK)
-		return publish_db_fail(r, rc, 612, "publishing", err);
+		/* LOG: publishing: the log refused or failed */
+		return http_fail(r, publish_db_status(rc), 712,
+		    "publishing: %s%s", publish_db_note(rc), err);
 
 	/* Who was listening: the count after the commit. */
 	subs = 0;
@@ -229,7 +242,8 @@ publish_post(struct serve *s, struct http_req *r, const char *channel,
 		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
 	if (rc != STORE_OK)
-		http_log(r, "E613 message %" PRId64 " published, but counting "
+		/* LOG: published, but the subscribers cannot be counted */
+		http_log(r, 713, "message %" PRId64 " published, but counting "
 		    "subscribers failed: %s", id, err);
 
 	snprintf(num, sizeof(num), "%" PRId64, id);
@@ -258,7 +272,9 @@ publish_info(struct serve *s, struct http_req *r, const char *channel)
 		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
 	if (rc != STORE_OK)
-		return publish_db_fail(r, rc, 621, "channel info", err);
+		/* LOG: channel info: the log failed */
+		return http_fail(r, publish_db_status(rc), 721,
+		    "channel info: %s%s", publish_db_note(rc), err);
 	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"channel\":\"%s\",\"messages\":%" PRId64 ","
@@ -290,10 +306,14 @@ publish_delete(struct serve *s, struct http_req *r, const char *channel)
 		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
 	if (rc != STORE_OK)
-		return publish_db_fail(r, rc, 631, "ending the channel's "
-		    "streams", err);
+		/* LOG: DELETE: the channel's streams cannot be ended */
+		return http_fail(r, publish_db_status(rc), 731,
+		    "ending the channel's streams: %s%s",
+		    publish_db_note(rc), err);
 	if (rrc != STORE_OK)
-		return publish_db_fail(r, rrc, 632, "removing the channel", err);
+		/* LOG: DELETE: the channel's messages cannot be removed */
+		return http_fail(r, publish_db_status(rrc), 732,
+		    "removing the channel: %s%s", publish_db_note(rrc), err);
 	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"channel\":\"%s\",\"deleted\":%" PRId64 "}\n",
@@ -347,12 +367,14 @@ publish_control(struct serve *s, struct http_req *r, const char *handle)
 	if (http_read_body(r, 0, NULL, NULL) != 0)
 		return -1;
 	if (publish_parse_handle(handle, &id, &secret) != 0)
-		return http_fail(r, 400, 641, "stream= must be ID or ID.SECRET "
+		/* LOG: stream= not a stream handle */
+		return http_fail(r, 400, 741, "stream= must be ID or ID.SECRET "
 		    "(as sent to the stream's client)");
 	if ((authorized = publish_authorized(s, r)) < 0)
 		return -1;
 	if (!authorized && secret == NULL)
-		return http_fail(r, 403, 642, "ending a stream needs its "
+		/* LOG: ending a stream without its secret or credentials */
+		return http_fail(r, 403, 742, "ending a stream needs its "
 		    "secret (stream=ID.SECRET) or a publisher's credentials");
 
 	stored[0] = '\0';
@@ -369,10 +391,13 @@ publish_control(struct serve *s, struct http_req *r, const char *handle)
 		snprintf(err, sizeof(err), "%s", store_errmsg(l));
 	hub_db_done(s->hub);
 	if (rc == PUBLISH_WRONG_SECRET)
-		return http_fail(r, 403, 643, "wrong secret for stream %" PRId64,
+		/* LOG: ending a stream with a wrong secret */
+		return http_fail(r, 403, 743, "wrong secret for stream %" PRId64,
 		    id);
 	if (rc != STORE_OK)
-		return publish_db_fail(r, rc, 644, "ending a stream", err);
+		/* LOG: ending a stream: the log failed */
+		return http_fail(r, publish_db_status(rc), 744,
+		    "ending a stream: %s%s", publish_db_note(rc), err);
 	if (http_start_held(r, 200, "application/json") != 0)
 		return 0;
 	http_printf(&r->out, "{\"stream\":%" PRId64 ",\"ended\":true}\n", id);
@@ -393,17 +418,20 @@ publish_handle(struct serve *s, struct http_req *r)
 	if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0 &&
 	    strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0) {
 		http_header(r, "Allow", PUBLISH_METHODS);
-		http_fail(r, 405, 603, "method %.16s: only %s", m,
+		/* LOG: method not GET, POST, PUT, DELETE or OPTIONS */
+		http_fail(r, 405, 703, "method %.16s: only %s", m,
 		    PUBLISH_METHODS);
 		http_read_body(r, 0, NULL, NULL);
 		return -1;
 	}
 	/* ~8.5 KiB: off the request thread's small stack. */
 	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return http_fail(r, 503, 604, "out of memory");
+		/* LOG: out of memory for the request */
+		return http_fail(r, 503, 704, "out of memory");
 	if (http_parse_query(http_env(r, "QUERY_STRING"), publish_params, p,
 	    why, sizeof(why)) != 0) {
-		http_fail(r, 400, 605, "%s", why);
+		/* LOG: the query string (unknown or repeated parameter, caps) */
+		http_fail(r, 400, 705, "%s", why);
 		goto discard;
 	}
 	channel = http_param(p, "channel");
@@ -412,12 +440,14 @@ publish_handle(struct serve *s, struct http_req *r)
 
 	if (stream != NULL) {
 		if (channel != NULL || event != NULL) {
-			http_fail(r, 400, 606, "stream= goes alone");
+			/* LOG: stream= with channel= or event= */
+			http_fail(r, 400, 706, "stream= goes alone");
 			goto discard;
 		}
 		if (strcmp(m, "POST") != 0 && strcmp(m, "DELETE") != 0) {
 			http_header(r, "Allow", "POST, DELETE, OPTIONS");
-			http_fail(r, 405, 607, "ending a stream takes POST or "
+			/* LOG: stream= with a method not POST or DELETE */
+			http_fail(r, 405, 707, "ending a stream takes POST or "
 			    "DELETE");
 			goto discard;
 		}
@@ -425,23 +455,27 @@ publish_handle(struct serve *s, struct http_req *r)
 		goto out;
 	}
 	if (channel == NULL || !valid_channel(channel)) {
-		http_fail(r, 400, 608, "channel= must be 1-%d of A-Z a-z 0-9 "
+		/* LOG: channel= missing or not a channel name */
+		http_fail(r, 400, 708, "channel= must be 1-%d of A-Z a-z 0-9 "
 		    ". _ -, not starting with '.'", VALID_CHANNEL_MAX);
 		goto discard;
 	}
 	if (event != NULL && (strcmp(m, "POST") != 0 && strcmp(m, "PUT") != 0)) {
-		http_fail(r, 400, 609, "event= is for POST and PUT");
+		/* LOG: event= with GET or DELETE */
+		http_fail(r, 400, 709, "event= is for POST and PUT");
 		goto discard;
 	}
 	if (event != NULL && !valid_event(event)) {
-		http_fail(r, 400, 610, "event= must be 1-%d of A-Z a-z 0-9 "
+		/* LOG: event= not an event name */
+		http_fail(r, 400, 710, "event= must be 1-%d of A-Z a-z 0-9 "
 		    ". _ : -", VALID_EVENT_MAX);
 		goto discard;
 	}
 	if ((authorized = publish_authorized(s, r)) < 0)
 		goto discard;
 	if (!authorized) {
-		http_fail(r, 403, 600, "publishing needs a publish token "
+		/* LOG: publishing without a publisher's credentials */
+		http_fail(r, 403, 700, "publishing needs a publish token "
 		    "(Authorization: Bearer or X-Push-Token)%s",
 		    s->conf.trust_remote_user ? " or an authenticated user" :
 		    "");

@@ -85,6 +85,7 @@ struct stream {
 static int stream_handle(struct serve *, struct http_req *);
 static int stream_request(struct stream_ask *, struct serve *,
     struct http_req *);
+static int stream_refuse(struct http_req *, int, const char *);
 static int stream_deliver(void *, struct hub_msg *, int64_t);
 static int stream_direct(void *, struct hub_msg *, int64_t);
 static void stream_beat_rest(struct stream *);
@@ -102,32 +103,78 @@ stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 	const char *m = http_method(r), *accept, *leid;
 	const char *chans[VALID_CHANNELS_MAX];
 	char why[HTTP_REASON_MAX];
-	int i, rc, site;
+	int i, rc;
 
 	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
 		http_header(r, "Allow", "GET, HEAD");
+		/* LOG: method not GET or HEAD */
 		return http_fail(r, 405, 501, "only GET and HEAD");
 	}
 	if (http_parse_query(http_env(r, "QUERY_STRING"), transport_params,
 	    &a->params, why, sizeof(why)) != 0)
+		/* LOG: the query string (unknown or repeated parameter, caps) */
 		return http_fail(r, 400, 502, "%s", why);
 	if (http_header_in(r, "HTTP_ACCEPT", &accept) != 0 ||
 	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
+		/* LOG: Accept or Last-Event-ID over its cap */
 		return http_fail(r, 400, 509, "Accept or Last-Event-ID longer "
 		    "than %d bytes", HTTP_HEADER_MAX);
-	site = transport_parse(&a->q, &a->params, accept, leid, &s->conf,
+	rc = transport_parse(&a->q, &a->params, accept, leid, &s->conf,
 	    why, sizeof(why));
-	if (site != 0)
-		return http_fail(r, 400, site, "%s", why);
+	if (rc != 0)
+		return stream_refuse(r, rc, why);
 	for (i = 0; i < a->q.nchan; i++)
 		chans[i] = a->q.chan[i];
 	rc = http_subscriber(&s->conf, chans, a->q.nchan, &a->params, why,
 	    sizeof(why));
 	if (rc == 400)
+		/* LOG: token= malformed */
 		return http_fail(r, 400, 510, "%s", why);
 	if (rc != 0)
+		/* LOG: a private channel without a valid token */
 		return http_fail(r, 403, 511, "%s", why);
 	return http_read_body(r, 0, NULL, NULL);
+}
+
+/* A 400 for what transport_parse refused (rc), with its reason why.
+ * Returns -1. */
+static int
+stream_refuse(struct http_req *r, int rc, const char *why)
+{
+	switch (rc) {
+	case TRANSPORT_ENOCHANNEL:
+		/* LOG: channel= missing */
+		return http_fail(r, 400, 521, "%s", why);
+	case TRANSPORT_ECHANNEL:
+		/* LOG: channel= not a list of channel names */
+		return http_fail(r, 400, 522, "%s", why);
+	case TRANSPORT_EFORMAT:
+		/* LOG: format= unknown */
+		return http_fail(r, 400, 523, "%s", why);
+	case TRANSPORT_ESINCELEID:
+		/* LOG: since= together with last_event_id= */
+		return http_fail(r, 400, 524, "%s", why);
+	case TRANSPORT_ESINCE:
+		/* LOG: since= or last_event_id= not a message id */
+		return http_fail(r, 400, 525, "%s", why);
+	case TRANSPORT_ELASTSINCE:
+		/* LOG: last= together with since= */
+		return http_fail(r, 400, 526, "%s", why);
+	case TRANSPORT_ELAST:
+		/* LOG: last= out of range */
+		return http_fail(r, 400, 527, "%s", why);
+	case TRANSPORT_ELEID:
+		/* LOG: the Last-Event-ID header not a message id */
+		return http_fail(r, 400, 528, "%s", why);
+	case TRANSPORT_EHEARTBEAT:
+		/* LOG: heartbeat= out of range */
+		return http_fail(r, 400, 529, "%s", why);
+	case TRANSPORT_ECALLBACK:
+		/* LOG: callback= not a JavaScript name */
+		return http_fail(r, 400, 530, "%s", why);
+	}
+	/* LOG: a refusal of transport_parse this responder does not know */
+	return http_fail(r, 400, 520, "%s", why);
 }
 
 /* Finish a heartbeat whose first part was sent. */
@@ -218,6 +265,7 @@ stream_handle(struct serve *s, struct http_req *r)
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (a = calloc(1, sizeof(*a))) == NULL) {
 		free(st);
+		/* LOG: out of memory for the request */
 		return http_fail(r, 503, 504, "out of memory");
 	}
 	st->r = r;
@@ -236,11 +284,16 @@ stream_handle(struct serve *s, struct http_req *r)
 	free(a);
 	if (rc != HUB_OK) {
 		if (rc == HUB_EFULL)
+			/* LOG: subscribing: max_subscribers reached */
 			http_fail(r, 503, 505, "%s", err);
-		else if (rc == HUB_ESTOP || rc == HUB_EUNAVAIL)
-			http_fail(r, 503, rc == HUB_ESTOP ? 506 : 512, "%s",
-			    err);
+		else if (rc == HUB_ESTOP)
+			/* LOG: subscribing: the process is stopping */
+			http_fail(r, 503, 506, "%s", err);
+		else if (rc == HUB_EUNAVAIL)
+			/* LOG: subscribing: the log cannot be used now */
+			http_fail(r, 503, 512, "%s", err);
 		else
+			/* LOG: subscribing failed */
 			http_fail(r, 500, 507, "%s", err);
 		goto out;
 	}
@@ -271,6 +324,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		if (rc == HUB_OK)
 			rc = hub_sub_next(sub, stream_deliver, st);
 		if (rc == HUB_ERR) {
+			/* LOG: reading the messages to send failed */
 			http_fail(r, 500, 508, "reading messages: %s",
 			    hub_sub_error(sub));
 			break;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "elog.h"
 #include "http.h"
 
 #define T_MIB (1024 * 1024)
@@ -428,6 +429,47 @@ START_TEST(subscriber_statuses)
 }
 END_TEST
 
+/* The error log's one line format (elog.h), and http_log writing it to a
+ * CGI request's stderr. */
+START_TEST(error_log_line)
+{
+	char line[ELOG_LINE_MAX], want[64], big[2 * ELOG_LINE_MAX];
+	struct http_req r;
+	size_t k;
+	ssize_t n;
+	int p[2];
+
+	snprintf(want, sizeof(want), "prog[%ld]: E123 a b\n", (long)getpid());
+	k = elog_format(line, sizeof(line), "prog", 123, "a%cb", '\n');
+	ck_assert_str_eq(line, want);
+	ck_assert_uint_eq(k, strlen(want));
+	/* Site 0, a notice: no number. */
+	snprintf(want, sizeof(want), "prog[%ld]: moved\n", (long)getpid());
+	elog_format(line, sizeof(line), "prog", 0, "moved");
+	ck_assert_str_eq(line, want);
+	/* Cut at the cap, still one line. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	k = elog_format(line, sizeof(line), "prog", 1, "%s", big);
+	ck_assert_uint_eq(k, sizeof(line) - 1);
+	ck_assert_int_eq(line[k - 1], '\n');
+	ck_assert_ptr_eq(strchr(line, '\n'), line + k - 1);
+
+	ck_assert_int_eq(pipe(p), 0);
+	http_init_cgi(&r, "prog");
+	r.err_fd = p[1];
+	http_log(&r, 123, "a%cb", '\n');
+	n = read(p[0], line, sizeof(line) - 1);
+	ck_assert_int_gt(n, 0);
+	line[n] = '\0';
+	snprintf(want, sizeof(want), "prog[%ld]: E123 a b\n", (long)getpid());
+	ck_assert_str_eq(line, want);
+	close(p[0]);
+	close(p[1]);
+	http_release(&r);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -446,6 +488,7 @@ main(void)
 	tcase_add_test(tc, beyond_the_drain_cap);
 	tcase_add_test(tc, discard);
 	tcase_add_test(tc, answer_reads_the_body);
+	tcase_add_test(tc, error_log_line);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("cors");
 	tcase_add_test(tc, cors_named_origin);

@@ -317,26 +317,32 @@ START_TEST(poll_params)
 	    0);
 	ck_assert_str_eq(a.callback, "x.y");
 
-	ck_assert_int_eq(poll_parse("channel=a&bogus=1", NULL, NULL, &a), 603);
-	ck_assert_int_eq(poll_parse(NULL, NULL, NULL, &a), 604);
-	ck_assert_int_eq(poll_parse("channel=.a", NULL, NULL, &a), 605);
+	ck_assert_int_eq(poll_parse("channel=a&bogus=1", NULL, NULL, &a),
+	    TRANSPORT_EPARAMS);
+	ck_assert_int_eq(poll_parse(NULL, NULL, NULL, &a),
+	    TRANSPORT_ENOCHANNEL);
+	ck_assert_int_eq(poll_parse("channel=.a", NULL, NULL, &a),
+	    TRANSPORT_ECHANNEL);
 	ck_assert_int_eq(poll_parse("channel=a&format=sse", NULL, NULL, &a),
-	    606);
+	    TRANSPORT_EFORMAT);
 	ck_assert_int_eq(poll_parse("channel=a&format=raw&callback=f", NULL,
-	    NULL, &a), 607);
+	    NULL, &a), TRANSPORT_ECALLBACKFMT);
 	ck_assert_int_eq(poll_parse("channel=a&callback=f()", NULL, NULL, &a),
-	    608);
+	    TRANSPORT_ECALLBACK);
 	ck_assert_int_eq(poll_parse("channel=a&timeout=10000", NULL, NULL, &a),
-	    609);
-	ck_assert_int_eq(poll_parse("channel=a&since=x", NULL, NULL, &a), 611);
+	    TRANSPORT_ETIMEOUT);
+	ck_assert_int_eq(poll_parse("channel=a&since=x", NULL, NULL, &a),
+	    TRANSPORT_ESINCE);
 	ck_assert_int_eq(poll_parse("channel=a", "\"1\",\"2\"", NULL, &a),
-	    612);
-	ck_assert_int_eq(poll_parse("channel=a", NULL, "-1", &a), 613);
+	    TRANSPORT_EINM);
+	ck_assert_int_eq(poll_parse("channel=a", NULL, "-1", &a),
+	    TRANSPORT_ELEID);
 	ck_assert_int_eq(poll_parse("channel=a&since=1&last=1", NULL, NULL,
-	    &a), 614);
-	ck_assert_int_eq(poll_parse("channel=a&last=101", NULL, NULL, &a), 615);
+	    &a), TRANSPORT_ELASTSINCE);
+	ck_assert_int_eq(poll_parse("channel=a&last=101", NULL, NULL, &a),
+	    TRANSPORT_ELAST);
 	ck_assert_int_eq(poll_parse("channel=a&last=0100", NULL, NULL, &a),
-	    615);
+	    TRANSPORT_ELAST);
 
 	ck_assert_int_eq(transport_if_none_match("\t12 ", &v), 0);
 	ck_assert_int_eq(v, 12);
