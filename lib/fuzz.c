@@ -4,10 +4,10 @@
  * Parsers (input: text; several fields are separated by '\n', a missing
  * trailing field means "absent", and each field ends at a NUL as a CGI
  * variable would):
- *   query    QS \n ACCEPT \n LAST-EVENT-ID: http_parse_query with the
- *            stream's allow-list, transport_parse, transport_negotiate
+ *   query    QS \n ACCEPT \n LAST-EVENT-ID: transport_request for a
+ *            stream (the allow-list, then the fields), transport_negotiate
  *   poll     QS \n IF-NONE-MATCH \n LAST-EVENT-ID: push-poll's request,
- *            transport_poll_query/_cursor, then auth_subscriber
+ *            transport_request for a poll, then auth_subscriber
  *   cursor   raw bytes: transport_id and transport_if_none_match against
  *            independent reference parsers
  *   auth     AUTHORIZATION \n TOKENS \n CHANNELS: auth_bearer,
@@ -772,18 +772,16 @@ fz_check_chans(char chan[][VALID_CHANNEL_MAX + 1], int n)
 	}
 }
 
-/* The parameters http_parse_query kept: allowed, distinct, capped. */
+/* The parameters a request kept: allowed for who, distinct, capped. */
 static void
-fz_check_params(const struct http_params *p, const char *const *allowed)
+fz_check_params(const struct http_params *p, enum transport_for who)
 {
-	int i, k, ok;
+	int i, k;
 
 	FZ_CHECK(p->n >= 0 && p->n <= HTTP_PARAMS_MAX, "%d params", p->n);
 	for (i = 0; i < p->n; i++) {
-		for (ok = 0, k = 0; allowed[k] != NULL; k++)
-			if (p->p[i].name == allowed[k])
-				ok = 1;
-		FZ_CHECK(ok, "parameter %d not from the allow-list", i);
+		FZ_CHECK(transport_param_allowed(who, p->p[i].name),
+		    "parameter %d not from the allow-list", i);
 		FZ_CHECK(strlen(p->p[i].value) <= HTTP_VALUE_MAX, "value of "
 		    "%s too long", p->p[i].name);
 		for (k = 0; k < i; k++)
@@ -795,7 +793,6 @@ fz_check_params(const struct http_params *p, const char *const *allowed)
 static int
 fz_query(const uint8_t *data, size_t size)
 {
-	static struct http_params p;
 	static struct transport_req q;
 	char *buf = malloc(size + 1), *f[3], why[HTTP_REASON_MAX];
 	struct conf c;
@@ -807,20 +804,15 @@ fz_query(const uint8_t *data, size_t size)
 	k = transport_negotiate(f[1]);
 	FZ_CHECK(k == TRANSPORT_SSE || k == TRANSPORT_MIXED, "kind %d", k);
 	why[0] = '\0';
-	if (http_parse_query(f[0], transport_params, &p, why,
-	    sizeof(why)) != 0) {
-		FZ_CHECK(why[0] != '\0' && fz_one_line(why), "reason \"%s\"",
-		    why);
-		goto out;
-	}
-	fz_check_params(&p, transport_params);
-	rc = transport_parse(&q, &p, f[1], f[2], &c, why, sizeof(why));
+	rc = transport_request(&q, TRANSPORT_FOR_STREAM, f[0], f[1], NULL,
+	    f[2], &c, why, sizeof(why));
 	if (rc != 0) {
 		FZ_CHECK(rc >= 1 && rc <= TRANSPORT_REFUSAL_LAST &&
 		    why[0] != '\0' && fz_one_line(why),
 		    "rc %d reason \"%s\"", rc, why);
 		goto out;
 	}
+	fz_check_params(&q.params, TRANSPORT_FOR_STREAM);
 	fz_check_chans(q.chan, q.nchan);
 	FZ_CHECK(q.kind >= TRANSPORT_MIXED && q.kind <= TRANSPORT_RAW,
 	    "kind %d", q.kind);
@@ -848,7 +840,7 @@ out:
 static int
 fz_poll(const uint8_t *data, size_t size)
 {
-	static struct transport_poll a;
+	static struct transport_req a;
 	char *buf = malloc(size + 1), *f[3], why[HTTP_REASON_MAX];
 	const char *since;
 	struct conf c;
@@ -858,16 +850,15 @@ fz_poll(const uint8_t *data, size_t size)
 	fz_conf_base(&c);
 	fz_fields(data, size, buf, f, 3);
 	why[0] = '\0';
-	rc = transport_poll_query(&a, f[0], &c, why, sizeof(why));
-	if (rc == 0)
-		rc = transport_poll_cursor(&a, f[1], f[2], why, sizeof(why));
+	rc = transport_request(&a, TRANSPORT_FOR_POLL, f[0], NULL, f[1],
+	    f[2], &c, why, sizeof(why));
 	if (rc != 0) {
 		FZ_CHECK(rc >= 1 && rc <= TRANSPORT_REFUSAL_LAST &&
 		    why[0] != '\0' && fz_one_line(why), "rc %d reason \"%s\"",
 		    rc, why);
 		goto out;
 	}
-	fz_check_params(&a.params, transport_poll_params);
+	fz_check_params(&a.params, TRANSPORT_FOR_POLL);
 	fz_check_chans(a.chan, a.nchan);
 	for (i = 0; i < a.nchan; i++)
 		FZ_CHECK(a.chans[i] == a.chan[i], "chans[%d]", i);

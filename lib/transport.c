@@ -25,15 +25,22 @@
 
 enum { MIXED_NONE, MIXED_OPEN, MIXED_PENDING, MIXED_DONE };
 
-const char *const transport_params[] = {
-	"channel", "format", "since", "last_event_id", "last", "heartbeat",
-	"callback", "token", "_", NULL
+#define S TRANSPORT_FOR_STREAM
+#define P TRANSPORT_FOR_POLL
+/* The one allow-list of stream and poll requests: every parameter either
+ * may carry, and which may.  token= is the responder's (auth.h); "_" is
+ * a cache buster, ignored. */
+static const struct {
+	const char *name;
+	int who;
+} transport_allow[TRANSPORT_PARAMS] = {
+	{ "channel", S | P }, { "format", S | P }, { "since", S | P },
+	{ "last", S | P }, { "callback", S | P }, { "token", S | P },
+	{ "_", S | P }, { "last_event_id", S }, { "heartbeat", S },
+	{ "timeout", P }, { "refresh", P }
 };
-
-const char *const transport_poll_params[] = {
-	"channel", "since", "last", "timeout", "format", "callback", "token",
-	"refresh", "_", NULL
-};
+#undef S
+#undef P
 
 static int transport_cursor(const char *, int64_t *);
 static int transport_small(const char *, int, int, int *);
@@ -141,20 +148,25 @@ transport_negotiate(const char *accept)
 }
 
 int
-transport_parse(struct transport_req *q, const struct http_params *p,
-    const char *accept, const char *last_event_id, const struct conf *c,
-    char *why, size_t whylen)
+transport_param_allowed(enum transport_for who, const char *name)
 {
-	const char *v, *since, *leid;
-	int hbmax;
+	size_t i;
 
-	memset(q, 0, sizeof(*q));
-	q->since = -1;
-	q->last = -1;
-	q->heartbeat = c->heartbeat;
-	snprintf(q->callback, sizeof(q->callback), "%s", TRANSPORT_CALLBACK);
+	for (i = 0; i < TRANSPORT_PARAMS; i++)
+		if ((transport_allow[i].who & who) &&
+		    strcmp(transport_allow[i].name, name) == 0)
+			return 1;
+	return 0;
+}
 
-	if ((v = http_param(p, "channel")) == NULL || *v == '\0') {
+/* channel=: required, 1 to VALID_CHANNELS_MAX names. */
+static int
+transport_channels(struct transport_req *q, char *why, size_t whylen)
+{
+	const char *v;
+	int i;
+
+	if ((v = http_param(&q->params, "channel")) == NULL || *v == '\0') {
 		snprintf(why, whylen, "channel= is required");
 		return TRANSPORT_ENOCHANNEL;
 	}
@@ -165,7 +177,66 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 		    "'.')", VALID_CHANNELS_MAX, VALID_CHANNEL_MAX);
 		return TRANSPORT_ECHANNEL;
 	}
+	for (i = 0; i < q->nchan; i++)
+		q->chans[i] = q->chan[i];
+	return 0;
+}
 
+/* since= (a stream's last_event_id= too) as a cursor. */
+static int
+transport_since(const char *v, struct transport_req *q, char *why,
+    size_t whylen)
+{
+	if (transport_cursor(v, &q->since) != 0) {
+		snprintf(why, whylen, "since= must be a message id (0-%"
+		    PRId64 ")", INT64_MAX);
+		return TRANSPORT_ESINCE;
+	}
+	return 0;
+}
+
+/* last=N, which excludes since=. */
+static int
+transport_last(const char *v, int since_given, struct transport_req *q,
+    char *why, size_t whylen)
+{
+	if (since_given) {
+		snprintf(why, whylen, "last= and since= exclude each other");
+		return TRANSPORT_ELASTSINCE;
+	}
+	if (transport_digits(v, TRANSPORT_LAST_DIGITS, &q->last) != 0 ||
+	    q->last > TRANSPORT_LAST_MAX) {
+		snprintf(why, whylen, "last= must be 0-%d", TRANSPORT_LAST_MAX);
+		return TRANSPORT_ELAST;
+	}
+	return 0;
+}
+
+/* callback=: a JavaScript name. */
+static int
+transport_callback(const char *v, struct transport_req *q, char *why,
+    size_t whylen)
+{
+	if (!valid_callback(v)) {
+		snprintf(why, whylen, "callback= must be a JavaScript name "
+		    "(identifiers joined by '.', at most %d bytes)",
+		    VALID_CALLBACK_MAX);
+		return TRANSPORT_ECALLBACK;
+	}
+	snprintf(q->callback, sizeof(q->callback), "%s", v);
+	return 0;
+}
+
+/* A stream's own parameters (transport_request), after channel=. */
+static int
+transport_stream_rest(struct transport_req *q, const char *accept,
+    const char *leid, const struct conf *c, char *why, size_t whylen)
+{
+	const struct http_params *p = &q->params;
+	const char *v, *since;
+	int hbmax, rc;
+
+	snprintf(q->callback, sizeof(q->callback), "%s", TRANSPORT_CALLBACK);
 	if ((v = http_param(p, "format")) != NULL) {
 		if (strcmp(v, "mixed") == 0)
 			q->kind = TRANSPORT_MIXED;
@@ -187,34 +258,22 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 		q->octet = 1;
 
 	since = http_param(p, "since");
-	leid = http_param(p, "last_event_id");
-	if (since != NULL && leid != NULL) {
-		snprintf(why, whylen, "since= and last_event_id= exclude "
-		    "each other");
-		return TRANSPORT_ESINCELEID;
-	}
-	if (leid != NULL)
-		since = leid;
-	if (since != NULL && transport_cursor(since, &q->since) != 0) {
-		snprintf(why, whylen, "since= must be a message id (0-%"
-		    PRId64 ")", INT64_MAX);
-		return TRANSPORT_ESINCE;
-	}
-	if ((v = http_param(p, "last")) != NULL) {
+	if ((v = http_param(p, "last_event_id")) != NULL) {
 		if (since != NULL) {
-			snprintf(why, whylen, "last= and since= exclude each "
-			    "other");
-			return TRANSPORT_ELASTSINCE;
+			snprintf(why, whylen, "since= and last_event_id= "
+			    "exclude each other");
+			return TRANSPORT_ESINCELEID;
 		}
-		if (transport_small(v, 0, TRANSPORT_LAST_MAX, &q->last) != 0) {
-			snprintf(why, whylen, "last= must be 0-%d",
-			    TRANSPORT_LAST_MAX);
-			return TRANSPORT_ELAST;
-		}
+		since = v;
 	}
-	if (last_event_id != NULL) {
+	if (since != NULL && (rc = transport_since(since, q, why, whylen)))
+		return rc;
+	if ((v = http_param(p, "last")) != NULL &&
+	    (rc = transport_last(v, since != NULL, q, why, whylen)))
+		return rc;
+	if (leid != NULL) {
 		/* A browser resuming: its cursor beats the URL's. */
-		if (transport_cursor(last_event_id, &q->since) != 0) {
+		if (transport_cursor(leid, &q->since) != 0) {
 			snprintf(why, whylen, "Last-Event-ID must be a message "
 			    "id");
 			return TRANSPORT_ELEID;
@@ -224,6 +283,7 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 	if (q->kind == TRANSPORT_MIXED && q->since < 0 && q->last < 0)
 		q->last = 1;
 
+	q->heartbeat = c->heartbeat;
 	if ((v = http_param(p, "heartbeat")) != NULL) {
 		hbmax = c->heartbeat > TRANSPORT_HEARTBEAT_MIN ?
 		    c->heartbeat : TRANSPORT_HEARTBEAT_MIN;
@@ -234,16 +294,131 @@ transport_parse(struct transport_req *q, const struct http_params *p,
 			return TRANSPORT_EHEARTBEAT;
 		}
 	}
-	if ((v = http_param(p, "callback")) != NULL) {
-		if (!valid_callback(v)) {
-			snprintf(why, whylen, "callback= must be a JavaScript "
-			    "name (identifiers joined by '.', at most %d "
-			    "bytes)", VALID_CALLBACK_MAX);
-			return TRANSPORT_ECALLBACK;
+	if ((v = http_param(p, "callback")) != NULL)
+		return transport_callback(v, q, why, whylen);
+	return 0;
+}
+
+/* A poll's own parameters (transport_request), after channel=. */
+static int
+transport_poll_rest(struct transport_req *q, const char *inm,
+    const char *leid, const struct conf *c, char *why, size_t whylen)
+{
+	const struct http_params *p = &q->params;
+	const char *v, *since;
+	int rc;
+
+	q->timeout = c->poll_timeout < c->poll_timeout_max ?
+	    c->poll_timeout : c->poll_timeout_max;
+	q->format = TRANSPORT_POLL_JSON;
+	if ((v = http_param(p, "format")) != NULL) {
+		if (strcmp(v, "json") == 0)
+			q->format = TRANSPORT_POLL_JSON;
+		else if (strcmp(v, "raw") == 0)
+			q->format = TRANSPORT_POLL_RAW;
+		else if (strcmp(v, "page") == 0)
+			q->format = TRANSPORT_POLL_PAGE;
+		else {
+			snprintf(why, whylen, "format= must be json, raw or "
+			    "page");
+			return TRANSPORT_EFORMAT;
 		}
-		snprintf(q->callback, sizeof(q->callback), "%s", v);
+	}
+	q->refresh = c->heartbeat;
+	if ((v = http_param(p, "refresh")) != NULL) {
+		if (q->format != TRANSPORT_POLL_PAGE) {
+			snprintf(why, whylen, "refresh= is for format=page "
+			    "only");
+			return TRANSPORT_EREFRESHFMT;
+		}
+		if (transport_digits(v, TRANSPORT_REFRESH_DIGITS,
+		    &q->refresh) != 0 || q->refresh < TRANSPORT_REFRESH_MIN ||
+		    q->refresh > TRANSPORT_REFRESH_MAX) {
+			snprintf(why, whylen, "refresh= must be %d-%d seconds",
+			    TRANSPORT_REFRESH_MIN, TRANSPORT_REFRESH_MAX);
+			return TRANSPORT_EREFRESH;
+		}
+	}
+	since = http_param(p, "since");
+	if (q->format == TRANSPORT_POLL_PAGE && (since != NULL ||
+	    http_param(p, "last") != NULL ||
+	    http_param(p, "timeout") != NULL)) {
+		snprintf(why, whylen, "format=page shows the newest message at "
+		    "once: no since=, last= or timeout=");
+		return TRANSPORT_EPAGECURSOR;
+	}
+	if ((v = http_param(p, "callback")) != NULL) {
+		if (q->format != TRANSPORT_POLL_JSON) {
+			snprintf(why, whylen, "callback= is for format=json "
+			    "only");
+			return TRANSPORT_ECALLBACKFMT;
+		}
+		if ((rc = transport_callback(v, q, why, whylen)) != 0)
+			return rc;
+	}
+	if ((v = http_param(p, "timeout")) != NULL) {
+		if (transport_digits(v, TRANSPORT_TIMEOUT_DIGITS,
+		    &q->timeout) != 0) {
+			snprintf(why, whylen, "timeout= must be 0-%d seconds",
+			    c->poll_timeout_max);
+			return TRANSPORT_ETIMEOUT;
+		}
+		if (q->timeout > c->poll_timeout_max)
+			q->timeout = c->poll_timeout_max;
+	}
+
+	/* The cursor: since=, else If-None-Match, else Last-Event-ID;
+	 * format=page takes none (it shows the newest message). */
+	if (since != NULL) {
+		if ((rc = transport_since(since, q, why, whylen)) != 0)
+			return rc;
+	} else if (q->format == TRANSPORT_POLL_PAGE) {
+		/* The newest message, whatever the client saw. */
+	} else if (inm != NULL && *inm != '\0') {
+		if (transport_if_none_match(inm, &q->since) != 0) {
+			snprintf(why, whylen, "If-None-Match must be one ETag "
+			    "of this responder (\"ID\")");
+			return TRANSPORT_EINM;
+		}
+	} else if (leid != NULL && *leid != '\0') {
+		if (transport_id(leid, strlen(leid), &q->since) != 0) {
+			snprintf(why, whylen, "Last-Event-ID must be a message "
+			    "id");
+			return TRANSPORT_ELEID;
+		}
+	}
+	if ((v = http_param(p, "last")) != NULL) {
+		if ((rc = transport_last(v, since != NULL, q, why, whylen)))
+			return rc;
+		if (q->since >= 0)
+			q->last = -1;   /* a header cursor wins */
 	}
 	return 0;
+}
+
+int
+transport_request(struct transport_req *q, enum transport_for who,
+    const char *qs, const char *accept, const char *inm, const char *leid,
+    const struct conf *c, char *why, size_t whylen)
+{
+	const char *names[TRANSPORT_PARAMS + 1];
+	size_t i, n = 0;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->since = -1;
+	q->last = -1;
+	for (i = 0; i < TRANSPORT_PARAMS; i++)
+		if (transport_allow[i].who & who)
+			names[n++] = transport_allow[i].name;
+	names[n] = NULL;
+	if (http_parse_query(qs, names, &q->params, why, whylen) != 0)
+		return TRANSPORT_EPARAMS;
+	if ((rc = transport_channels(q, why, whylen)) != 0)
+		return rc;
+	if (who == TRANSPORT_FOR_POLL)
+		return transport_poll_rest(q, inm, leid, c, why, whylen);
+	return transport_stream_rest(q, accept, leid, c, why, whylen);
 }
 
 /* A small decimal of at most `digits` digits.  0 or -1. */
@@ -282,145 +457,6 @@ transport_if_none_match(const char *s, int64_t *out)
 		return transport_id(s + 1, n - 2, out);
 	}
 	return transport_id(s, n, out);
-}
-
-int
-transport_poll_query(struct transport_poll *a, const char *qs,
-    const struct conf *c, char *why, size_t whylen)
-{
-	const char *v;
-	int i;
-
-	memset(a, 0, sizeof(*a));
-	a->since = -1;
-	a->last = -1;
-	a->timeout = c->poll_timeout < c->poll_timeout_max ?
-	    c->poll_timeout : c->poll_timeout_max;
-	a->format = TRANSPORT_POLL_JSON;
-
-	if (http_parse_query(qs, transport_poll_params, &a->params, why,
-	    whylen) != 0)
-		return TRANSPORT_EPARAMS;
-	if ((v = http_param(&a->params, "channel")) == NULL || *v == '\0') {
-		snprintf(why, whylen, "channel= is required");
-		return TRANSPORT_ENOCHANNEL;
-	}
-	a->nchan = valid_channel_list(v, a->chan, VALID_CHANNELS_MAX);
-	if (a->nchan < 1) {
-		snprintf(why, whylen, "channel= must be 1-%d comma-separated "
-		    "names of 1-%d of A-Z a-z 0-9 . _ - (not starting with "
-		    "'.')", VALID_CHANNELS_MAX, VALID_CHANNEL_MAX);
-		return TRANSPORT_ECHANNEL;
-	}
-	for (i = 0; i < a->nchan; i++)
-		a->chans[i] = a->chan[i];
-
-	if ((v = http_param(&a->params, "format")) != NULL) {
-		if (strcmp(v, "json") == 0)
-			a->format = TRANSPORT_POLL_JSON;
-		else if (strcmp(v, "raw") == 0)
-			a->format = TRANSPORT_POLL_RAW;
-		else if (strcmp(v, "page") == 0)
-			a->format = TRANSPORT_POLL_PAGE;
-		else {
-			snprintf(why, whylen, "format= must be json, raw or "
-			    "page");
-			return TRANSPORT_EFORMAT;
-		}
-	}
-	a->refresh = c->heartbeat;
-	if ((v = http_param(&a->params, "refresh")) != NULL) {
-		if (a->format != TRANSPORT_POLL_PAGE) {
-			snprintf(why, whylen, "refresh= is for format=page "
-			    "only");
-			return TRANSPORT_EREFRESHFMT;
-		}
-		if (transport_digits(v, TRANSPORT_REFRESH_DIGITS,
-		    &a->refresh) != 0 || a->refresh < TRANSPORT_REFRESH_MIN ||
-		    a->refresh > TRANSPORT_REFRESH_MAX) {
-			snprintf(why, whylen, "refresh= must be %d-%d seconds",
-			    TRANSPORT_REFRESH_MIN, TRANSPORT_REFRESH_MAX);
-			return TRANSPORT_EREFRESH;
-		}
-	}
-	if (a->format == TRANSPORT_POLL_PAGE &&
-	    (http_param(&a->params, "since") != NULL ||
-	    http_param(&a->params, "last") != NULL ||
-	    http_param(&a->params, "timeout") != NULL)) {
-		snprintf(why, whylen, "format=page shows the newest message at "
-		    "once: no since=, last= or timeout=");
-		return TRANSPORT_EPAGECURSOR;
-	}
-	if ((v = http_param(&a->params, "callback")) != NULL) {
-		if (a->format != TRANSPORT_POLL_JSON) {
-			snprintf(why, whylen, "callback= is for format=json "
-			    "only");
-			return TRANSPORT_ECALLBACKFMT;
-		}
-		if (!valid_callback(v)) {
-			snprintf(why, whylen, "callback= must be a JavaScript "
-			    "name (identifiers joined by '.', at most %d "
-			    "bytes)", VALID_CALLBACK_MAX);
-			return TRANSPORT_ECALLBACK;
-		}
-		snprintf(a->callback, sizeof(a->callback), "%s", v);
-	}
-	if ((v = http_param(&a->params, "timeout")) != NULL) {
-		if (transport_digits(v, TRANSPORT_TIMEOUT_DIGITS,
-		    &a->timeout) != 0) {
-			snprintf(why, whylen, "timeout= must be 0-%d seconds",
-			    c->poll_timeout_max);
-			return TRANSPORT_ETIMEOUT;
-		}
-		if (a->timeout > c->poll_timeout_max)
-			a->timeout = c->poll_timeout_max;
-	}
-	return 0;
-}
-
-int
-transport_poll_cursor(struct transport_poll *a, const char *inm,
-    const char *leid, char *why, size_t whylen)
-{
-	const char *v;
-
-	if ((v = http_param(&a->params, "since")) != NULL) {
-		if (transport_id(v, strlen(v), &a->since) != 0) {
-			snprintf(why, whylen, "since= must be a message id "
-			    "(0-%" PRId64 ")", INT64_MAX);
-			return TRANSPORT_ESINCE;
-		}
-	} else if (a->format == TRANSPORT_POLL_PAGE) {
-		/* The newest message, whatever the client saw. */
-	} else if (inm != NULL && *inm != '\0') {
-		if (transport_if_none_match(inm, &a->since) != 0) {
-			snprintf(why, whylen, "If-None-Match must be one ETag "
-			    "of this responder (\"ID\")");
-			return TRANSPORT_EINM;
-		}
-	} else if (leid != NULL && *leid != '\0') {
-		if (transport_id(leid, strlen(leid), &a->since) != 0) {
-			snprintf(why, whylen, "Last-Event-ID must be a message "
-			    "id");
-			return TRANSPORT_ELEID;
-		}
-	}
-	if ((v = http_param(&a->params, "last")) != NULL) {
-		if (http_param(&a->params, "since") != NULL) {
-			snprintf(why, whylen, "last= and since= exclude each "
-			    "other");
-			return TRANSPORT_ELASTSINCE;
-		}
-		if (transport_digits(v, TRANSPORT_LAST_DIGITS, &a->last) != 0 ||
-		    a->last > TRANSPORT_LAST_MAX) {
-			snprintf(why, whylen, "last= must be 0-%d",
-			    TRANSPORT_LAST_MAX);
-			return TRANSPORT_ELAST;
-		}
-		if (a->since >= 0)
-			a->last = -1;   /* a header cursor wins */
-	}
-	return 0;
 }
 
 int

@@ -99,21 +99,48 @@ enum transport_kind {
 	TRANSPORT_RAW
 };
 
-/* What a stream request asks for, from its query string and headers. */
+/* What a long poll answers with (format=). */
+enum transport_poll_format {
+	TRANSPORT_POLL_JSON, TRANSPORT_POLL_RAW, TRANSPORT_POLL_PAGE
+};
+#define TRANSPORT_REFRESH_MIN    1    /* smallest refresh= (page), s */
+#define TRANSPORT_REFRESH_MAX    3600 /* largest refresh= (page), s */
+#define TRANSPORT_REFRESH_DIGITS 4    /* digits in refresh= */
+#define TRANSPORT_TIMEOUT_DIGITS 4    /* digits in a poll's timeout= */
+#define TRANSPORT_LAST_DIGITS    3    /* digits in last= */
+#define TRANSPORT_PARAMS         11   /* names in the allow-list */
+
+/* Who a request is for: push-stream's streams or push-poll's polls.  One
+ * allow-list and one parser serve both (transport_request). */
+enum transport_for { TRANSPORT_FOR_STREAM = 1, TRANSPORT_FOR_POLL = 2 };
+
+/*
+ * What a stream or poll request asks for, from its query string and
+ * headers.  ~13 KiB (the parameters): keep it off small thread stacks.
+ */
 struct transport_req {
-	enum transport_kind kind;
+	struct http_params params; /* as given (token= is the caller's) */
 	int nchan;
 	char chan[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
+	const char *chans[VALID_CHANNELS_MAX]; /* chan[0..nchan) */
 	int64_t since;      /* deliver ids > since; -1 = not given */
-	int last;           /* start with the newest N; -1 = not given */
+	int last;           /* the newest N first; -1 = not given */
+	/* stream: script's callback (TRANSPORT_CALLBACK unless given);
+	 * poll: JSONP's, "" = plain JSON */
+	char callback[VALID_CALLBACK_MAX + 1];
+	/* streams */
+	enum transport_kind kind;
 	int heartbeat;      /* seconds between heartbeats */
 	int octet;          /* raw as application/octet-stream */
-	char callback[VALID_CALLBACK_MAX + 1];
+	/* polls */
+	enum transport_poll_format format;
+	int timeout;        /* seconds to hold */
+	int refresh;        /* page: Refresh seconds */
 };
 
 /*
- * What a request's parameters were refused for (transport_parse,
- * transport_poll_query, transport_poll_cursor; 0 is none): each responder
+ * What a request's parameters were refused for (transport_request; 0 is
+ * none): each responder
  * turns each into an HTTP status and a failure site of its own.  Not
  * every parser returns every value.
  */
@@ -138,79 +165,41 @@ enum transport_refusal {
 };
 #define TRANSPORT_REFUSAL_LAST TRANSPORT_EINM
 
-/* The parameters a stream request may carry (NULL-terminated), for
- * http_parse_query: channel format since last_event_id last heartbeat
- * callback, token (checked by the responder, see auth.h) and "_" (a
- * cache buster, ignored). */
-extern const char *const transport_params[];
-
 /*
- * Fill q from parsed parameters p, the Accept and Last-Event-ID headers
- * (either may be NULL) and the config (heartbeat cap).  Last-Event-ID wins
- * over since=/last_event_id=, which win over last=; a mixed stream with no
- * cursor starts with the newest message (last=1).  Returns 0, or what was
- * refused (enum transport_refusal) with a one-line reason in why: the
- * request is a 400.
+ * Parse a request for who from its query string qs (NULL: none) and the
+ * headers that carry a cursor or a choice (any may be NULL): accept and
+ * leid (Last-Event-ID) for a stream, inm (If-None-Match) and leid for a
+ * poll.  One allow-list serves both: channel, format, since, last,
+ * callback, token and "_" (a cache buster, ignored) for either;
+ * last_event_id and heartbeat for streams; timeout and refresh for polls.
+ * Any other parameter, or one given twice, is refused.
+ *
+ * Both: channel= is required (1-VALID_CHANNELS_MAX names), since= is an
+ * id, last= (0-TRANSPORT_LAST_MAX) excludes since=, callback= is a
+ * JavaScript name.
+ * Streams: format= mixed, sse, script or raw, else by Accept; a
+ * Last-Event-ID header wins over since= or last_event_id=, which win over
+ * last=; a mixed stream with no cursor starts with the newest message
+ * (last=1); heartbeat= from TRANSPORT_HEARTBEAT_MIN to c's heartbeat.
+ * Polls: format= json, raw or page; the cursor is since=, else
+ * If-None-Match, else Last-Event-ID, and a header cursor makes last=
+ * void; callback= for json only; timeout= capped at c's
+ * poll_timeout_max (default poll_timeout); refresh= for page only,
+ * which takes no since=, last= or timeout= (it shows the newest
+ * message).
+ *
+ * Returns 0, or what was refused (enum transport_refusal) with a
+ * one-line reason in why: the request is a 400.
  */
-int transport_parse(struct transport_req *q, const struct http_params *p,
-    const char *accept, const char *last_event_id, const struct conf *c,
-    char *why, size_t whylen);
+int transport_request(struct transport_req *q, enum transport_for who,
+    const char *qs, const char *accept, const char *inm, const char *leid,
+    const struct conf *c, char *why, size_t whylen);
+/* 1 if the allow-list lets who send a parameter called name, else 0. */
+int transport_param_allowed(enum transport_for who, const char *name);
 
 /* The framing asked for by an Accept header: TRANSPORT_SSE if it names
  * text/event-stream (with q > 0), else TRANSPORT_MIXED. */
 enum transport_kind transport_negotiate(const char *accept);
-
-/*
- * A long poll's request (push-poll: the query string, If-None-Match and
- * Last-Event-ID; the parameters are documented there).  ~13 KiB: keep it
- * off small thread stacks.
- */
-#define TRANSPORT_LAST_DIGITS    3 /* digits in a poll's last= */
-#define TRANSPORT_TIMEOUT_DIGITS 4 /* digits in a poll's timeout= */
-
-enum transport_poll_format {
-	TRANSPORT_POLL_JSON, TRANSPORT_POLL_RAW, TRANSPORT_POLL_PAGE
-};
-#define TRANSPORT_REFRESH_MIN    1    /* smallest refresh= (page), s */
-#define TRANSPORT_REFRESH_MAX    3600 /* largest refresh= (page), s */
-#define TRANSPORT_REFRESH_DIGITS 4    /* digits in refresh= */
-
-struct transport_poll {
-	struct http_params params;
-	char chan[VALID_CHANNELS_MAX][VALID_CHANNEL_MAX + 1];
-	const char *chans[VALID_CHANNELS_MAX]; /* chan[0..nchan) */
-	int nchan;
-	int64_t since;             /* deliver ids > since; -1 = none */
-	int last;                  /* newest N at once; -1 = not given */
-	int timeout;               /* seconds to hold */
-	enum transport_poll_format format;
-	char callback[VALID_CALLBACK_MAX + 1]; /* "" = plain JSON */
-	int refresh;               /* page: Refresh seconds */
-};
-
-/* The parameters a poll may carry (NULL-terminated), for
- * http_parse_query: channel since last timeout format callback token
- * refresh _. */
-extern const char *const transport_poll_params[];
-
-/*
- * The query string qs (NULL: none) of a poll into a: channels, format,
- * callback, timeout (default and cap from c) and, for format=page,
- * refresh (default c's heartbeat; since=, last= and timeout= refused).
- * Returns 0, or what was refused (enum transport_refusal) with a
- * one-line reason in why: a 400.
- */
-int transport_poll_query(struct transport_poll *a, const char *qs,
-    const struct conf *c, char *why, size_t whylen);
-/*
- * Then the cursor: since=, else the If-None-Match header inm, else the
- * Last-Event-ID header leid (either NULL or "" when absent; format=page
- * takes neither: it shows the newest message), and last= (which a
- * header cursor makes void).  Returns 0, or what was refused (enum
- * transport_refusal) with a reason in why: a 400.
- */
-int transport_poll_cursor(struct transport_poll *a, const char *inm,
-    const char *leid, char *why, size_t whylen);
 
 /*
  * An If-None-Match header as a cursor: optional spaces, an optional weak

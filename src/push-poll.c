@@ -164,25 +164,25 @@ struct poll {
 };
 
 static int poll_handle(struct serve *, struct http_req *);
-static int poll_request(struct transport_poll *, struct serve *,
+static int poll_request(struct transport_req *, struct serve *,
     struct http_req *);
 static int poll_preflight(struct serve *, struct http_req *, int);
 static int poll_refuse(struct http_req *, int, const char *);
 static int poll_collect(void *, struct hub_msg *, int64_t);
 static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
     int);
-static int poll_answer(struct poll *, const struct transport_poll *,
+static int poll_answer(struct poll *, const struct transport_req *,
     struct http_req *, int64_t);
-static int poll_answer_json(struct poll *, const struct transport_poll *,
+static int poll_answer_json(struct poll *, const struct transport_req *,
     struct http_req *, int64_t);
 static int poll_answer_raw(struct poll *, struct http_req *, int64_t);
-static int poll_page(struct serve *, struct http_req *, struct transport_poll *,
+static int poll_page(struct serve *, struct http_req *, struct transport_req *,
     struct poll *);
 static void poll_release(struct poll *);
 static int poll_subscribe(struct serve *, struct http_req *,
-    struct transport_poll *, struct hub_sub **, int64_t, int);
+    struct transport_req *, struct hub_sub **, int64_t, int);
 static int poll_hold(struct serve *, struct http_req *,
-    struct transport_poll *, struct poll *, struct hub_sub *, int64_t *,
+    struct transport_req *, struct poll *, struct hub_sub *, int64_t *,
     long long);
 
 int
@@ -218,8 +218,8 @@ poll_preflight(struct serve *s, struct http_req *r, int cors)
 	return 0;
 }
 
-/* A 400 for what transport_poll_query or _cursor refused (rc), with its
- * reason why.  Returns -1. */
+/* A 400 for what transport_request refused (rc), with its reason why.
+ * Returns -1. */
 static int
 poll_refuse(struct http_req *r, int rc, const char *why)
 {
@@ -270,7 +270,7 @@ poll_refuse(struct http_req *r, int rc, const char *why)
 		/* LOG: format=page with since=, last= or timeout= */
 		return http_fail(r, 400, 627, "%s", why);
 	}
-	/* LOG: a refusal of the poll parsers this responder does not know */
+	/* LOG: a refusal of transport_request this responder does not know */
 	return http_fail(r, 400, 631, "%s", why);
 }
 
@@ -278,22 +278,21 @@ poll_refuse(struct http_req *r, int rc, const char *why)
  * caller first, so that refusals carry them too).  0, or -1 after
  * http_fail. */
 static int
-poll_request(struct transport_poll *a, struct serve *s, struct http_req *r)
+poll_request(struct transport_req *a, struct serve *s, struct http_req *r)
 {
 	char why[HTTP_REASON_MAX];
 	const char *inm, *leid;
 	int rc;
 
-	if ((rc = transport_poll_query(a, http_env(r, "QUERY_STRING"),
-	    &s->conf, why, sizeof(why))) != 0)
-		return poll_refuse(r, rc, why);
 	/* The cursor: since=, else If-None-Match, else Last-Event-ID. */
 	if (http_header_in(r, "HTTP_IF_NONE_MATCH", &inm) != 0 ||
 	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
 		/* LOG: If-None-Match or Last-Event-ID over its cap */
 		return http_fail(r, 400, 610, "If-None-Match or Last-Event-ID "
 		    "longer than %d bytes", HTTP_HEADER_MAX);
-	if ((rc = transport_poll_cursor(a, inm, leid, why, sizeof(why))) != 0)
+	if ((rc = transport_request(a, TRANSPORT_FOR_POLL,
+	    http_env(r, "QUERY_STRING"), NULL, inm, leid, &s->conf, why,
+	    sizeof(why))) != 0)
 		return poll_refuse(r, rc, why);
 
 	rc = http_subscriber(&s->conf, a->chans, a->nchan, &a->params, why,
@@ -388,7 +387,7 @@ poll_release(struct poll *p)
  * in one write with the end records, so the web server wakes once for
  * it).  0, or -1 (the client cannot be written). */
 static int
-poll_answer(struct poll *p, const struct transport_poll *a,
+poll_answer(struct poll *p, const struct transport_req *a,
     struct http_req *r, int64_t next)
 {
 	if (a->format == TRANSPORT_POLL_RAW)
@@ -401,7 +400,7 @@ poll_answer(struct poll *p, const struct transport_poll *a,
  * Content-Length and the ETag (unless heartbeats started the response).
  */
 static int
-poll_answer_json(struct poll *p, const struct transport_poll *a,
+poll_answer_json(struct poll *p, const struct transport_req *a,
     struct http_req *r, int64_t next)
 {
 	struct http_out body;
@@ -476,7 +475,7 @@ poll_answer_raw(struct poll *p, struct http_req *r, int64_t next)
  * client cannot be written).
  */
 static int
-poll_page(struct serve *s, struct http_req *r, struct transport_poll *a,
+poll_page(struct serve *s, struct http_req *r, struct transport_req *a,
     struct poll *p)
 {
 	struct hub_sub *sub = NULL;
@@ -524,7 +523,7 @@ poll_page(struct serve *s, struct http_req *r, struct transport_poll *a,
 /* Subscribe (with flags) after cursor `after`; a refusal is recorded
  * with http_fail.  HUB_OK or the hub's code. */
 static int
-poll_subscribe(struct serve *s, struct http_req *r, struct transport_poll *a,
+poll_subscribe(struct serve *s, struct http_req *r, struct transport_req *a,
     struct hub_sub **sub, int64_t after, int flags)
 {
 	char err[HTTP_REASON_MAX];
@@ -556,7 +555,7 @@ poll_subscribe(struct serve *s, struct http_req *r, struct transport_poll *a,
  * transport_heartbeat for why), starting the response at the first one.
  */
 static int
-poll_hold(struct serve *s, struct http_req *r, struct transport_poll *a,
+poll_hold(struct serve *s, struct http_req *r, struct transport_req *a,
     struct poll *p, struct hub_sub *sub, int64_t *cursor, long long deadline)
 {
 	long long now, next_beat, probe_at = 0, due;
@@ -623,7 +622,7 @@ static int
 poll_handle(struct serve *s, struct http_req *r)
 {
 	const char *m = http_method(r);
-	struct transport_poll *a;
+	struct transport_req *a;
 	struct poll *p;
 	struct hub_sub *sub = NULL;
 	int64_t cursor, next;

@@ -66,7 +66,6 @@
 /* What the request asked for: ~13 KiB, on the heap (request threads have
  * small stacks) and freed once the subscription exists. */
 struct stream_ask {
-	struct http_params params;
 	struct transport_req q;
 };
 
@@ -101,32 +100,26 @@ static int
 stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 {
 	const char *m = http_method(r), *accept, *leid;
-	const char *chans[VALID_CHANNELS_MAX];
 	char why[HTTP_REASON_MAX];
-	int i, rc;
+	int rc;
 
 	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
 		http_header(r, "Allow", "GET, HEAD");
 		/* LOG: method not GET or HEAD */
 		return http_fail(r, 405, 501, "only GET and HEAD");
 	}
-	if (http_parse_query(http_env(r, "QUERY_STRING"), transport_params,
-	    &a->params, why, sizeof(why)) != 0)
-		/* LOG: the query string (unknown or repeated parameter, caps) */
-		return http_fail(r, 400, 502, "%s", why);
 	if (http_header_in(r, "HTTP_ACCEPT", &accept) != 0 ||
 	    http_header_in(r, "HTTP_LAST_EVENT_ID", &leid) != 0)
 		/* LOG: Accept or Last-Event-ID over its cap */
 		return http_fail(r, 400, 509, "Accept or Last-Event-ID longer "
 		    "than %d bytes", HTTP_HEADER_MAX);
-	rc = transport_parse(&a->q, &a->params, accept, leid, &s->conf,
-	    why, sizeof(why));
+	rc = transport_request(&a->q, TRANSPORT_FOR_STREAM,
+	    http_env(r, "QUERY_STRING"), accept, NULL, leid, &s->conf, why,
+	    sizeof(why));
 	if (rc != 0)
 		return stream_refuse(r, rc, why);
-	for (i = 0; i < a->q.nchan; i++)
-		chans[i] = a->q.chan[i];
-	rc = http_subscriber(&s->conf, chans, a->q.nchan, &a->params, why,
-	    sizeof(why));
+	rc = http_subscriber(&s->conf, a->q.chans, a->q.nchan, &a->q.params,
+	    why, sizeof(why));
 	if (rc == 400)
 		/* LOG: token= malformed */
 		return http_fail(r, 400, 510, "%s", why);
@@ -136,12 +129,15 @@ stream_request(struct stream_ask *a, struct serve *s, struct http_req *r)
 	return http_read_body(r, 0, NULL, NULL);
 }
 
-/* A 400 for what transport_parse refused (rc), with its reason why.
+/* A 400 for what transport_request refused (rc), with its reason why.
  * Returns -1. */
 static int
 stream_refuse(struct http_req *r, int rc, const char *why)
 {
 	switch (rc) {
+	case TRANSPORT_EPARAMS:
+		/* LOG: the query string (unknown or repeated parameter, caps) */
+		return http_fail(r, 400, 502, "%s", why);
 	case TRANSPORT_ENOCHANNEL:
 		/* LOG: channel= missing */
 		return http_fail(r, 400, 521, "%s", why);
@@ -173,7 +169,7 @@ stream_refuse(struct http_req *r, int rc, const char *why)
 		/* LOG: callback= not a JavaScript name */
 		return http_fail(r, 400, 530, "%s", why);
 	}
-	/* LOG: a refusal of transport_parse this responder does not know */
+	/* LOG: a refusal of transport_request this responder does not know */
 	return http_fail(r, 400, 520, "%s", why);
 }
 
@@ -254,13 +250,12 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 static int
 stream_handle(struct serve *s, struct http_req *r)
 {
-	const char *chans[VALID_CHANNELS_MAX];
 	char err[HTTP_REASON_MAX], type[TRANSPORT_TYPE_MAX];
 	struct stream_ask *a;
 	struct stream *st;
 	struct hub_sub *sub = NULL;
 	long long now, due;
-	int i, rc, w, ended = 0, control, from_now;
+	int rc, w, ended = 0, control, from_now;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (a = calloc(1, sizeof(*a))) == NULL) {
@@ -273,9 +268,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		free(a);
 		goto out;
 	}
-	for (i = 0; i < a->q.nchan; i++)
-		chans[i] = a->q.chan[i];
-	rc = hub_subscribe(s->hub, &sub, chans, a->q.nchan, a->q.since,
+	rc = hub_subscribe(s->hub, &sub, a->q.chans, a->q.nchan, a->q.since,
 	    HUB_REGISTER, NULL, err, sizeof(err));
 	transport_init(&st->t, &a->q, NULL);
 	st->beat_ms = a->q.heartbeat * 1000;

@@ -59,16 +59,17 @@ msg(int64_t id, const char *channel, const char *type, const char *event,
 	return m;
 }
 
-/* Parse qs with the stream's allow-list, then transport_parse. */
+/* A stream request: -1 when its query string stops at the allow-list,
+ * else transport_request's answer. */
 static int
 parse(const char *qs, const char *accept, const char *leid,
     struct transport_req *q)
 {
-	if (http_parse_query(qs, transport_params, &params, why,
-	    sizeof(why)) != 0)
-		return -1;
-	return transport_parse(q, &params, accept, leid, &cfg, why,
-	    sizeof(why));
+	int rc;
+
+	rc = transport_request(q, TRANSPORT_FOR_STREAM, qs, accept, NULL,
+	    leid, &cfg, why, sizeof(why));
+	return rc == TRANSPORT_EPARAMS ? -1 : rc;
 }
 
 static void
@@ -270,21 +271,18 @@ START_TEST(stream_params_refused)
 }
 END_TEST
 
-/* One poll request: query, then cursor; 0 or the failure site. */
+/* One poll request: 0 or what was refused. */
 static int
 poll_parse(const char *qs, const char *inm, const char *leid,
-    struct transport_poll *a)
+    struct transport_req *a)
 {
-	int rc;
-
-	if ((rc = transport_poll_query(a, qs, &cfg, why, sizeof(why))) != 0)
-		return rc;
-	return transport_poll_cursor(a, inm, leid, why, sizeof(why));
+	return transport_request(a, TRANSPORT_FOR_POLL, qs, NULL, inm, leid,
+	    &cfg, why, sizeof(why));
 }
 
 START_TEST(poll_params)
 {
-	static struct transport_poll a;
+	static struct transport_req a;
 	int64_t v;
 
 	cfg.poll_timeout = 25;

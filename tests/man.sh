@@ -72,17 +72,24 @@ sed -nE 's/^\.It Cm ([a-z]+)( .*)?$/\1/p' "$man/pushctl.1" | sort -u >"$tmp/man.
 same_words "pushctl command" "$tmp/help.cmds" "pushctl --help" \
 	"$tmp/man.cmds" "pushctl(1)"
 
-# 3. The responders: the query parameters each accepts (its allow-list, a
-# NULL-terminated array of strings in the source) and ".It Cm NAME=" items.
+# 3. The responders: the query parameters each accepts (its allow-list in
+# the source: push-publish's NULL-terminated array of strings; the one
+# table of stream and poll parameters, { "NAME", S | P }, S for streams, P
+# for polls) and ".It Cm NAME=" items.
 allow_list() { # $1 file, $2 array name
 	sed -n "/$2\\[\\] = {/,/};/p" "$1" | grep -oE '"[a-z_]+"' | tr -d '"' |
 		sort -u
 }
+transport_allow() { # $1 S or P
+	sed -n '/transport_allow\[TRANSPORT_PARAMS\] = {/,/};/p' \
+	    "$S/lib/transport.c" | grep -oE '\{ "[a-z_]+", [SP |]+\}' |
+		grep -E "[ |]$1[ |}]" | sed -E 's/^\{ "([a-z_]+)".*/\1/' | sort -u
+}
 params_of_page() { # $1 page
 	sed -nE 's/^\.It Cm ([a-z_]+)= Ns .*/\1/p' "$1" | sort -u
 }
-allow_list "$S/lib/transport.c" transport_params >"$tmp/src.stream"
-allow_list "$S/lib/transport.c" transport_poll_params >"$tmp/src.poll"
+transport_allow S >"$tmp/src.stream"
+transport_allow P >"$tmp/src.poll"
 allow_list "$S/src/push-publish.c" publish_params >"$tmp/src.publish"
 for r in stream poll publish; do
 	params_of_page "$man/push-$r.8" >"$tmp/man.$r"
