@@ -218,6 +218,7 @@ struct bell {
 	char dir[PATH_MAX];       /* their folder, watched by the keeper */
 	const char *base;         /* the log's name in it (in files[0]) */
 	int watch;                /* the keeper's inotify descriptor, or -1 */
+	int xfd;                  /* bell_keeper_fd's descriptor, or -1 */
 	struct bell_stamp seen[2];
 	int64_t seen_at;        /* CLOCK_REALTIME ns of those stamps, 0 none */
 	int64_t checked;        /* CLOCK_MONOTONIC ns of the last check() */
@@ -473,6 +474,7 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	memcpy(b->path, path, (size_t)n + 1);
 	snprintf(b->files[0], sizeof(b->files[0]), "%s", db_path);
 	b->watch = -1;
+	b->xfd = -1;
 	if ((b->base = strrchr(b->files[0], '/')) == NULL) {
 		b->base = b->files[0];
 		snprintf(b->dir, sizeof(b->dir), ".");
@@ -903,26 +905,48 @@ bell_watch_drain(struct bell *b)
 
 /*
  * The keeper's sleep: at most wait ns, in ppoll() on the watch (if any)
- * with mask (the thread's, SIGURG let through), so that a publisher's
- * signal, another signal or a write to the log ends it.  A SIGURG that came while we were awake
- * is pending and ends it at once.  Returns 1 after a write to the log,
- * else 0.
+ * and bell_keeper_fd's descriptor (if any) with mask (the thread's, SIGURG
+ * let through), so that a publisher's signal, another signal, a write to
+ * the log or news on that descriptor ends it.  A SIGURG that came while
+ * we were awake is pending and ends it at once.  Returns 1 after a write
+ * to the log or news on the descriptor (check() runs then), else 0.
  */
 static int
 bell_doze(struct bell *b, int64_t wait, const sigset_t *mask)
 {
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	struct timespec ts;
+	nfds_t n = 0;
+	int w = -1, x = -1;
 
 	ts.tv_sec = wait / BELL_NS;
 	ts.tv_nsec = wait % BELL_NS;
-	pfd.fd = b->watch;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	if (ppoll(&pfd, b->watch >= 0 ? 1 : 0, &ts, mask) > 0 &&
-	    (pfd.revents & POLLIN))
+	if (b->watch >= 0) {
+		w = (int)n;
+		pfd[n].fd = b->watch;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+	}
+	if (b->xfd >= 0) {
+		x = (int)n;
+		pfd[n].fd = b->xfd;
+		pfd[n].events = POLLIN;
+		pfd[n++].revents = 0;
+	}
+	if (ppoll(pfd, n, &ts, mask) <= 0)
+		return 0;
+	/* The other descriptor's news is check()'s to consume. */
+	if (x >= 0 && (pfd[x].revents & (POLLIN | POLLERR | POLLHUP)))
+		return 1;
+	if (w >= 0 && (pfd[w].revents & POLLIN))
 		return bell_watch_drain(b);
 	return 0;
+}
+
+void
+bell_keeper_fd(struct bell *b, int fd)
+{
+	b->xfd = fd;
 }
 
 /* Sleep ms milliseconds (cut short by any signal): only after a lock

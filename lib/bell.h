@@ -99,4 +99,15 @@ int bell_wait(struct bell *b, int64_t seen, int timeout_ms,
  * bell_wait() returning, one stray SIGALRM (an EINTR) may follow. */
 void bell_interrupt(struct bell *b);
 
+/*
+ * Another way news comes, for a log whose writers may be on other hosts
+ * (a database server's notifications): while this process is the
+ * gatekeeper it also polls fd for input, and calls check() at once when
+ * fd is readable (or fails); check() must consume what made it readable,
+ * or the keeper would call it again and again.  -1: none.  From the
+ * waiting thread (check() itself may call it, e.g. to open the
+ * descriptor only once it is the keeper).
+ */
+void bell_keeper_fd(struct bell *b, int fd);
+
 #endif

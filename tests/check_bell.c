@@ -437,6 +437,52 @@ START_TEST(write_to_log_wakes_keeper)
 }
 END_TEST
 
+/* The keeper's check for t_fd_keeper: consume the pipe's news, then the
+ * counter as t_check reads it. */
+static int t_fd = -1;
+
+static int64_t
+t_fd_check(void *arg)
+{
+	char buf[16];
+
+	while (read(t_fd, buf, sizeof(buf)) > 0)
+		;
+	return t_check(arg);
+}
+
+START_TEST(keeper_fd_wakes_keeper)
+{
+	int p[2];
+	pid_t k;
+
+	/* As write_to_log_wakes_keeper, but the news comes on a descriptor
+	 * of bell_keeper_fd (a database server's notifications): only that
+	 * can end the wait before the waiter's 20 s. */
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	if ((k = fork()) == 0) {
+		struct bell *b;
+		int r;
+
+		close(p[1]);
+		t_fd = p[0];
+		if (bell_open(&b, t_db, 60000) != 0)
+			_exit(1);
+		bell_keeper_fd(b, t_fd);
+		r = bell_wait(b, 0, 20000, t_fd_check, NULL);
+		bell_close(b);
+		_exit(T_EXIT_BASE + r);
+	}
+	close(p[0]);
+	ck_assert_int_gt(t_find_keeper(0), 0);
+	t_sleep_ms(200);
+	__atomic_store_n(t_counter, 7, __ATOMIC_SEQ_CST);  /* no ring */
+	ck_assert_int_eq(write(p[1], "n", 1), 1);
+	ck_assert_int_eq(t_reap(k), T_EXIT_BASE + BELL_READY);
+	close(p[1]);
+}
+END_TEST
+
 START_TEST(commit_visible_after_write)
 {
 	pid_t k;
@@ -816,6 +862,7 @@ bell_suite(void)
 	tcase_add_test(tc, check_finds_unannounced);
 	tcase_add_test(tc, check_runs_at_once);
 	tcase_add_test(tc, write_to_log_wakes_keeper);
+	tcase_add_test(tc, keeper_fd_wakes_keeper);
 	tcase_add_test(tc, commit_visible_after_write);
 	tcase_add_test(tc, other_files_do_not_count);
 	tcase_add_test(tc, interrupt_from_thread);
