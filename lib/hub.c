@@ -40,6 +40,7 @@
 
 #include "elog.h"
 #include "hub.h"
+#include "mono.h"
 
 #define HUB_PROG "pushcgi hub"  /* the name on its error-log lines */
 #define HUB_RETRY_MS 1000 /* pause after a failed read in the hub thread */
@@ -112,6 +113,7 @@ struct hub {
 	int64_t looks;            /* hub_relog calls (under mu) */
 	int relog;
 	pthread_cond_t relogged;
+	int64_t touched;          /* mono_ms of the last store_touch (atomic) */
 };
 
 /* hub_control's reading state. */
@@ -384,6 +386,21 @@ hub_relog_ask(struct hub *h)
 int
 hub_watch(struct hub *h)
 {
+	int64_t now = mono_ms(), last;
+
+	/* The streams rows of this process keep counting (store_touch), at
+	 * most twice a heartbeat for the whole process. */
+	last = __atomic_load_n(&h->touched, __ATOMIC_RELAXED);
+	if (now - last >= (int64_t)h->conf.heartbeat * 1000 / 2 &&
+	    __atomic_compare_exchange_n(&h->touched, &last, now, 0,
+	    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&h->dbmu);
+		if (store_touch(h->shared, getpid()) != STORE_OK)
+			/* LOG: this process's streams rows cannot be kept */
+			elog(HUB_PROG, 311, "refreshing this process's "
+			    "subscribers: %s", store_errmsg(h->shared));
+		pthread_mutex_unlock(&h->dbmu);
+	}
 	if (store_watch(h->shared)) {
 		hub_relog_ask(h);
 		return 1;

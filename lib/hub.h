@@ -125,9 +125,11 @@ int hub_open(struct hub **out, const struct conf *c, char *err,
  * more; otherwise, and when it moved during the commit, it returns
  * STORE_EMOVED: the message is not in the log at the path.
  *
- * hub_watch() is for any thread (a stream's heartbeat, a poll's start):
- * two stat() calls comparing the paths with the files the hub has open;
- * on a difference it asks the hub thread to reopen and returns 1.
+ * hub_watch() is for any thread, at each heartbeat of a stream or a held
+ * poll and at a poll's start: two stat() calls comparing the paths with
+ * the files the hub has open; on a difference it asks the hub thread to
+ * reopen and returns 1.  It also keeps this process's streams rows
+ * counting (store_touch, at most twice a heartbeat per process).
  * hub_gen() counts the log files the hub has followed (0 at first).
  */
 int hub_watch(struct hub *h);

@@ -183,6 +183,12 @@ store_stream_info(struct store *s, int64_t stream, pid_t *pid,
 	return s->ops->stream_info(s, stream, pid, secret, secretlen);
 }
 
+int
+store_touch(struct store *s, pid_t pid)
+{
+	return s->ops->touch(s, pid);
+}
+
 int64_t
 store_seen(struct store *s)
 {

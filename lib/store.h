@@ -202,6 +202,11 @@ int store_stream_open(struct store *s, const char *const *channels, int n,
 int store_stream_close(struct store *s, int64_t stream);
 int store_stream_info(struct store *s, int64_t stream, pid_t *pid,
     char *secret, size_t secretlen);
+/* Keep the rows of process pid counting: called at least once a
+ * heartbeat while it has any (the hub does, see hub_watch).  A backend
+ * whose rows stop counting by another rule (SQLite: the pid is gone, on
+ * the one host) does nothing. */
+int store_touch(struct store *s, pid_t pid);
 
 /*
  * Waiting (a handle opened with STORE_WAKE, from one thread).
@@ -288,6 +293,7 @@ struct store_ops {
 	    const char *, int64_t *);
 	int (*stream_close)(struct store *, int64_t);
 	int (*stream_info)(struct store *, int64_t, pid_t *, char *, size_t);
+	int (*touch)(struct store *, pid_t);
 	int64_t (*seen)(struct store *);
 	int (*wait)(struct store *, int64_t, int);
 	void (*interrupt)(struct store *);

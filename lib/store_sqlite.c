@@ -318,6 +318,16 @@ sq_stream_info(struct store *st, int64_t stream, pid_t *pid, char *secret,
 	    len);
 }
 
+/* Rows of a process that died stop counting when its pid is gone
+ * (mlog_reap): nothing to refresh. */
+static int
+sq_touch(struct store *st, pid_t pid)
+{
+	(void)st;
+	(void)pid;
+	return STORE_OK;
+}
+
 static int64_t
 sq_seen(struct store *st)
 {
@@ -489,6 +499,7 @@ static const struct store_ops sq_ops = {
 	.stream_open = sq_stream_open,
 	.stream_close = sq_stream_close,
 	.stream_info = sq_stream_info,
+	.touch = sq_touch,
 	.seen = sq_seen,
 	.wait = sq_wait,
 	.interrupt = sq_interrupt,
