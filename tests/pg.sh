@@ -66,12 +66,14 @@ pg_up() {
 	pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U "$(pg_role)" \
 	    >"$PG_DIR/initdb.log" 2>&1 ||
 		{ echo "initdb failed:" >&2; tail -5 "$PG_DIR/initdb.log" >&2; return 1; }
-	# A random free port; another run may take it first: try again.
+	# A random free port below the kernel's ephemeral range (where an
+	# outgoing connection may hold it); another run may take it first:
+	# try again.
 	for tries in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 30000))
+		port=$((20000 + RANDOM % 12000))
 		while pg_port_busy "$port"; do port=$((port + 1)); done
 		echo "$port" >"$PG_DIR/port"
-		pg_start_dir "$PG_DIR" && break
+		pg_start_dir "$PG_DIR" 2>/dev/null && break
 		port=
 	done
 	[ -n "$port" ] ||
