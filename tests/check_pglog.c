@@ -780,6 +780,104 @@ START_TEST(late_commit_keeps_order)
 }
 END_TEST
 
+/* A publisher that keeps a transaction open after its insert holds the
+ * counter row: the others give up after PGLOG_LOCK_MS, unavailable. */
+START_TEST(held_counter_is_unavailable)
+{
+	struct pglog *l = open_log();
+	PGconn *t1 = conn();
+	int rc;
+
+	sql_ok(t1, "BEGIN");
+	sql_ok(t1, "INSERT INTO messages(channel, data) VALUES('held', 'x')");
+	rc = pglog_append(l, "other", NULL, NULL, "y", 1, NULL);
+	ck_assert_msg(rc == MLOG_EUNAVAIL, "append behind a held counter: %d "
+	    "%s", rc, pglog_errmsg(l));
+	ck_assert_ptr_nonnull(strstr(pglog_errmsg(l), "55P03"));
+	sql_ok(t1, "ROLLBACK");
+	/* The connection is usable again at once, and the rolled-back
+	 * insert left no hole. */
+	ck_assert_int_eq(append(l, "other", "z"), 1);
+	PQfinish(t1);
+	pglog_close(l);
+}
+END_TEST
+
+/*
+ * Publishers at once, through pglog_append and plain SQL, while a reader
+ * follows with its cursor: it gets every message exactly once, in id
+ * order, and ids have no holes.
+ */
+#define T_PUBS     4
+#define T_PER_PUB  150
+#define T_READS    20000  /* reads the follower makes at most */
+START_TEST(concurrent_publishers_follower)
+{
+	struct pglog *l = open_log();
+	const char *ch[] = { "c0", "c1", "c2", "c3" };
+	int64_t cur = 0, prev = 0, got = 0, gap;
+	pid_t kids[T_PUBS];
+	int i, j, status, reads = 0;
+
+	for (i = 0; i < T_PUBS; i++) {
+		kids[i] = fork();
+		ck_assert_int_ge(kids[i], 0);
+		if (kids[i] == 0) {
+			struct pglog *p;
+			PGconn *c;
+			char sql[T_SQL_MAX];
+
+			if (i % 2 == 0) {
+				if (pglog_open(&p, uri, &cf, 0, NULL, 0) !=
+				    MLOG_OK)
+					_exit(1);
+				for (j = 0; j < T_PER_PUB; j++)
+					if (pglog_append(p, ch[i], NULL, NULL,
+					    "m", 1, NULL) != MLOG_OK)
+						_exit(2);
+				pglog_close(p);
+			} else {
+				c = PQconnectdb(uri);
+				snprintf(sql, sizeof(sql), "INSERT INTO"
+				    " messages(channel, data) VALUES('%s',"
+				    " 'm')", ch[i]);
+				for (j = 0; j < T_PER_PUB; j++) {
+					PGresult *r = PQexec(c, sql);
+
+					if (PQresultStatus(r) !=
+					    PGRES_COMMAND_OK)
+						_exit(3);
+					PQclear(r);
+				}
+				PQfinish(c);
+			}
+			_exit(0);
+		}
+	}
+	while (got < T_PUBS * T_PER_PUB && reads++ < T_READS) {
+		struct seen s = { 0 };
+
+		ck_assert_int_eq(pglog_read(l, ch, T_PUBS, cur, T_MSGS_MAX,
+		    collect, &s, &gap, &cur), MLOG_OK);
+		ck_assert_int_eq(gap, 0);
+		for (j = 0; j < s.n; j++) {
+			ck_assert_int_eq(s.id[j], prev + 1);
+			prev = s.id[j];
+		}
+		got += s.n;
+		if (s.n == 0)
+			usleep(1000);
+	}
+	for (i = 0; i < T_PUBS; i++) {
+		ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "publisher %d failed (%d)", i, status);
+	}
+	ck_assert_int_eq(got, T_PUBS * T_PER_PUB);
+	pglog_close(l);
+}
+END_TEST
+
 /* Wait for a notification on listener l: 1 if one came. */
 static int
 wait_notified(struct pglog *l, int64_t *last)
@@ -903,6 +1001,8 @@ main(void)
 	tcase_add_test(tc, api_validation);
 	tcase_add_test(tc, schema_versions);
 	tcase_add_test(tc, late_commit_keeps_order);
+	tcase_add_test(tc, held_counter_is_unavailable);
+	tcase_add_test(tc, concurrent_publishers_follower);
 	tcase_add_test(tc, notify_on_plain_insert);
 	tcase_add_test(tc, server_down_then_reconnect);
 	suite_add_tcase(s, tc);
