@@ -112,7 +112,8 @@ static const char pglog_schema_sql[] =
 "END $$;"
 "CREATE TRIGGER messages_insert BEFORE INSERT ON messages"
 "  FOR EACH ROW EXECUTE FUNCTION messages_before_insert();"
-/* One NOTIFY per statement; the server folds equal ones of a transaction. */
+/* One NOTIFY per inserting statement, its payload the last id then; the
+ * server delivers them at commit (and folds equal ones). */
 "CREATE FUNCTION messages_after_insert() RETURNS trigger LANGUAGE plpgsql"
 "  SET search_path FROM CURRENT AS $$"
 "BEGIN"
@@ -519,7 +520,8 @@ pglog_schema(struct pglog *l, int create)
 			    "schema_version: not a pushcgi log");
 		if (!create || l->readonly)
 			return pglog_fail(l, MLOG_ENOENT, "no pushcgi log in "
-			    "this database schema (create it: pushctl init)");
+			    "this database schema (an open with PGLOG_CREATE "
+			    "makes one)");
 		if ((rc = pglog_simple(l, pglog_schema_sql,
 		    "creating the schema")) != MLOG_OK)
 			return rc;

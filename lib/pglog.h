@@ -39,7 +39,11 @@
  * an aborted insert also rolls the counter back, so ids have no holes
  * but the ones retention makes.  A publisher in REPEATABLE READ or
  * SERIALIZABLE that meets another gets a serialization failure and must
- * retry (pglog's own statements run in READ COMMITTED).
+ * retry (pglog's own statements run in READ COMMITTED).  The other known
+ * fix, storing each row's xid8 and delivering only rows below the oldest
+ * running transaction (pg_snapshot_xmin), was not taken: any long
+ * transaction in the database, even one that never publishes, would hold
+ * back every delivery, and cursors would become (xid, id) pairs.
  *
  * So  INSERT INTO messages(channel, data) VALUES('news', 'hi')  from psql
  * is a valid publish, ordered like any other: the triggers give it its
