@@ -36,7 +36,8 @@ deps_need() {
 
 # What building needs.
 DEPS_BUILD="build-essential autoconf automake pkg-config libsqlite3-dev \
-libfcgi-dev check nettle-dev sqlite3 curl procps groff"
+libfcgi-dev check nettle-dev libpq-dev sqlite3 curl procps groff"
 # What the end-to-end, browser and memory tests need on top.
 DEPS_TEST="lighttpd apache2 libapache2-mod-fcgid nginx libnginx-mod-nchan \
-spawn-fcgi multiwatch systemd chromium valgrind python3 dpkg-dev debhelper lintian"
+spawn-fcgi multiwatch systemd chromium valgrind python3 dpkg-dev debhelper lintian \
+postgresql-15"
