@@ -47,7 +47,7 @@
                                       the file and line are put in front */
 
 enum conf_kind { CONF_LONG, CONF_INT, CONF_BOOL, CONF_PATH, CONF_TOKEN,
-	CONF_ORIGIN, CONF_SECRET, CONF_PRIVATE, CONF_SYNC };
+	CONF_ORIGIN, CONF_SECRET, CONF_PRIVATE, CONF_SYNC, CONF_DIR };
 
 struct conf_key {
 	const char *name;
@@ -59,6 +59,7 @@ struct conf_key {
 #define F(field) offsetof(struct conf, field)
 static const struct conf_key conf_keys[] = {
 	{ "db", CONF_PATH, F(db), 0, 0 },
+	{ "wake_dir", CONF_DIR, F(wake_dir), 0, 0 },
 	{ "retain_count", CONF_LONG, F(retain_count), 0,
 	    CONF_RETAIN_COUNT_CAP },
 	{ "retain_age", CONF_LONG, F(retain_age), 0, CONF_RETAIN_AGE_CAP },
@@ -106,6 +107,14 @@ conf_defaults(struct conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->db, sizeof(c->db), "%s", PUSHCGI_DEFAULT_DB);
+	/* The default log's folder: a folder of this host. */
+	snprintf(c->wake_dir, sizeof(c->wake_dir), "%s", PUSHCGI_DEFAULT_DB);
+	if (strrchr(c->wake_dir, '/') != NULL)
+		*strrchr(c->wake_dir, '/') = '\0';
+	else
+		snprintf(c->wake_dir, sizeof(c->wake_dir), ".");
+	if (c->wake_dir[0] == '\0')
+		snprintf(c->wake_dir, sizeof(c->wake_dir), "/");
 	c->retain_count = CONF_DEF_RETAIN_COUNT;
 	c->retain_age = CONF_DEF_RETAIN_AGE;
 	c->max_data = CONF_DEF_MAX_DATA;
@@ -193,6 +202,15 @@ conf_set(struct conf *c, const struct conf_key *k, const char *v, char *err,
 			return -1;
 		}
 		snprintf(c->db, sizeof(c->db), "%s", v);
+		return 0;
+	case CONF_DIR:
+		if (*v != '/' || strlen(v) >= sizeof(c->wake_dir)) {
+			snprintf(err, errlen, "wake_dir must be an absolute "
+			    "path of at most %zu bytes",
+			    sizeof(c->wake_dir) - 1);
+			return -1;
+		}
+		snprintf(c->wake_dir, sizeof(c->wake_dir), "%s", v);
 		return 0;
 	case CONF_TOKEN:
 		if (c->ntokens >= CONF_TOKENS_MAX) {

@@ -28,7 +28,11 @@
                                    prefix (a valid channel name) */
 
 struct conf {
-	char db[PATH_MAX];          /* message log path */
+	char db[PATH_MAX];          /* message log path, or a PostgreSQL
+	                               URI (postgresql://...) */
+	char wake_dir[PATH_MAX];    /* this host's folder for the wake-up file
+	                               of a PostgreSQL log (default: the
+	                               default log's folder) */
 	long retain_count;          /* messages kept per channel (0 = no cap) */
 	long retain_age;            /* seconds a message is kept (0 = forever) */
 	long max_data;              /* largest message body, bytes */

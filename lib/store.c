@@ -14,7 +14,18 @@
 int
 store_process_init(int flags)
 {
+#ifdef HAVE_PGLOG
+	if (store_pg_process_init(flags) != 0)
+		return -1;
+#endif
 	return store_sqlite_process_init(flags);
+}
+
+int
+store_pg_is(const char *db)
+{
+	return strncmp(db, "postgresql://", 13) == 0 ||
+	    strncmp(db, "postgres://", 11) == 0;
 }
 
 int
@@ -22,8 +33,17 @@ store_open(struct store **out, const struct conf *c, int flags, char *err,
     size_t errlen)
 {
 	*out = NULL;
-	/* Every database value names a SQLite file today; a backend chosen
-	 * by another form of the value (a URI) is tested for here. */
+	/* A postgresql:// URI is the PostgreSQL backend; anything else
+	 * names a SQLite file. */
+	if (store_pg_is(c->db)) {
+#ifdef HAVE_PGLOG
+		return store_pg_open(out, c, flags, err, errlen);
+#else
+		snprintf(err, errlen, "%s: this build has no PostgreSQL "
+		    "backend (configured --without-postgresql)", c->db);
+		return STORE_ERR;
+#endif
+	}
 	return store_sqlite_open(out, c, flags, err, errlen);
 }
 

@@ -315,5 +315,11 @@ struct store {
 int store_sqlite_open(struct store **out, const struct conf *c, int flags,
     char *err, size_t errlen);
 int store_sqlite_process_init(int flags);
+/* The PostgreSQL backend (store_pg.c): a database value that is a
+ * postgresql:// (or postgres://) URI. */
+int store_pg_is(const char *db);
+int store_pg_open(struct store **out, const struct conf *c, int flags,
+    char *err, size_t errlen);
+int store_pg_process_init(int flags);
 
 #endif
