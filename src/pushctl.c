@@ -535,7 +535,8 @@ tail_follow(const char *const *chans, int n, int64_t cursor,
 		rc = hub_sub_latest(sub, (int)lines, tail_deliver, out);
 	while (rc == HUB_OK && !out->failed && out->count != 0 &&
 	    !stopping) {
-		if ((rc = hub_sub_next(sub, tail_deliver, out)) != HUB_OK)
+		if ((rc = hub_sub_next(sub, tail_deliver, out)) != HUB_OK ||
+		    out->failed || out->count == 0)
 			break;
 		wait_ms = cfg.heartbeat * 1000;
 		if (tail_deadline != 0) {
