@@ -23,6 +23,7 @@
 #include <libpq-fe.h>
 
 #include "pglog.h"
+#include "pqdl.h"
 #include "valid.h"
 
 #define PGLOG_ERRMSG_MAX 768   /* bytes in the last failure's reason */
@@ -752,6 +753,9 @@ pglog_open(struct pglog **out, const char *conninfo, const struct conf *c,
 			    "or one over %d bytes", PGLOG_CONNINFO_MAX);
 		return MLOG_EINVAL;
 	}
+	/* libpq itself is loaded now (pqdl.h). */
+	if (pqdl_load(err, errlen) != 0)
+		return MLOG_ERR;
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "out of memory");
