@@ -43,6 +43,7 @@
 #define T_DATA      24     /* bytes of data kept */
 #define T_SUBS      8      /* subscriptions one test holds */
 #define T_PATH      512
+#define T_ROUNDS    200    /* polls of first_look_rounds */
 
 /* Published messages, in id order. */
 struct t_sent {
@@ -1059,6 +1060,80 @@ START_TEST(relog_cursor_rule)
 }
 END_TEST
 
+/* The log's last id, over the hub's shared connection (what a client
+ * reads before its first poll). */
+static int64_t
+t_last_id(void)
+{
+	struct mlog *db = hub_db(t_hub);
+	int64_t id = -1;
+	int rc;
+
+	rc = mlog_last_id(db, &id);
+	hub_db_done(t_hub);
+	ck_assert_int_eq(rc, MLOG_OK);
+	return id;
+}
+
+/*
+ * 9. A long-poll as push-poll makes it, over and over on a fresh log:
+ * its client read the log's end (since=), messages are published over
+ * another connection just before the poll arrives or while it looks,
+ * the first look subscribes unregistered from since= (which, while the
+ * hub follows the log, takes the hub's view and touches no SQLite), then
+ * it unsubscribes and goes on registered from its cursor.  Whatever the
+ * hub thread is doing when the look comes (still following with the
+ * cursor it had when the previous poll, the last subscription, left;
+ * idle; starting to follow), the poll gets every message after since=,
+ * each once, in order.  The pauses between the steps vary only which of
+ * those states each round meets; nothing depends on their length.
+ */
+START_TEST(first_look_rounds)
+{
+	const char *chans[1] = { "a" };
+	char err[HUB_ERR_MAX];
+	struct hub_sub *s;
+	int64_t since, stream, cursor;
+	int round, rc;
+
+	for (round = 0; round < T_ROUNDS; round++) {
+		/* Each round is one poll: its own record. */
+		pthread_mutex_lock(&t_mu);
+		memset(&t_rec[0], 0, sizeof(t_rec[0]));
+		pthread_mutex_unlock(&t_mu);
+		memset(&t_sent, 0, sizeof(t_sent));
+		since = t_last_id();
+		if (round % 4 == 1)
+			poll(NULL, 0, 1);
+		/* Published before the poll arrives: after since=. */
+		t_publish_tx1("a", round % 3);
+		if (round % 4 == 2)
+			poll(NULL, 0, 1);
+		rc = hub_subscribe(t_hub, &s, chans, 1, since, 0, NULL, err,
+		    sizeof(err));
+		ck_assert_msg(rc == HUB_OK, "hub_subscribe: %d %s", rc, err);
+		t_next_ok(s, 0);
+		/* Published while the first look holds. */
+		t_publish_tx1("a", 1);
+		if (round % 4 == 3)
+			poll(NULL, 0, 1);
+		cursor = hub_sub_cursor(s);
+		hub_unsubscribe(s);
+		rc = hub_subscribe(t_hub, &s, chans, 1, cursor, HUB_REGISTER,
+		    &stream, err, sizeof(err));
+		ck_assert_msg(rc == HUB_OK, "hub_subscribe: %d %s", rc, err);
+		t_subs[t_nsubs++] = s;
+		t_drain(s, 0, t_sent.n);
+		ck_assert_msg(t_snap(0)->n == t_sent.n, "round %d: %d "
+		    "messages, expected %d", round, t_snap(0)->n, t_sent.n);
+		t_expect(0, "a");
+		t_nsubs--;
+		hub_unsubscribe(s);
+	}
+	t_end();
+}
+END_TEST
+
 static Suite *
 hub_suite(void)
 {
@@ -1066,6 +1141,7 @@ hub_suite(void)
 	TCase *tc = tcase_create("direct");
 	TCase *tm = tcase_create("mixed");
 	TCase *tr = tcase_create("relog");
+	TCase *tp = tcase_create("poll");
 
 	tcase_add_unchecked_fixture(tc, t_case_setup, t_case_teardown);
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
@@ -1090,6 +1166,12 @@ hub_suite(void)
 	tcase_add_test(tr, relog_plain_sql);
 	tcase_add_test(tr, relog_cursor_rule);
 	suite_add_tcase(s, tr);
+
+	tcase_add_unchecked_fixture(tp, t_case_setup, t_case_teardown);
+	tcase_add_checked_fixture(tp, t_setup, t_teardown);
+	tcase_set_timeout(tp, 120);
+	tcase_add_test(tp, first_look_rounds);
+	suite_add_tcase(s, tp);
 	return s;
 }
 

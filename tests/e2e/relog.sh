@@ -386,8 +386,18 @@ for kind in $kinds; do
 		e2e_stop >/dev/null 2>&1
 		continue
 	fi
-	python3 "$tmp/relog.py" poll "$(e2e_url push-poll)" "$ch" \
-	    "$(sqlite3 -cmd ".timeout 5000" "$PUSHCGI_DB" "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'messages'")" \
+	# p1 starts from the log's end before the first publish.  Read it
+	# here, not in the background command's arguments: those are
+	# expanded in the background child, which then races publish_n
+	# below, and under load its since= could already count old-0.
+	since=$(sqlite3 -cmd ".timeout 5000" "$PUSHCGI_DB" "SELECT \
+	    coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'messages'")
+	if [ -z "$since" ]; then
+		nok "$kind: the log's last id"
+		e2e_stop >/dev/null 2>&1
+		continue
+	fi
+	python3 "$tmp/relog.py" poll "$(e2e_url push-poll)" "$ch" "$since" \
 	    "$tmp/p1" "$tmp/stop-poll" &
 	bgs+=($!)
 	ppid=$!
