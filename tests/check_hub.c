@@ -1065,13 +1065,13 @@ END_TEST
 static int64_t
 t_last_id(void)
 {
-	struct mlog *db = hub_db(t_hub);
+	struct store *db = hub_db(t_hub);
 	int64_t id = -1;
 	int rc;
 
-	rc = mlog_last_id(db, &id);
+	rc = store_last_id(db, &id);
 	hub_db_done(t_hub);
-	ck_assert_int_eq(rc, MLOG_OK);
+	ck_assert_int_eq(rc, STORE_OK);
 	return id;
 }
 
