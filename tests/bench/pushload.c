@@ -21,7 +21,8 @@
  *   (pushcgi_publish on the log DB) or an http URL that takes a POST of
  *   the message (-H adds a header, e.g. a token).  Prints p50/p99 in ms
  *   over every (subscriber, publish) pair, and how many pairs never
- *   arrived.
+ *   arrived.  The wait for the last messages (at most PL_DRAIN_MS) ends
+ *   as soon as every pair has arrived.
  * rate: CONNS keep-alive connections POST small messages to URL, one at a
  *   time each, until REQUESTS answers came; prints answers per second
  *   and the count that were not 2xx.
@@ -104,6 +105,8 @@ static int pl_kind = K_SSE;
 static const char *pl_xhdr, *pl_accept;
 static int pl_npub = 150;
 static int64_t *pl_lat;       /* [sub * npub + seq-1]: ns, 0 = none */
+static size_t pl_got, pl_want; /* pairs recorded, pairs there are */
+static int pl_all_in;         /* pl_got reached pl_want: drain no more */
 static int pl_verbose;
 static int pl_fail_connect, pl_fail_status, pl_fail_closed;
 static int pl_last_errno;
@@ -327,9 +330,12 @@ pl_scan(struct pl_conn *c, const char *b, size_t n, int64_t now)
 				ns = strtoll(q + 1, &q, 10);
 				if (*q == '.' && seq >= 1 && seq <= pl_npub &&
 				    pl_lat[(size_t)c->idx * pl_npub + seq - 1]
-				    == 0)
+				    == 0) {
 					pl_lat[(size_t)c->idx * pl_npub + seq -
 					    1] = now - ns > 0 ? now - ns : 1;
+					if (++pl_got == pl_want)
+						pl_all_in = 1;
+				}
 			}
 		}
 		p += 3;
@@ -577,7 +583,7 @@ pl_pct(int64_t *v, size_t n, int p)
 
 /* Run the loop for at most ms (or until *stop), handling events. */
 static void
-pl_loop(int64_t ms, pl_done_fn done_cb, volatile int *stop)
+pl_loop(int64_t ms, pl_done_fn done_cb, int *stop)
 {
 	struct epoll_event evs[PL_EVENTS];
 	int64_t end = pl_now() + ms * 1000000, left;
@@ -663,6 +669,7 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 	    (pl_lat = calloc((size_t)n * pl_npub, sizeof(int64_t))) == NULL ||
 	    (all = calloc((size_t)n * pl_npub, sizeof(int64_t))) == NULL)
 		pl_die("memory", strerror(ENOMEM));
+	pl_want = (size_t)n * pl_npub;
 	ready = pl_open_subs(subs, n, url);
 	pl_loop(PL_SETTLE_MS + n, pl_kind == K_POLL ? pl_poll_again : NULL,
 	    NULL);
@@ -700,7 +707,9 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 			pl_loop((next - pl_now()) / 1000000,
 			    pl_kind == K_POLL ? pl_poll_again : NULL, NULL);
 	}
-	pl_loop(PL_DRAIN_MS, pl_kind == K_POLL ? pl_poll_again : NULL, NULL);
+	/* The drain ends early once every pair has arrived. */
+	pl_loop(PL_DRAIN_MS, pl_kind == K_POLL ? pl_poll_again : NULL,
+	    &pl_all_in);
 	for (i = 0; i < n; i++)
 		for (k = 0; k < pl_npub; k++) {
 			t = pl_lat[(size_t)i * pl_npub + k];
