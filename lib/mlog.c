@@ -44,19 +44,11 @@
 #define MLOG_PWBUF       1024 /* bytes for getpwuid_r's strings */
 #define MLOG_NAME_MAX    64   /* bytes of a user name shown in a reason */
 /*
- * Retention on append is batched: a connection trims a channel on its
- * first append to it (or after appending elsewhere), then once every
- * slack + 1 appends, where slack = retain_count / MLOG_TRIM_SLACK_DIV,
- * at most MLOG_TRIM_SLACK_MAX (so 0, i.e. every append, below 16).  A
- * channel that one connection publishes to thus holds at most
- * retain_count + slack messages, and exactly retain_count right after
- * each trim; a message past retain_age stays until the next trim.  The
- * skipped appends are one autocommit INSERT instead of a transaction of
- * five statements, and a trim deletes its rows in one go, which writes
- * far fewer WAL pages than deleting one row per append.
+ * Retention on append is batched (store_trim_due, store.h): the skipped
+ * appends are one autocommit INSERT instead of a transaction of five
+ * statements, and a trim deletes its rows in one go, which writes far
+ * fewer WAL pages than deleting one row per append.
  */
-#define MLOG_TRIM_SLACK_DIV 16
-#define MLOG_TRIM_SLACK_MAX 64
 
 #define MLOG_STR(x)  #x
 #define MLOG_XSTR(x) MLOG_STR(x)
@@ -299,8 +291,7 @@ struct mlog {
 	int64_t gen;              /* opens so far: 1 after mlog_open */
 	/* Retention batching (see mlog_trim_due): the channel this
 	 * connection appended to last and its appends since it trimmed it. */
-	char trim_channel[VALID_CHANNEL_MAX + 1];
-	long trim_pending;
+	struct store_trim trim;
 	/* mlog_pid_alive's answers within one stat or reap call (see
 	 * mlog_memo_clear): streams of one FastCGI process share its pid,
 	 * so a thousand rows cost one kill(), not a thousand. */
@@ -1002,8 +993,7 @@ mlog_disconnect(struct mlog *l)
 	}
 	sqlite3_close(l->db);
 	l->db = NULL;
-	l->trim_channel[0] = '\0';
-	l->trim_pending = 0;
+	memset(&l->trim, 0, sizeof(l->trim));
 }
 
 int
@@ -1303,32 +1293,13 @@ mlog_cutoff(int64_t now_ms, long max_age)
 	return now_ms - (int64_t)max_age * MLOG_MS_PER_S;
 }
 
-/*
- * Whether this append to channel (valid) must apply retention: on the
- * first append to it, after an append elsewhere, and then once every
- * slack + 1 appends (see MLOG_TRIM_SLACK_DIV).  Counts the append.
- */
+/* Whether this append to channel (valid) must apply retention (see
+ * store_trim_due).  Counts the append. */
 static int
 mlog_trim_due(struct mlog *l, const char *channel)
 {
-	long slack;
-
-	if (l->retain_count <= 0 && l->retain_age <= 0)
-		return 0;
-	slack = l->retain_count / MLOG_TRIM_SLACK_DIV;
-	if (slack > MLOG_TRIM_SLACK_MAX)
-		slack = MLOG_TRIM_SLACK_MAX;
-	if (strcmp(l->trim_channel, channel) != 0) {
-		memcpy(l->trim_channel, channel, strlen(channel) + 1);
-		l->trim_pending = 0;
-		return 1;
-	}
-	if (l->trim_pending >= slack) {
-		l->trim_pending = 0;
-		return 1;
-	}
-	l->trim_pending++;
-	return 0;
+	return store_trim_due(&l->trim, l->retain_count, l->retain_age,
+	    channel);
 }
 
 /*
@@ -1369,20 +1340,20 @@ mlog_append_once(struct mlog *l, const char *channel, const char *type,
 	nid = sqlite3_last_insert_rowid(l->db);
 	if (trim && mlog_trim(l, channel, l->retain_count,
 	    mlog_cutoff(now, l->retain_age), 0, &dropped) != MLOG_OK) {
-		l->trim_channel[0] = '\0';  /* trim again next time */
+		l->trim.channel[0] = '\0';  /* trim again next time */
 		return mlog_failed(l);
 	}
 	/* Under the write lock: whoever replaced the file did it before
 	 * this point or will be seen by the check after the commit. */
 	if (mlog_moved(l)) {
 		mlog_rollback(l);
-		l->trim_channel[0] = '\0';
+		l->trim.channel[0] = '\0';
 		return mlog_fail(l, MLOG_EMOVED, "%s is no longer the file "
 		    "this process has open (the log was removed or replaced)",
 		    l->path);
 	}
 	if (mlog_commit(l, "committing a message") != MLOG_OK) {
-		l->trim_channel[0] = '\0';
+		l->trim.channel[0] = '\0';
 		return mlog_failed(l);
 	}
 	*committed = 1;

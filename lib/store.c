@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bell.h"
 #include "store.h"
 
 int
@@ -122,6 +123,45 @@ store_control_parse(const struct store_msg *m, int64_t *stream,
 			return STORE_CONTROL_END_CHANNEL;
 	}
 	return STORE_CONTROL_NONE;
+}
+
+int
+store_trim_due(struct store_trim *t, long retain_count, long retain_age,
+    const char *channel)
+{
+	long slack;
+
+	if (retain_count <= 0 && retain_age <= 0)
+		return 0;
+	slack = retain_count / STORE_TRIM_SLACK_DIV;
+	if (slack > STORE_TRIM_SLACK_MAX)
+		slack = STORE_TRIM_SLACK_MAX;
+	if (strcmp(t->channel, channel) != 0) {
+		memcpy(t->channel, channel, strlen(channel) + 1);
+		t->pending = 0;
+		return 1;
+	}
+	if (t->pending >= slack) {
+		t->pending = 0;
+		return 1;
+	}
+	t->pending++;
+	return 0;
+}
+
+int
+store_bell_answer(int bell_rc, int replaced)
+{
+	switch (bell_rc) {
+	case BELL_READY:
+		return STORE_READY;
+	case BELL_TIMEOUT:
+		return STORE_TIMEOUT;
+	case BELL_INTERRUPTED:
+		return replaced ? STORE_REPLACED : STORE_INTERRUPTED;
+	default:
+		return STORE_WAIT_ERROR;
+	}
 }
 
 int

@@ -266,6 +266,31 @@ int store_rewake(struct store *s);
 
 /* ---- for backends ----------------------------------------------------- */
 
+/*
+ * Retention on publish is batched, the same way by every backend: a
+ * connection trims a channel on its first publish to it (or after
+ * publishing elsewhere), then once every slack + 1 publishes, where
+ * slack = retain_count / STORE_TRIM_SLACK_DIV, at most
+ * STORE_TRIM_SLACK_MAX (so 0, i.e. every publish, below 16).  A channel
+ * that one connection publishes to thus holds at most retain_count +
+ * slack messages, and exactly retain_count right after each trim; a
+ * message past retain_age stays until the next trim.
+ */
+#define STORE_TRIM_SLACK_DIV 16
+#define STORE_TRIM_SLACK_MAX 64
+struct store_trim {
+	char channel[VALID_CHANNEL_MAX + 1]; /* the last one published to */
+	long pending;                        /* publishes since its trim */
+};
+/* Whether this publish to channel (valid) must apply retention; counts
+ * the publish.  t starts zeroed. */
+int store_trim_due(struct store_trim *t, long retain_count, long retain_age,
+    const char *channel);
+
+/* bell_wait's answer (bell.h) as store_wait's, for a backend that waits
+ * on a bell; replaced: its check found the log replaced. */
+int store_bell_answer(int bell_rc, int replaced);
+
 /* A backend's handle starts with struct store; every op gets it back. */
 struct store_ops {
 	const char *name;

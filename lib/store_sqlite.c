@@ -367,16 +367,7 @@ sq_wait(struct store *st, int64_t seen, int timeout_ms)
 	__atomic_store_n(&s->w->waits, 1, __ATOMIC_RELEASE);
 	s->replaced = 0;
 	w = bell_wait(s->w->bell, seen, timeout_ms, sq_check, s);
-	switch (w) {
-	case BELL_READY:
-		return STORE_READY;
-	case BELL_TIMEOUT:
-		return STORE_TIMEOUT;
-	case BELL_INTERRUPTED:
-		return s->replaced ? STORE_REPLACED : STORE_INTERRUPTED;
-	default:
-		return STORE_WAIT_ERROR;
-	}
+	return store_bell_answer(w, s->replaced);
 }
 
 static void
