@@ -1,7 +1,7 @@
 /*
  * pgpub: publishes per second through pglog_append into a PostgreSQL log.
  *
- *   pgpub URI [CONNS [LISTENERS [COUNT [SIZE]]]]
+ *   pgpub [-a] URI [CONNS [LISTENERS [COUNT [SIZE]]]]
  *
  * CONNS processes (default 1), each with its own connection, append
  * COUNT messages in all (default 20000, split between them; at most
@@ -10,6 +10,11 @@
  * notification.  Retention is the built-in default (conf.c).  Prints one
  * line: the figures, not a verdict.  The log is created in URI's
  * database (its current schema) if missing.
+ *
+ * -a: through the public C API instead (pushcgi_open(URI), then
+ * pushcgi_publish), as a local program publishes: the same append plus
+ * the ring of this host's wake-up, whose folder is wake_dir of the
+ * config file (PUSHCGI_CONF).
  */
 #include "config.h"
 
@@ -26,6 +31,7 @@
 #include "conf.h"
 #include "mlog.h"
 #include "pglog.h"
+#include "pushcgi.h"
 
 #define PGPUB_CONNS_MAX     64
 #define PGPUB_LISTENERS_MAX 64
@@ -35,6 +41,7 @@
 #define PGPUB_POLL_MS       100
 
 static volatile sig_atomic_t stop;
+static int use_api;             /* -a */
 
 static void
 on_term(int sig)
@@ -124,6 +131,28 @@ publisher(const char *uri, int ready, int go, long n, size_t size)
 	if ((data = malloc(size + 1)) == NULL)
 		exit(111);
 	memset(data, 'x', size);
+	if (use_api) {
+		char err[PGPUB_ERR_MAX];
+		struct pushcgi *p;
+
+		pglog_close(l);
+		if ((p = pushcgi_open(uri, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "pgpub: %s\n", err);
+			exit(111);
+		}
+		if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 0)
+			exit(111);
+		for (i = 0; i < n; i++)
+			if (pushcgi_publish(p, "bench", NULL, NULL, data, size,
+			    NULL) != 0) {
+				fprintf(stderr, "pgpub: %s\n",
+				    pushcgi_error(p));
+				exit(111);
+			}
+		pushcgi_close(p);
+		free(data);
+		exit(0);
+	}
 	if (write(ready, "r", 1) != 1 || read(go, &c, 1) != 0)
 		exit(111);
 	for (i = 0; i < n; i++)
@@ -146,9 +175,14 @@ main(int argc, char **argv)
 	double t0, t;
 	char c;
 
+	if (argc > 1 && strcmp(argv[1], "-a") == 0) {
+		use_api = 1;
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: pgpub URI [CONNS [LISTENERS [COUNT "
-		    "[SIZE]]]]\n");
+		fprintf(stderr, "usage: pgpub [-a] URI [CONNS [LISTENERS "
+		    "[COUNT [SIZE]]]]\n");
 		return 100;
 	}
 	conns = arg(argc, argv, 2, 1, PGPUB_CONNS_MAX);
@@ -193,8 +227,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "pgpub: a publisher failed\n");
 		return 111;
 	}
-	printf("connections %ld  listeners %ld  messages %ld x %ld B  "
-	    "%.2f s  %.0f publishes/s\n", conns, listeners, count, size, t,
-	    count / t);
+	printf("%sconnections %ld  listeners %ld  messages %ld x %ld B  "
+	    "%.2f s  %.0f publishes/s\n", use_api ? "C API  " : "", conns,
+	    listeners, count, size, t, count / t);
 	return 0;
 }

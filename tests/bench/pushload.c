@@ -3,10 +3,16 @@
  * process, one epoll loop, non-blocking sockets to 127.0.0.1 only.  Prints
  * one result line of key=value pairs; asserts nothing.
  *
- *	pushload lat  -u URL -k sse|mixed|poll -n SUBS -p PUB [-P N] [-g MS]
- *	              [-H HEADER] [-A HEADER]
+ *	pushload lat  -u URL [-u URL...] -k sse|mixed|poll -n SUBS -p PUB
+ *	              [-P N] [-g MS] [-H HEADER] [-A HEADER]
  *	pushload rate -p URL -c CONNS -N REQUESTS [-H HEADER]
- *	pushload hold -u URL -k sse|mixed -n SUBS -s SECONDS [-f FILE]
+ *	pushload hold -u URL [-u URL...] -k sse|mixed -n SUBS -s SECONDS
+ *	              [-f FILE]
+ *
+ * Several -u (at most PL_URLS_MAX): the subscribers are dealt out among
+ * them in turn (subscriber i to URL i mod count), e.g. the same channel
+ * on two web hosts over one PostgreSQL log; lat's figures are then over
+ * every pair of all of them, and "per_url" gives each URL's p50/p99.
  *
  * lat: SUBS subscribers on URL (GET; -A adds a request header, e.g. the
  *   Accept that selects nchan's transport), then N publishes (default
@@ -74,6 +80,7 @@
 #define PL_PENDING_MAX   500     /* connects awaiting their answer */
 #define PL_EVENTS        512
 #define PL_NS            1000000000LL
+#define PL_URLS_MAX      8       /* -u given at most this often */
 
 enum { K_SSE, K_MIXED, K_POLL };
 enum { C_FREE, C_CONNECTING, C_SENDING, C_HEADERS, C_BODY, C_DONE };
@@ -95,10 +102,18 @@ struct pl_conn {
 	char tail[8];          /* last body bytes: chunked end */
 	char etag[PL_TAG_MAX], lastmod[PL_TAG_MAX];
 	int idx;               /* subscriber index, -1 for a publisher */
+	const struct pl_target *t;  /* where it connects */
 };
 
-static struct sockaddr_in pl_addr;
-static char pl_host[96], pl_path[PL_URL_MAX];
+/* A URL split into what a connection needs. */
+struct pl_target {
+	struct sockaddr_in addr;
+	char host[96];
+	char path[PL_URL_MAX];
+};
+
+static struct pl_target pl_urls[PL_URLS_MAX];
+static int pl_nurls;
 static int pl_ep = -1;
 static long pl_run;
 static int pl_kind = K_SSE;
@@ -148,9 +163,9 @@ pl_num(const char *s, long min, long max)
 	return v;
 }
 
-/* Split http://127.x.y.z:PORT/path into pl_addr and path (out). */
+/* Split http://127.x.y.z:PORT/path into t. */
 static void
-pl_parse_url(const char *url, char *path, size_t pathlen)
+pl_parse_url(const char *url, struct pl_target *t)
 {
 	const char *h, *c, *s;
 	char host[64];
@@ -171,15 +186,15 @@ pl_parse_url(const char *url, char *path, size_t pathlen)
 		pl_die(url, "host too long");
 	memcpy(host, h, (size_t)(c - h));
 	host[c - h] = '\0';
-	memset(&pl_addr, 0, sizeof(pl_addr));
-	pl_addr.sin_family = AF_INET;
-	pl_addr.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &pl_addr.sin_addr) != 1 ||
-	    (ntohl(pl_addr.sin_addr.s_addr) >> 24) != 127)
+	memset(&t->addr, 0, sizeof(t->addr));
+	t->addr.sin_family = AF_INET;
+	t->addr.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &t->addr.sin_addr) != 1 ||
+	    (ntohl(t->addr.sin_addr.s_addr) >> 24) != 127)
 		pl_die(url, "the host must be a 127.x.y.z address");
-	snprintf(pl_host, sizeof(pl_host), "%s:%ld", host, port);
-	if (snprintf(path, pathlen, "%s", *s != '\0' ? s : "/") >=
-	    (int)pathlen)
+	snprintf(t->host, sizeof(t->host), "%s:%ld", host, port);
+	if (snprintf(t->path, sizeof(t->path), "%s", *s != '\0' ? s : "/")
+	    >= (int)sizeof(t->path))
 		pl_die(url, "too long");
 }
 
@@ -198,7 +213,8 @@ pl_connect(struct pl_conn *c)
 		return -1;
 	}
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&pl_addr, sizeof(pl_addr)) != 0 &&
+	if (connect(c->fd, (const struct sockaddr *)&c->t->addr,
+	    sizeof(c->t->addr)) != 0 &&
 	    errno != EINPROGRESS) {
 		pl_last_errno = errno;
 		pl_fail_connect++;
@@ -245,19 +261,22 @@ pl_sub_request(struct pl_conn *c)
 		n += (size_t)snprintf(extra + n, sizeof(extra) - n,
 		    "If-Modified-Since: %s\r\n", c->lastmod);
 	c->reqlen = (size_t)snprintf(c->req, sizeof(c->req),
-	    "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%s\r\n", pl_path, pl_host,
+	    "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%s%s\r\n", c->t->path,
+	    c->t->host,
 	    pl_accept != NULL ? pl_accept : "", pl_accept != NULL ? "\r\n" : "",
 	    extra, pl_kind == K_POLL ? "" : "Cache-Control: no-cache\r\n");
 	c->sent = 0;
 }
 
-/* A POST of body to path. */
+/* A POST of body to the connection's URL. */
 static void
-pl_post_request(struct pl_conn *c, const char *path, const char *body)
+pl_post_request(struct pl_conn *c, const char *body)
 {
+	const char *path = c->t->path;
+
 	c->reqlen = (size_t)snprintf(c->req, sizeof(c->req),
 	    "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\n"
-	    "%s%sContent-Length: %zu\r\n\r\n%s", path, pl_host,
+	    "%s%sContent-Length: %zu\r\n\r\n%s", path, c->t->host,
 	    pl_xhdr != NULL ? pl_xhdr : "", pl_xhdr != NULL ? "\r\n" : "",
 	    strlen(body), body);
 	if (c->reqlen >= sizeof(c->req))
@@ -610,17 +629,17 @@ pl_loop(int64_t ms, pl_done_fn done_cb, int *stop)
  * a flood that only measures the depth of its accept queues.
  */
 static int
-pl_open_subs(struct pl_conn *subs, int n, const char *url)
+pl_open_subs(struct pl_conn *subs, int n)
 {
 	int64_t end = pl_now() + PL_READY_S * PL_NS;
 	int i = 0, ready, pending = 0, started;
 
-	pl_parse_url(url, pl_path, sizeof(pl_path));
 	for (;;) {
 		for (started = 0; i < n && started < PL_BATCH &&
 		    pending + started < PL_PENDING_MAX; i++, started++) {
 			subs[i].fd = -1;
 			subs[i].idx = i;
+			subs[i].t = &pl_urls[i % pl_nurls];
 			pl_sub_request(&subs[i]);
 			pl_connect(&subs[i]);
 		}
@@ -642,11 +661,12 @@ pl_open_subs(struct pl_conn *subs, int n, const char *url)
 }
 
 static int
-pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
+pl_lat_main(const char *pub, int n, int gap_ms)
 {
 	struct pl_conn *subs, pubc;
+	struct pl_target pt;
 	struct pushcgi *capi = NULL;
-	char body[128], err[256], db[PL_URL_MAX], chan[256], ppath[PL_URL_MAX];
+	char body[128], err[256], db[PL_URL_MAX], chan[256];
 	const char *colon;
 	int64_t t, next, *all;
 	size_t nall = 0, missed = 0;
@@ -655,6 +675,7 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 	memset(&pubc, 0, sizeof(pubc));
 	pubc.fd = -1;
 	pubc.idx = -1;
+	pubc.t = &pt;
 	if (strncmp(pub, "capi:", 5) == 0) {
 		colon = strrchr(pub + 5, ':');
 		if (colon == NULL || (size_t)(colon - pub - 5) >= sizeof(db))
@@ -670,11 +691,11 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 	    (all = calloc((size_t)n * pl_npub, sizeof(int64_t))) == NULL)
 		pl_die("memory", strerror(ENOMEM));
 	pl_want = (size_t)n * pl_npub;
-	ready = pl_open_subs(subs, n, url);
+	ready = pl_open_subs(subs, n);
 	pl_loop(PL_SETTLE_MS + n, pl_kind == K_POLL ? pl_poll_again : NULL,
 	    NULL);
 	if (capi == NULL)
-		pl_parse_url(pub, ppath, sizeof(ppath));
+		pl_parse_url(pub, &pt);
 	next = pl_now();
 	for (k = 1; k <= pl_npub; k++) {
 		while (pl_pub_busy)
@@ -688,7 +709,7 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 			    body, strlen(body), NULL) != 0)
 				pl_die("publish", pushcgi_error(capi));
 		} else {
-			pl_post_request(&pubc, ppath, body);
+			pl_post_request(&pubc, body);
 			pl_pub_busy = 1;
 			if (pubc.fd < 0) {
 				pubc.ready = 0;
@@ -725,6 +746,23 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 	    pl_pct(all, nall, 50), pl_pct(all, nall, 99),
 	    nall > 0 ? (double)all[nall - 1] / 1e6 : -1.0, pl_pub_bad,
 	    pl_fail_closed, pl_fail_connect + pl_fail_status);
+	if (pl_nurls > 1) {
+		/* The same figures for each URL's own subscribers. */
+		printf("per_url");
+		for (int u = 0; u < pl_nurls; u++) {
+			size_t m = 0;
+
+			for (i = u; i < n; i += pl_nurls)
+				for (k = 0; k < pl_npub; k++)
+					if ((t = pl_lat[(size_t)i * pl_npub +
+					    k]) > 0)
+						all[m++] = t;
+			qsort(all, m, sizeof(*all), pl_cmp64);
+			printf(" %s=%.2f/%.2f", pl_urls[u].host,
+			    pl_pct(all, m, 50), pl_pct(all, m, 99));
+		}
+		printf("\n");
+	}
 	for (i = 0; i < n; i++)
 		pl_close(&subs[i]);
 	pl_close(&pubc);
@@ -738,7 +776,7 @@ pl_lat_main(const char *url, const char *pub, int n, int gap_ms)
 /* rate: the connections, each with one request in flight. */
 static struct pl_conn *pl_rconns;
 static long pl_rsent, pl_rdone, pl_rtotal, pl_rbad;
-static char pl_rpath[PL_URL_MAX];
+static struct pl_target pl_rt;
 
 static void
 pl_rate_next(struct pl_conn *c)
@@ -756,7 +794,7 @@ pl_rate_next(struct pl_conn *c)
 		return;
 	pl_rsent++;
 	snprintf(body, sizeof(body), "rate %ld", pl_rsent);
-	pl_post_request(c, pl_rpath, body);
+	pl_post_request(c, body);
 	if (c->fd < 0) {
 		pl_connect(c);
 		return;
@@ -774,7 +812,7 @@ pl_rate_main(const char *url, int conns, long total)
 	int64_t t0, end;
 	int i, n;
 
-	pl_parse_url(url, pl_rpath, sizeof(pl_rpath));
+	pl_parse_url(url, &pl_rt);
 	pl_rtotal = total;
 	if ((pl_rconns = calloc((size_t)conns, sizeof(*pl_rconns))) == NULL)
 		pl_die("memory", strerror(ENOMEM));
@@ -783,6 +821,7 @@ pl_rate_main(const char *url, int conns, long total)
 	for (i = 0; i < conns; i++) {
 		pl_rconns[i].fd = -1;
 		pl_rconns[i].idx = -2;
+		pl_rconns[i].t = &pl_rt;
 		pl_rate_next(&pl_rconns[i]);
 	}
 	while (pl_rdone < pl_rtotal && pl_now() < end) {
@@ -802,7 +841,7 @@ pl_rate_main(const char *url, int conns, long total)
 }
 
 static int
-pl_hold_main(const char *url, int n, int seconds, const char *file)
+pl_hold_main(int n, int seconds, const char *file)
 {
 	struct pl_conn *subs;
 	FILE *fp;
@@ -810,7 +849,7 @@ pl_hold_main(const char *url, int n, int seconds, const char *file)
 
 	if ((subs = calloc((size_t)n, sizeof(*subs))) == NULL)
 		pl_die("memory", strerror(ENOMEM));
-	ready = pl_open_subs(subs, n, url);
+	ready = pl_open_subs(subs, n);
 	pl_loop(PL_SETTLE_MS, NULL, NULL);
 	for (i = 0; i < n; i++)
 		open_now += subs[i].fd >= 0 && subs[i].ready;
@@ -838,7 +877,7 @@ pl_hold_main(const char *url, int n, int seconds, const char *file)
 int
 main(int argc, char **argv)
 {
-	const char *url = NULL, *pub = NULL, *file = NULL, *mode;
+	const char *pub = NULL, *file = NULL, *mode;
 	int ch, n = 100, gap = 50, conns = 1, seconds = 10;
 	long total = 1000;
 
@@ -848,7 +887,11 @@ main(int argc, char **argv)
 	optind = 2;
 	while ((ch = getopt(argc, argv, "u:k:n:p:P:g:H:A:c:N:s:f:v")) != -1) {
 		switch (ch) {
-		case 'u': url = optarg; break;
+		case 'u':
+			if (pl_nurls == PL_URLS_MAX)
+				pl_usage();
+			pl_parse_url(optarg, &pl_urls[pl_nurls++]);
+			break;
 		case 'k':
 			if (strcmp(optarg, "sse") == 0)
 				pl_kind = K_SSE;
@@ -878,12 +921,12 @@ main(int argc, char **argv)
 	pl_run = (long)(getpid() ^ (pl_now() & 0xffff));
 	if ((pl_ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		pl_die("epoll", strerror(errno));
-	if (strcmp(mode, "lat") == 0 && url != NULL && pub != NULL)
-		return pl_lat_main(url, pub, n, gap);
+	if (strcmp(mode, "lat") == 0 && pl_nurls > 0 && pub != NULL)
+		return pl_lat_main(pub, n, gap);
 	if (strcmp(mode, "rate") == 0 && pub != NULL)
 		return pl_rate_main(pub, conns, total);
-	if (strcmp(mode, "hold") == 0 && url != NULL)
-		return pl_hold_main(url, n, seconds, file);
+	if (strcmp(mode, "hold") == 0 && pl_nurls > 0)
+		return pl_hold_main(n, seconds, file);
 	pl_usage();
 	return PL_EX_USAGE;
 }
