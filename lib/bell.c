@@ -239,7 +239,8 @@ static void bell_on_alarm(int);
 static void bell_arm(struct bell *, int64_t);
 static off_t bell_byte(int64_t, int);
 static int bell_lock(int, int, short, off_t, off_t);
-static struct bell_file *bell_file_get(const char *, const struct stat *);
+static struct bell_file *bell_file_get(const char *, const struct stat *,
+    const char *);
 static void bell_file_put(struct bell_file *);
 static int bell_raise(struct bell_file *, int64_t);
 static void bell_signal(struct bell_file *, int64_t, int);
@@ -363,13 +364,15 @@ bell_lock(int fd, int cmd, short type, off_t off, off_t len)
  * so, as SQLite does for its -wal and -shm files, a new bell file gets
  * the log's permission bits, and a process running as root (pushctl run
  * by an administrator) hands the file to the log's owner; without a log
- * the mode is 0666 less the umask.
+ * (a PostgreSQL log's wake-up folder, a log not made yet) the mode is
+ * 0666 less the umask and root hands the file to the folder's owner (the
+ * web server's user owns the folder it must write).
  */
 static struct bell_file *
-bell_file_get(const char *path, const struct stat *db)
+bell_file_get(const char *path, const struct stat *db, const char *dir)
 {
 	struct bell_file *f;
-	struct stat st;
+	struct stat st, ds;
 	uint64_t zero = 0;
 	mode_t mode = db != NULL ? (db->st_mode & 0666) : 0666;
 	void *pg;
@@ -394,6 +397,10 @@ bell_file_get(const char *path, const struct stat *db)
 	if (db != NULL && geteuid() == 0 && (st.st_uid != db->st_uid ||
 	    st.st_gid != db->st_gid))
 		(void)fchown(fd, db->st_uid, db->st_gid);
+	else if (db == NULL && st.st_size == 0 && geteuid() == 0 &&
+	    stat(dir, &ds) == 0 && (st.st_uid != ds.st_uid ||
+	    st.st_gid != ds.st_gid))
+		(void)fchown(fd, ds.st_uid, ds.st_gid);
 	/* Never shrink: concurrent creators all extend to the same size. */
 	if (st.st_size < BELL_GATE_BASE && ftruncate(fd, BELL_GATE_BASE) != 0)
 		goto fail;
@@ -493,7 +500,8 @@ bell_open(struct bell **out, const char *db_path, int check_ms)
 	b->check_ms = check_ms > BELL_CHECK_MAX_MS ? BELL_CHECK_MAX_MS :
 	    check_ms;
 	pthread_mutex_lock(&bell_files_mu);
-	b->f = bell_file_get(path, stat(db_path, &db) == 0 ? &db : NULL);
+	b->f = bell_file_get(path, stat(db_path, &db) == 0 ? &db : NULL,
+	    b->dir);
 	pthread_mutex_unlock(&bell_files_mu);
 	if (b->f == NULL) {
 		n = errno;
@@ -548,7 +556,8 @@ bell_reopen(struct bell *b)
 	int e;
 
 	pthread_mutex_lock(&bell_files_mu);
-	nf = bell_file_get(b->path, stat(b->files[0], &db) == 0 ? &db : NULL);
+	nf = bell_file_get(b->path, stat(b->files[0], &db) == 0 ? &db : NULL,
+	    b->dir);
 	e = errno;
 	pthread_mutex_unlock(&bell_files_mu);
 	if (nf == NULL) {
@@ -666,7 +675,8 @@ bell_ring_path(struct bell *b, int64_t id)
 	if (stat(b->path, &st) != 0)
 		return;  /* nobody waits on a bell that is not there */
 	pthread_mutex_lock(&bell_files_mu);
-	nf = bell_file_get(b->path, stat(b->files[0], &db) == 0 ? &db : NULL);
+	nf = bell_file_get(b->path, stat(b->files[0], &db) == 0 ? &db : NULL,
+	    b->dir);
 	pthread_mutex_unlock(&bell_files_mu);
 	if (nf == NULL)
 		return;
