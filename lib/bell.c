@@ -909,7 +909,8 @@ bell_watch_drain(struct bell *b)
  * let through), so that a publisher's signal, another signal, a write to
  * the log or news on that descriptor ends it.  A SIGURG that came while
  * we were awake is pending and ends it at once.  Returns 1 after a write
- * to the log or news on the descriptor (check() runs then), else 0.
+ * to the log, 2 on news on the descriptor (check() runs then, whatever
+ * the log's files look like), else 0.
  */
 static int
 bell_doze(struct bell *b, int64_t wait, const sigset_t *mask)
@@ -937,7 +938,7 @@ bell_doze(struct bell *b, int64_t wait, const sigset_t *mask)
 		return 0;
 	/* The other descriptor's news is check()'s to consume. */
 	if (x >= 0 && (pfd[x].revents & (POLLIN | POLLERR | POLLHUP)))
-		return 1;
+		return 2;
 	if (w >= 0 && (pfd[w].revents & POLLIN))
 		return bell_watch_drain(b);
 	return 0;
@@ -1011,7 +1012,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 	struct timespec zero = { 0, 0 };
 	sigset_t urg, doze;
 	int64_t now, next, wait, x;
-	int r, period, settle = 0, leave = 0;
+	int r, period, settle = 0, leave = 0, news = 0;
 
 	sigemptyset(&urg);
 	sigaddset(&urg, SIGURG);
@@ -1044,8 +1045,11 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			break;
 		now = mono_ns();
 		if (now >= next) {
-			x = check != NULL && !bell_quiet(b, now) ? check(arg) :
-			    -1;
+			/* News on bell_keeper_fd's descriptor is check()'s to
+			 * consume: the log's files say nothing of it. */
+			x = check != NULL && (news || !bell_quiet(b, now)) ?
+			    check(arg) : -1;
+			news = 0;
 			if (x == BELL_CHECK_LEAVE) {
 				leave = 1;
 				break;
@@ -1076,9 +1080,10 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			wait = deadline - now;
 		/* SIGURG, a timeout or another signal: look again; a write
 		 * to the log's files: check at once. */
-		if (bell_doze(b, wait, &doze) > 0) {
+		if ((r = bell_doze(b, wait, &doze)) > 0) {
 			next = mono_ns();
 			settle = BELL_SETTLE_MS;
+			news = r == 2;
 		}
 	}
 	bell_watch_stop(b);
