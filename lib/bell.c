@@ -799,7 +799,7 @@ bell_stamp(const char *path, struct bell_stamp *s)
  * moment of recording by BELL_STAT_MARGIN_NS, so timestamp granularity
  * cannot hide a write that came after it; and check() ran less than
  * BELL_CHECK_FORCE_MS ago, a bound that holds whatever the file system's
- * timestamps do.  now is CLOCK_MONOTONIC ns.
+ * timestamps do; and the log is a file there.  now is CLOCK_MONOTONIC ns.
  */
 static int
 bell_quiet(struct bell *b, int64_t now)
@@ -819,6 +819,11 @@ bell_quiet(struct bell *b, int64_t now)
 		    cur[i].mtime > b->seen_at - BELL_STAT_MARGIN_NS)
 			same = 0;
 	}
+	/* No log file at the path (a removed log, or a log that is not a
+	 * file of this host, such as a database server's): its stamps
+	 * tell nothing, check() looks. */
+	if (cur[0].dev == 0 && cur[0].ino == 0)
+		same = 0;
 	if (same && b->seen_at != 0 &&
 	    now - b->checked < BELL_CHECK_FORCE_MS * BELL_MS)
 		return 1;
