@@ -45,7 +45,8 @@
 # Without the PostgreSQL server binaries (tests/pg.sh: PG_BIN), or in a
 # build without the PostgreSQL backend, prints a "# SKIP" line and exits
 # 0.  Environment as for make check: top_builddir, top_srcdir.
-# PG_FOLLOWERS, PG_PUBLISH scale part 6.  Prints "ok - ..." / "not ok -
+# PG_FOLLOWERS, PG_PUBLISH scale part 6; PG_KIND_A, PG_KIND_B choose other
+# server kinds (tests/e2e/lib.sh) for the two hosts.  Prints "ok - ..." / "not ok -
 # ..." lines and exits non-zero on any failure.
 set -u
 B=$(cd "${top_builddir:-.}" && pwd)
@@ -66,8 +67,8 @@ PUSHCTL="$B/pushctl"
 CPUB="$B/tests/e2e/cpub"
 FOL="$B/tests/follower"
 PSQL="$PG_BIN/psql"
-KIND_A=lighttpd-fastcgi
-KIND_B=nginx
+KIND_A=${PG_KIND_A:-lighttpd-fastcgi}
+KIND_B=${PG_KIND_B:-nginx}
 HB=2                    # heartbeat of both hosts (seconds)
 WAIT=20                 # seconds any single expectation may take
 TOKEN=e2e-pg-token-0123456789
