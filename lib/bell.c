@@ -809,7 +809,7 @@ bell_stamp(const char *path, struct bell_stamp *s)
  * moment of recording by BELL_STAT_MARGIN_NS, so timestamp granularity
  * cannot hide a write that came after it; and check() ran less than
  * BELL_CHECK_FORCE_MS ago, a bound that holds whatever the file system's
- * timestamps do.  now is CLOCK_MONOTONIC ns.
+ * timestamps do; and the log is a file there.  now is CLOCK_MONOTONIC ns.
  */
 static int
 bell_quiet(struct bell *b, int64_t now)
@@ -829,6 +829,11 @@ bell_quiet(struct bell *b, int64_t now)
 		    cur[i].mtime > b->seen_at - BELL_STAT_MARGIN_NS)
 			same = 0;
 	}
+	/* No log file at the path (a removed log, or a log that is not a
+	 * file of this host, such as a database server's): its stamps
+	 * tell nothing, check() looks. */
+	if (cur[0].dev == 0 && cur[0].ino == 0)
+		same = 0;
 	if (same && b->seen_at != 0 &&
 	    now - b->checked < BELL_CHECK_FORCE_MS * BELL_MS)
 		return 1;
@@ -919,8 +924,8 @@ bell_watch_drain(struct bell *b)
  * let through), so that a publisher's signal, another signal, a write to
  * the log or news on that descriptor ends it.  A SIGURG that came while
  * we were awake is pending and ends it at once.  Returns 1 after a write
- * to the log, 2 after news on the descriptor (check() runs then, even
- * if the log's files look unchanged), else 0.
+ * to the log, 2 on news on the descriptor (check() runs then, whatever
+ * the log's files look like), else 0.
  */
 static int
 bell_doze(struct bell *b, int64_t wait, const sigset_t *mask)
@@ -1055,8 +1060,8 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			break;
 		now = mono_ns();
 		if (now >= next) {
-			/* News on bell_keeper_fd's descriptor comes from
-			 * elsewhere: the local files tell nothing of it. */
+			/* News on bell_keeper_fd's descriptor is check()'s to
+			 * consume: the log's files say nothing of it. */
 			x = check != NULL && (news || !bell_quiet(b, now)) ?
 			    check(arg) : -1;
 			news = 0;
@@ -1090,12 +1095,10 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			wait = deadline - now;
 		/* SIGURG, a timeout or another signal: look again; a write
 		 * to the log's files: check at once. */
-		if ((r = bell_doze(b, wait, &doze)) == 2) {
-			next = mono_ns();
-			news = 1;
-		} else if (r > 0) {
+		if ((r = bell_doze(b, wait, &doze)) > 0) {
 			next = mono_ns();
 			settle = BELL_SETTLE_MS;
+			news = r == 2;
 		}
 	}
 	bell_watch_stop(b);

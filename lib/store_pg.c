@@ -486,6 +486,13 @@ pq_wait(struct store *st, int64_t seen, int timeout_ms)
 	 * the host's next gatekeeper opens its own. */
 	if (s->w->single)
 		pq_unlisten(s->w);
+	/* A listener kept while another process of the host keeps the gate
+	 * is read by nobody: drain it at each wake-up (no syscall blocks),
+	 * so that its server process never stalls on a full socket, which
+	 * would hold back the database's notification queue. */
+	else if (s->w->lis != NULL &&
+	    pglog_notified(s->w->lis, NULL) == MLOG_EUNAVAIL)
+		pq_unlisten(s->w);
 	switch (w) {
 	case BELL_READY:
 		return STORE_READY;

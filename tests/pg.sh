@@ -17,7 +17,10 @@
 # initdb refuses to run as root.  As root, the cluster runs as PG_USER
 # (default nobody): the folder is chowned to it and every server command
 # goes through runuser; the tests connect as that role over TCP.
-# PG_BIN overrides the folder of the server binaries.
+# PG_BIN overrides the folder of the server binaries; PG_MAX_CONNECTIONS
+# (default 50) the server's max_connections, read at every start (each
+# FastCGI responder process holds 2 connections and at most 1 listener,
+# each pushctl 1-2).
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DB=pushcgi_test
 
@@ -48,7 +51,7 @@ pg_start_dir() {
 	port=$(cat "$d/port") || return 1
 	pg_as "$PG_BIN/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 \
 	    -o "-p $port -k $d/sock -c listen_addresses=127.0.0.1 \
--c fsync=${PG_FSYNC:-off} -c max_connections=50" start >/dev/null
+-c fsync=${PG_FSYNC:-off} -c max_connections=${PG_MAX_CONNECTIONS:-50}" start >/dev/null
 }
 
 pg_stop_dir() {

@@ -30,6 +30,10 @@
 #   e2e_procs            pids of every process of the running server:
 #                        its sessions (web server, its CGI children, the
 #                        FastCGI servers), one a line
+#   e2e_save NAME        keep the running server's state under NAME and
+#                        clear it, so that another server can be started
+#                        (two web hosts at once); e2e_use NAME makes NAME's
+#                        server the current one again (e2e_url, e2e_stop...)
 #   e2e_share_db         (root only) hand the log's folder and files to
 #                        the server user again, e.g. after re-creating the
 #                        log as root; e2e_start does it once
@@ -65,7 +69,7 @@
 #
 # Servers get a clean environment (PATH only): whatever the responders see
 # comes from the configuration, never from the test's own environment.
-# Only one server at a time per shell; state is in E2E_* variables.
+# One current server per shell; state is in E2E_* variables (see e2e_save).
 
 E2E_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_SRCDIR=$(cd "${top_srcdir:-$E2E_LIB_DIR/../..}" && pwd)
@@ -170,6 +174,17 @@ e2e_share_db() {
 	local db=${PUSHCGI_DB:?PUSHCGI_DB is not set} d f
 	[ "$(id -u)" -eq 0 ] || return 0
 	[ -n "${E2E_RUN_USER:-}" ] || e2e_identity || return 1
+	# A PostgreSQL URI names no file here: only the config must be
+	# readable (its wake_dir is the caller's to hand over).
+	case $db in
+	postgres://* | postgresql://*)
+		if [ -n "${PUSHCGI_CONF:-}" ] &&
+		    ! e2e_as_user test -r "$PUSHCGI_CONF"; then
+			e2e_say "$E2E_RUN_USER cannot read $PUSHCGI_CONF"
+			return 1
+		fi
+		return 0 ;;
+	esac
 	d=$(dirname "$db")
 	mkdir -p "$d" || return 1
 	[ -e "$db-bell" ] || : >"$db-bell" || return 1
@@ -540,4 +555,25 @@ e2e_restart() {
 	[ -n "$kind" ] || { e2e_say "nothing to restart"; return 1; }
 	e2e_stop
 	E2E_FCGI=$way e2e_start "$kind" "$port"
+}
+
+# The variables that make up a server's state, for e2e_save and e2e_use.
+E2E_STATE="E2E_KIND E2E_PORT E2E_DIR E2E_SIDS E2E_MASTER E2E_PIDFILE
+E2E_FCGI_WAY CGIBIN DOCROOT PUSHCGI_DB PUSHCGI_CONF"
+
+e2e_save() {
+	local v
+	for v in $E2E_STATE; do
+		eval "E2E_SAVED_${1}_$v=\${$v:-}"
+	done
+	E2E_DIR=
+	E2E_SIDS=
+	E2E_MASTER=
+}
+
+e2e_use() {
+	local v
+	for v in $E2E_STATE; do
+		eval "$v=\${E2E_SAVED_${1}_$v:-}"
+	done
 }
