@@ -37,9 +37,6 @@
 #define PGLOG_MS_PER_S   1000
 /* A channel list as an array literal: '{', then per name '"' NAME '",'. */
 #define PGLOG_LIST_MAX   (2 + VALID_CHANNELS_MAX * (VALID_CHANNEL_MAX + 3))
-/* Retention batching on append: as mlog's (mlog.c MLOG_TRIM_SLACK_*). */
-#define PGLOG_TRIM_SLACK_DIV 16
-#define PGLOG_TRIM_SLACK_MAX 64
 
 #define PGLOG_STR(x)  #x
 #define PGLOG_XSTR(x) PGLOG_STR(x)
@@ -286,8 +283,7 @@ struct pglog {
 	int64_t reap_ms;            /* PGLOG_REAP_BEATS heartbeats */
 	/* Retention batching, as mlog's: the channel appended to last and
 	 * the appends since it was trimmed. */
-	char trim_channel[VALID_CHANNEL_MAX + 1];
-	long trim_pending;
+	struct store_trim trim;   /* retention's batching (store.h) */
 	char err[PGLOG_ERRMSG_MAX];
 	int ecode;                  /* the code of the failure in err */
 };
@@ -322,6 +318,9 @@ static PGresult *pglog_exec(struct pglog *, enum pglog_sid,
     struct pglog_params *, const char *);
 static int64_t pglog_int(const PGresult *, int, int);
 static int64_t pglog_changes(const PGresult *);
+static int pglog_read_limit(struct pglog *, store_cb, int *);
+static int pglog_write(struct pglog *, enum pglog_sid, struct pglog_params *,
+    const char *, int64_t *);
 static int pglog_row_msg(const PGresult *, int, int, struct store_msg *);
 static void pglog_row_stat(const PGresult *, int, struct store_stat *);
 static int pglog_check_channels(struct pglog *, const char *const *, int,
@@ -676,6 +675,22 @@ pglog_changes(const PGresult *res)
 	return strtoll(PQcmdTuples((PGresult *)res), NULL, 10);
 }
 
+/* Run a statement whose result is only how many rows it changed: added
+ * to *changes (if changes).  MLOG_OK, or the failure (pglog_failed). */
+static int
+pglog_write(struct pglog *l, enum pglog_sid id, struct pglog_params *p,
+    const char *what, int64_t *changes)
+{
+	PGresult *res;
+
+	if ((res = pglog_exec(l, id, p, what)) == NULL)
+		return pglog_failed(l);
+	if (changes != NULL)
+		*changes += pglog_changes(res);
+	PQclear(res);
+	return MLOG_OK;
+}
+
 /* m from row of res, whose PGLOG_COLS start at column c. */
 static int
 pglog_row_msg(const PGresult *res, int row, int c, struct store_msg *m)
@@ -825,28 +840,26 @@ pglog_conn(struct pglog *l)
 	return l->conn;
 }
 
-/* As mlog_trim_due (mlog.c). */
+/* Whether this append must apply retention (store_trim_due, the rule of
+ * every backend).  Counts the append. */
 static int
 pglog_trim_due(struct pglog *l, const char *channel)
 {
-	long slack;
+	return store_trim_due(&l->trim, l->retain_count, l->retain_age,
+	    channel);
+}
 
-	if (l->retain_count <= 0 && l->retain_age <= 0)
-		return 0;
-	slack = l->retain_count / PGLOG_TRIM_SLACK_DIV;
-	if (slack > PGLOG_TRIM_SLACK_MAX)
-		slack = PGLOG_TRIM_SLACK_MAX;
-	if (strcmp(l->trim_channel, channel) != 0) {
-		memcpy(l->trim_channel, channel, strlen(channel) + 1);
-		l->trim_pending = 0;
-		return 1;
-	}
-	if (l->trim_pending >= slack) {
-		l->trim_pending = 0;
-		return 1;
-	}
-	l->trim_pending++;
-	return 0;
+/* A read's callback and limit: a callback and a positive limit, capped at
+ * MLOG_READ_MAX.  MLOG_OK, or MLOG_EINVAL with the reason. */
+static int
+pglog_read_limit(struct pglog *l, store_cb cb, int *limit)
+{
+	if (*limit <= 0 || cb == NULL)
+		return pglog_fail(l, MLOG_EINVAL, "reading needs a callback and "
+		    "a positive limit");
+	if (*limit > MLOG_READ_MAX)
+		*limit = MLOG_READ_MAX;
+	return MLOG_OK;
 }
 
 /*
@@ -860,27 +873,22 @@ pglog_trim(struct pglog *l, const char *channel, long keep, long max_age,
     int thorough, int64_t *deleted)
 {
 	struct pglog_params p;
-	PGresult *res;
 
 	if (keep > 0) {
 		memset(&p, 0, sizeof(p));
 		pglog_p_text(&p, channel);
 		pglog_p_int(&p, keep);
-		if ((res = pglog_exec(l, S_KEEP, &p, "applying retention by "
-		    "count")) == NULL)
+		if (pglog_write(l, S_KEEP, &p, "applying retention by "
+		    "count", deleted) != MLOG_OK)
 			return pglog_failed(l);
-		*deleted += pglog_changes(res);
-		PQclear(res);
 	}
 	if (max_age > 0) {
 		memset(&p, 0, sizeof(p));
 		pglog_p_text(&p, channel);
 		pglog_p_int(&p, max_age);
-		if ((res = pglog_exec(l, thorough ? S_AGE_CHANNEL : S_AGE_HEAD,
-		    &p, "applying retention by age")) == NULL)
+		if (pglog_write(l, thorough ? S_AGE_CHANNEL : S_AGE_HEAD,
+		    &p, "applying retention by age", deleted) != MLOG_OK)
 			return pglog_failed(l);
-		*deleted += pglog_changes(res);
-		PQclear(res);
 	}
 	return MLOG_OK;
 }
@@ -918,7 +926,7 @@ pglog_append(struct pglog *l, const char *channel, const char *type,
 	trim = pglog_trim_due(l, channel);
 	if (trim && (rc = pglog_simple(l, "BEGIN", "appending a message")) !=
 	    MLOG_OK) {
-		l->trim_channel[0] = '\0';
+		l->trim.channel[0] = '\0';
 		return rc;
 	}
 	memset(&p, 0, sizeof(p));
@@ -928,7 +936,7 @@ pglog_append(struct pglog *l, const char *channel, const char *type,
 	pglog_p_bin(&p, data, len);
 	if ((res = pglog_exec(l, S_INSERT, &p, "appending a message")) ==
 	    NULL) {
-		l->trim_channel[0] = '\0';
+		l->trim.channel[0] = '\0';
 		return pglog_failed(l);
 	}
 	nid = pglog_int(res, 0, 0);
@@ -938,7 +946,7 @@ pglog_append(struct pglog *l, const char *channel, const char *type,
 		    &dropped) != MLOG_OK ||
 		    pglog_simple(l, "COMMIT", "committing a message") !=
 		    MLOG_OK) {
-			l->trim_channel[0] = '\0';  /* trim again next time */
+			l->trim.channel[0] = '\0';  /* trim again next time */
 			return pglog_failed(l);
 		}
 	}
@@ -996,11 +1004,8 @@ pglog_read(struct pglog *l, const char *const *channels, int n,
 
 	if (pglog_check_channels(l, channels, n, 0) != MLOG_OK)
 		return MLOG_EINVAL;
-	if (limit <= 0 || cb == NULL)
-		return pglog_fail(l, MLOG_EINVAL, "reading needs a callback and "
-		    "a positive limit");
-	if (limit > MLOG_READ_MAX)
-		limit = MLOG_READ_MAX;
+	if (pglog_read_limit(l, cb, &limit) != MLOG_OK)
+		return MLOG_EINVAL;
 	memset(&p, 0, sizeof(p));
 	if (n > 0)
 		pglog_p_list(&p, list, sizeof(list), channels, n);
@@ -1141,7 +1146,6 @@ pglog_prune(struct pglog *l, const char *channel, long keep_count,
     long max_age, int64_t *deleted)
 {
 	struct pglog_params p;
-	PGresult *res;
 	int64_t n = 0;
 	int rc;
 
@@ -1163,20 +1167,16 @@ pglog_prune(struct pglog *l, const char *channel, long keep_count,
 		if (keep_count > 0) {
 			memset(&p, 0, sizeof(p));
 			pglog_p_int(&p, keep_count);
-			if ((res = pglog_exec(l, S_KEEP_ALL, &p, "pruning by "
-			    "count")) == NULL)
+			if (pglog_write(l, S_KEEP_ALL, &p, "pruning by "
+			    "count", &n) != MLOG_OK)
 				return pglog_failed(l);
-			n += pglog_changes(res);
-			PQclear(res);
 		}
 		if (max_age > 0) {
 			memset(&p, 0, sizeof(p));
 			pglog_p_int(&p, max_age);
-			if ((res = pglog_exec(l, S_AGE_ALL, &p, "pruning by "
-			    "age")) == NULL)
+			if (pglog_write(l, S_AGE_ALL, &p, "pruning by "
+			    "age", &n) != MLOG_OK)
 				return pglog_failed(l);
-			n += pglog_changes(res);
-			PQclear(res);
 		}
 	}
 	if ((rc = pglog_simple(l, "COMMIT", "committing a prune")) != MLOG_OK)
@@ -1449,10 +1449,9 @@ pglog_control_append(struct pglog *l, const char *data, int64_t *id)
 	memset(&p, 0, sizeof(p));
 	pglog_p_int(&p, MLOG_CONTROL_AGE);
 	pglog_p_int(&p, MLOG_CONTROL_KEEP);
-	if ((res = pglog_exec(l, S_CONTROL_TRIM, &p, "pruning control "
-	    "requests")) == NULL)
+	if (pglog_write(l, S_CONTROL_TRIM, &p, "pruning control "
+	    "requests", NULL) != MLOG_OK)
 		return pglog_failed(l);
-	PQclear(res);
 	if ((rc = pglog_simple(l, "COMMIT", "committing a control request"))
 	    != MLOG_OK)
 		return rc;
@@ -1495,11 +1494,8 @@ pglog_control_read(struct pglog *l, int64_t after, int64_t upto, int limit,
 	int64_t pos = after;
 	int ret;
 
-	if (limit <= 0 || cb == NULL)
-		return pglog_fail(l, MLOG_EINVAL, "reading needs a callback and "
-		    "a positive limit");
-	if (limit > MLOG_READ_MAX)
-		limit = MLOG_READ_MAX;
+	if (pglog_read_limit(l, cb, &limit) != MLOG_OK)
+		return MLOG_EINVAL;
 	memset(&p, 0, sizeof(p));
 	pglog_p_int(&p, after);
 	pglog_p_int(&p, upto);

@@ -493,16 +493,7 @@ pq_wait(struct store *st, int64_t seen, int timeout_ms)
 	else if (s->w->lis != NULL &&
 	    pglog_notified(s->w->lis, NULL) == MLOG_EUNAVAIL)
 		pq_unlisten(s->w);
-	switch (w) {
-	case BELL_READY:
-		return STORE_READY;
-	case BELL_TIMEOUT:
-		return STORE_TIMEOUT;
-	case BELL_INTERRUPTED:
-		return STORE_INTERRUPTED;
-	default:
-		return STORE_WAIT_ERROR;
-	}
+	return store_bell_answer(w, 0);
 }
 
 static void
