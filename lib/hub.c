@@ -389,17 +389,23 @@ hub_watch(struct hub *h)
 	int64_t now = mono_ms(), last;
 
 	/* The streams rows of this process keep counting (store_touch), at
-	 * most twice a heartbeat for the whole process. */
+	 * most twice a heartbeat for the whole process.  Never waited for:
+	 * the caller is a stream's heartbeat, and the shared connection may
+	 * be busy for seconds (a write waiting for the log's lock); when it
+	 * is, the next heartbeat of any of the process's streams tries
+	 * again (the lease is two heartbeats). */
 	last = __atomic_load_n(&h->touched, __ATOMIC_RELAXED);
 	if (now - last >= (int64_t)h->conf.heartbeat * 1000 / 2 &&
 	    __atomic_compare_exchange_n(&h->touched, &last, now, 0,
 	    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-		pthread_mutex_lock(&h->dbmu);
-		if (store_touch(h->shared, getpid()) != STORE_OK)
-			/* LOG: this process's streams rows cannot be kept */
-			elog(HUB_PROG, 311, "refreshing this process's "
-			    "subscribers: %s", store_errmsg(h->shared));
-		pthread_mutex_unlock(&h->dbmu);
+		if (pthread_mutex_trylock(&h->dbmu) == 0) {
+			if (store_touch(h->shared, getpid()) != STORE_OK)
+				/* LOG: this process's rows cannot be kept */
+				elog(HUB_PROG, 311, "refreshing this process's "
+				    "subscribers: %s", store_errmsg(h->shared));
+			pthread_mutex_unlock(&h->dbmu);
+		} else
+			__atomic_store_n(&h->touched, last, __ATOMIC_RELAXED);
 	}
 	if (store_watch(h->shared)) {
 		hub_relog_ask(h);
