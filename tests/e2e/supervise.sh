@@ -313,6 +313,11 @@ kill_stream() {
 	p1=$(stream_pid "$id")
 	check "$kind: the stream's process ($p1) is the server's push-stream" \
 	    is_server_proc "$p1" push-stream
+	# mod_proxy_fcgi keeps the connection of a response cut off by its
+	# responder's death for KeepAliveTimeout unless told not to keep it.
+	[ "$kind" = apache-proxy-fcgi ] &&
+		check "$kind: the stream's answer says Connection: close (its client is let go at once when the responder dies, not held for KeepAliveTimeout)" \
+		    grep -qi '^connection: *close' "$tmp/a.hdr"
 	kill -KILL "$p1"
 	check "$kind: the client's stream ends when its process is SIGKILLed" \
 	    ended "$(sub_pid a)"
