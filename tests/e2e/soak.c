@@ -27,9 +27,10 @@
  *	c I start=S last=L conns=K breaks=B ends=E stalls=T gaps=G noid=X
  *	m I ID HASH      one line per message, in the order received
  *	g I ID           one line per gap event
- *	s I STATE@T/Q    its first stalls: the state, T ms after the start
- *	                 of the run, Q ms after the last byte (or the start
- *	                 of the connection)
+ *	s I STATE@T/Q    its first stalls: the state (connecting, sending,
+ *	                 headers, answered: headers but no body byte yet,
+ *	                 body), T ms after the start of the run, Q ms after
+ *	                 the last byte (or the start of the connection)
  *
  *   S: the cursor of its first stream (0 for since=0, -1 if it never had
  *   one); breaks: streams that broke after their 200, ends: of those,
@@ -37,7 +38,9 @@
  *   (hex) of the message's data as published (";base64" events decoded).
  *   stdout gets one summary line: sub clients=N ready=R caught_up=C
  *   conns=... breaks=... stalls=... refused=... status=CODE:COUNT,...
- *   Exit 0 when every client caught up, 1 otherwise.
+ *   Exit 0 when every client caught up, 1 otherwise.  With SOAK_TRACE set
+ *   in the environment, stderr gets a line per connection step and read:
+ *   "T MS CLIENT LOCALPORT sent|hdr|body|eof|err|stall BYTES".
  *
  * pub: POST "PREFIX SEQ" (SEQ = 1, 2, ...) to URL every MS milliseconds
  *   for SECONDS, on one keep-alive connection (a new one when it fails),
@@ -91,6 +94,7 @@
 #define SK_TARGET_POLL_MS  200
 #define SK_STATUS_MAX      600
 #define SK_STALLS_KEPT     8        /* stalls described per client */
+#define SK_TRACE_BYTES     80       /* bytes of a read shown by SOAK_TRACE */
 #define SK_PUB_IO_S        10       /* a publish's send and answer */
 #define SK_PREFIX_MAX      200
 #define SK_NS              1000000000LL
@@ -104,6 +108,7 @@ struct sk_msg {
 };
 
 struct sk_client {
+	long id;               /* its number, 0 to N - 1 */
 	int fd;
 	int state;
 	int64_t at;            /* S_WAIT: when to connect; else last byte */
@@ -116,6 +121,7 @@ struct sk_client {
 	char req[SK_REQ_MAX];
 	char hdr[SK_HDR_MAX + 1];
 	size_t hlen;
+	size_t bodylen;        /* body bytes of this connection */
 	int chunked;
 	int cstate;            /* chunked decoder */
 	long long crem;
@@ -141,6 +147,7 @@ static char sk_host[96], sk_path[SK_URL_MAX];
 static long sk_status[SK_STATUS_MAX];
 static int sk_stall_ms;
 static int64_t sk_t0;
+static int sk_tracing;                /* SOAK_TRACE is set */
 
 static void sk_usage(void);
 static void sk_die(const char *, const char *);
@@ -155,6 +162,8 @@ static void sk_sse_feed(struct sk_client *, const char *, size_t);
 static int sk_body(struct sk_client *, const char *, size_t);
 static void sk_break(struct sk_client *, int64_t, int);
 static void sk_stall(struct sk_client *, int64_t);
+static void sk_trace(struct sk_client *, int64_t, const char *, const char *,
+    size_t);
 static void sk_connect(struct sk_client *, int64_t);
 static int sk_headers(struct sk_client *, int64_t);
 static void sk_event(struct sk_client *, short, int64_t);
@@ -410,6 +419,7 @@ sk_body(struct sk_client *c, const char *b, size_t n)
 	size_t k;
 	char *end;
 
+	c->bodylen += n;
 	if (!c->chunked) {
 		sk_sse_feed(c, b, n);
 		return 0;
@@ -495,20 +505,47 @@ sk_break(struct sk_client *c, int64_t now, int clean)
 	    SK_BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
+/* SOAK_TRACE: one stderr line per connection step and read of c ("T MS
+ * CLIENT PORT WHAT BYTES...", the first bytes made printable). */
+static void
+sk_trace(struct sk_client *c, int64_t now, const char *what, const char *b,
+    size_t n)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	size_t i;
+
+	if (!sk_tracing)
+		return;
+	memset(&a, 0, sizeof(a));
+	if (c->fd >= 0)
+		getsockname(c->fd, (struct sockaddr *)&a, &al);
+	fprintf(stderr, "T %lld %ld %d %s ", (long long)((now - sk_t0) /
+	    1000000), c->id, ntohs(a.sin_port), what);
+	for (i = 0; i < n && i < SK_TRACE_BYTES; i++)
+		fputc(b[i] >= 32 && b[i] < 127 ? b[i] : '.', stderr);
+	fputc('\n', stderr);
+}
+
 /* Nothing came for too long: note when and in which state (the time
- * since the last byte, or since the connection began), then break. */
+ * since the last byte, or since the connection began), then break.
+ * "answered": the headers came, not one byte of the body yet. */
 static void
 sk_stall(struct sk_client *c, int64_t now)
 {
 	static const char *const st[] = { "wait", "connecting", "sending",
 	    "headers", "body" };
+	const char *state = st[c->state];
 
+	if (c->state == S_BODY && c->bodylen == 0)
+		state = "answered";
 	if (c->stalls < SK_STALLS_KEPT)
 		snprintf(c->stallv[c->stalls], sizeof(c->stallv[0]),
-		    "%s@%lldms/%lldms", st[c->state],
+		    "%s@%lldms/%lldms", state,
 		    (long long)((now - sk_t0) / 1000000),
 		    (long long)((now - c->at) / 1000000));
 	c->stalls++;
+	sk_trace(c, now, "stall", "", 0);
 	sk_break(c, now, 0);
 }
 
@@ -533,6 +570,7 @@ sk_connect(struct sk_client *c, int64_t now)
 		sk_die(sk_path, "request too long");
 	c->sent = 0;
 	c->hlen = 0;
+	c->bodylen = 0;
 	c->chunked = 0;
 	c->cstate = CH_SIZE;
 	c->cllen = 0;
@@ -629,6 +667,7 @@ sk_event(struct sk_client *c, short revents, int64_t now)
 		}
 		c->state = S_HEADERS;
 		c->at = now;
+		sk_trace(c, now, "sent", "", 0);
 		return;
 	}
 	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
@@ -642,9 +681,14 @@ sk_event(struct sk_client *c, short revents, int64_t now)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
+			sk_trace(c, now, n == 0 ? "eof" : "err", "", 0);
 			sk_break(c, now, 0);
 			return;
 		}
+		if (c->state == S_HEADERS)
+			sk_trace(c, now, "hdr", c->hdr + c->hlen, (size_t)n);
+		else
+			sk_trace(c, now, "body", buf, (size_t)n);
 		c->at = now;
 		if (c->state == S_HEADERS) {
 			c->hlen += (size_t)n;
@@ -705,7 +749,9 @@ sk_sub_main(const char *url, int n, int nnow, const char *out,
 	    (pf = calloc((size_t)n, sizeof(*pf))) == NULL ||
 	    (pi = calloc((size_t)n, sizeof(*pi))) == NULL)
 		sk_die("memory", strerror(ENOMEM));
+	sk_tracing = getenv("SOAK_TRACE") != NULL;
 	for (i = 0; i < n; i++) {
+		cl[i].id = i;
 		cl[i].fd = -1;
 		cl[i].state = S_WAIT;
 		cl[i].last_id = -1;

@@ -36,8 +36,10 @@
 # clients' heartbeat watchdog (2 * heartbeat + 2 s, as push.js; a request
 # still waiting for its answer's headers after 10 s counts too, unless
 # it waited across a restart: a stopping Apache holds new connections
-# unanswered until it is gone, ~10 s when mod_fcgid or mod_cgid has
-# requests waiting); and the faults did happen (responders killed, every
+# unanswered, and answers it has only begun without their first body
+# bytes, until it is gone, ~10 s when mod_fcgid or mod_cgid has
+# requests waiting; SOAK_TRACE=1 writes every client's steps to sub.log);
+# and the faults did happen (responders killed, every
 # stream broken at least twice, the restarts, the publisher kills).
 # Each kind takes 30-60 s.
 #
@@ -264,8 +266,10 @@ if began is not None:
 
 def excused(stall):
     # "STATE@T/Q": silent from T - Q to T.  Only a wait for the answer's
-    # headers across a restart is the web server's doing; a stream that
-    # goes silent once answered is a stall wherever it happens.
+    # first bytes across a restart is the web server's doing (its headers,
+    # or, "answered", the first body bytes after them: a stopping Apache
+    # holds both until it is gone); a stream that goes silent once its
+    # body flows is a stall wherever it happens.
     m = re.match(r"(\w+)@(\d+)ms/(\d+)ms$", stall)
     if m is None or m.group(1) == "body":
         return False
