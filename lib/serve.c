@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -26,6 +27,8 @@
 #include "store.h"
 
 #define SERVE_ACCEPT_PAUSE_MS 100 /* after an unexpected accept failure */
+#define SERVE_TRIM_KEEP  1024     /* stack kept below the trimming frame */
+#define SERVE_TRIM_WAIT_MS 1000   /* waits at least this long trim it */
 #define SERVE_LISTEN_FD 0         /* FastCGI: the listening socket is fd 0 */
 #define SERVE_SD_FD 3             /* socket activation: the first socket
                                      passed (SD_LISTEN_FDS_START) */
@@ -86,6 +89,8 @@ static int serve_spawn(struct serve_req *);
 static void serve_one(struct serve_req *);
 static int serve_rejoin(int);
 static struct serve_req *serve_accept(int *);
+static void serve_stack_find(void);
+static void serve_stack_trim(void);
 static void *serve_worker(void *);
 enum { SERVE_FULL, SERVE_NO_THREAD };     /* why serve_reject refuses */
 static void serve_reject(struct serve_req *, int, const char *);
@@ -650,6 +655,7 @@ serve_worker(void *arg)
 	struct serve_req *sr = arg;
 	int full, pass, stay, retire;
 
+	serve_stack_find();
 	if (sr != NULL) {
 		serve_one(sr);
 		stay = serve_rejoin(1);
@@ -693,6 +699,53 @@ serve_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * This request thread's stack (serve_spawn's, SERVE_STACK bytes): where
+ * it ends, for serve_stack_trim.  Not known (NULL) in the main thread and
+ * under the sanitizers, whose stacks are theirs to manage.
+ */
+static __thread char *serve_stack_lo;
+
+static void
+serve_stack_find(void)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+	pthread_attr_t a;
+	void *lo;
+	size_t len;
+
+	if (pthread_getattr_np(pthread_self(), &a) != 0)
+		return;
+	if (pthread_attr_getstack(&a, &lo, &len) == 0 && len <= SERVE_STACK)
+		serve_stack_lo = lo;
+	pthread_attr_destroy(&a);
+#endif
+}
+
+/*
+ * Give the kernel back the pages of this thread's stack below the caller's
+ * frame (less SERVE_TRIM_KEEP): a stream parked for hours would otherwise
+ * keep, as resident memory, every page of stack it touched while it was
+ * set up (parsing, subscribing, catching up: 12 KiB, where sleeping needs
+ * 8).  The pages come back zeroed when touched again.  Nothing
+ * below the caller's frame is live but what this function calls, which
+ * (sysconf, the madvise wrapper) needs far less than SERVE_TRIM_KEEP.
+ */
+static void
+serve_stack_trim(void)
+{
+	char here, *top;
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (serve_stack_lo == NULL || page <= 0)
+		return;
+	top = (char *)(((uintptr_t)&here - SERVE_TRIM_KEEP) &
+	    ~(uintptr_t)(page - 1));
+	if (top > serve_stack_lo)
+		(void)madvise(serve_stack_lo, (size_t)(top - serve_stack_lo),
+		    MADV_DONTNEED);
+}
+
 int
 serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 {
@@ -703,6 +756,8 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 	(void)s;
 	if (!r->body_done && http_read_body(r, 0, NULL, NULL) != 0)
 		return SERVE_GONE;
+	if (timeout_ms < 0 || timeout_ms >= SERVE_TRIM_WAIT_MS)
+		serve_stack_trim();
 	deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
 	for (;;) {
 		if (serve_stop)
