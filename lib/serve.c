@@ -55,6 +55,14 @@ static int serve_stopfd = -1;
 static struct hub *volatile serve_sighub;
 
 static struct serve serve_ctx;
+/*
+ * This request thread's stack (serve_spawn's, SERVE_STACK bytes): where
+ * it ends, for serve_stack_trim.  Not known (NULL) in the main thread and
+ * under the sanitizers, whose stacks are theirs to manage.
+ */
+static __thread char *serve_stack_lo;
+static __thread int serve_stack_trimmed; /* this request's stack was */
+static size_t serve_page;
 static serve_handler serve_fn;
 /* The step of the setup that failed, if any: then every request fails
  * (serve_setup_fail). */
@@ -614,6 +622,7 @@ serve_accept(int *retire)
 static void
 serve_one(struct serve_req *sr)
 {
+	serve_stack_trimmed = 0;
 	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
 	serve_run(&sr->http);
 	serve_finish(sr);
@@ -700,12 +709,6 @@ serve_worker(void *arg)
 	return NULL;
 }
 
-/*
- * This request thread's stack (serve_spawn's, SERVE_STACK bytes): where
- * it ends, for serve_stack_trim.  Not known (NULL) in the main thread and
- * under the sanitizers, whose stacks are theirs to manage.
- */
-static __thread char *serve_stack_lo;
 
 static void
 serve_stack_find(void)
@@ -717,7 +720,8 @@ serve_stack_find(void)
 
 	if (pthread_getattr_np(pthread_self(), &a) != 0)
 		return;
-	if (pthread_attr_getstack(&a, &lo, &len) == 0 && len <= SERVE_STACK)
+	if (pthread_attr_getstack(&a, &lo, &len) == 0 && len <= SERVE_STACK &&
+	    (serve_page = (size_t)sysconf(_SC_PAGESIZE)) > 0)
 		serve_stack_lo = lo;
 	pthread_attr_destroy(&a);
 #endif
@@ -725,23 +729,25 @@ serve_stack_find(void)
 
 /*
  * Give the kernel back the pages of this thread's stack below the caller's
- * frame (less SERVE_TRIM_KEEP): a stream parked for hours would otherwise
- * keep, as resident memory, every page of stack it touched while it was
- * set up (parsing, subscribing, catching up: 12 KiB, where sleeping needs
- * 8).  The pages come back zeroed when touched again.  Nothing
- * below the caller's frame is live but what this function calls, which
- * (sysconf, the madvise wrapper) needs far less than SERVE_TRIM_KEEP.
+ * frame (less SERVE_TRIM_KEEP), once a request: a stream parked for hours
+ * would otherwise keep, as resident memory, every page of stack it touched
+ * while it was set up (parsing, subscribing, catching up: 12 KiB, where
+ * sleeping needs 8).  Once, not at every wait: a madvise and a page fault
+ * per heartbeat of every idle stream would cost more CPU than the pages
+ * are worth.  The pages come back zeroed when touched again.  Nothing
+ * below the caller's frame is live but what this function calls (the
+ * madvise wrapper), which needs far less than SERVE_TRIM_KEEP.
  */
 static void
 serve_stack_trim(void)
 {
 	char here, *top;
-	long page = sysconf(_SC_PAGESIZE);
 
-	if (serve_stack_lo == NULL || page <= 0)
+	if (serve_stack_lo == NULL || serve_stack_trimmed)
 		return;
+	serve_stack_trimmed = 1;
 	top = (char *)(((uintptr_t)&here - SERVE_TRIM_KEEP) &
-	    ~(uintptr_t)(page - 1));
+	    ~(uintptr_t)(serve_page - 1));
 	if (top > serve_stack_lo)
 		(void)madvise(serve_stack_lo, (size_t)(top - serve_stack_lo),
 		    MADV_DONTNEED);
