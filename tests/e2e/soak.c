@@ -3,6 +3,7 @@
  * (the URL's host must be 127.x.y.z).
  *
  *	soak sub -u URL -n N [-q NOW] -o OUT -r READY -t TARGET [-T SECONDS]
+ *	         [-b BREAKS]
  *	soak pub -u URL [-H HEADER] -g MS -s SECONDS -o OUT [-p PREFIX]
  *
  * sub: N SSE clients of URL (a push-stream URL with its channel= and
@@ -18,7 +19,10 @@
  *   after a backoff (SK_BACKOFF_MIN_MS doubling up to SK_BACKOFF_MAX_MS,
  *   with jitter) with Last-Event-ID: the last id it has.  Once every
  *   client has had its first "stream" event, the file READY is
- *   written.  Once the file TARGET exists and holds an id M, the run ends
+ *   written.  With -b, the file BREAKS holds the fewest breaks (below)
+ *   any client has had so far, rewritten whenever that number grows, so
+ *   that the soak test can go on breaking streams until each one has
+ *   been broken often enough.  Once the file TARGET exists and holds an id M, the run ends
  *   when every client's cursor is at M or beyond (after SK_LINGER_MS more,
  *   so that a late duplicate shows), or SECONDS (-T, default SK_DRAIN_S)
  *   after M was read otherwise; in any case SK_RUN_MAX_S after the
@@ -60,6 +64,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -171,7 +176,7 @@ static int64_t sk_target(const char *);
 static int sk_pub_connect(void);
 static int sk_pub_one(int *, const char *, size_t, long long *);
 static int sk_sub_main(const char *, int, int, const char *, const char *,
-    const char *, int);
+    const char *, const char *, int);
 static int sk_pub_main(const char *, const char *, int, int, const char *,
     const char *);
 
@@ -724,9 +729,26 @@ sk_target(const char *file)
 	return v;
 }
 
+/* Replace the file path with "N\n" (a rename: a reader never sees half). */
+static void
+sk_write_num(const char *path, long v)
+{
+	char tmp[SK_URL_MAX];
+	FILE *fp;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
+		sk_die(path, "name too long");
+	if ((fp = fopen(tmp, "w")) == NULL)
+		sk_die(tmp, strerror(errno));
+	fprintf(fp, "%ld\n", v);
+	if (fclose(fp) != 0 || rename(tmp, path) != 0)
+		sk_die(path, strerror(errno));
+}
+
 static int
 sk_sub_main(const char *url, int n, int nnow, const char *out,
-    const char *readyf, const char *targetf, int drain_s)
+    const char *readyf, const char *targetf, const char *breaksf,
+    int drain_s)
 {
 	struct sk_client *cl;
 	struct pollfd *pf;
@@ -736,6 +758,7 @@ sk_sub_main(const char *url, int n, int nnow, const char *out,
 	int i, k, np, opened = 0, ready_written = 0, nready, caught, tmo;
 	const char *hb;
 	long hbs, conns = 0, breaks = 0, ends = 0, stalls = 0, refused = 0;
+	long minb, minb_written = -1;
 	FILE *fp;
 
 	sk_parse_url(url);
@@ -774,8 +797,12 @@ sk_sub_main(const char *url, int n, int nnow, const char *out,
 		np = 0;
 		wake = now + 100 * 1000000LL;
 		nready = caught = 0;
+		minb = opened < n ? 0 : LONG_MAX;
 		for (i = 0; i < opened; i++) {
 			struct sk_client *c = &cl[i];
+
+			if (c->breaks < minb)
+				minb = c->breaks;
 
 			if (c->state == S_WAIT && c->at <= now)
 				sk_connect(c, now);
@@ -803,6 +830,10 @@ sk_sub_main(const char *url, int n, int nnow, const char *out,
 			fprintf(fp, "ready %d\n", n);
 			fclose(fp);
 			ready_written = 1;
+		}
+		if (breaksf != NULL && minb > minb_written) {
+			sk_write_num(breaksf, minb);
+			minb_written = minb;
 		}
 		if (target < 0 && now >= next_target) {
 			target = sk_target(targetf);
@@ -1017,20 +1048,21 @@ int
 main(int argc, char **argv)
 {
 	const char *url = NULL, *out = NULL, *readyf = NULL, *targetf = NULL,
-	    *hdr = NULL, *prefix = "http", *mode;
+	    *breaksf = NULL, *hdr = NULL, *prefix = "http", *mode;
 	int ch, n = 100, nnow = 0, drain_s = SK_DRAIN_S, gap = 100, secs = 10;
 
 	if (argc < 2)
 		sk_usage();
 	mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "u:n:q:o:r:t:T:H:g:s:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "u:n:q:o:r:t:T:H:g:s:p:b:")) != -1) {
 		switch (ch) {
 		case 'u': url = optarg; break;
 		case 'n': n = (int)sk_num(optarg, 1, SK_CLIENTS_MAX); break;
 		case 'q': nnow = (int)sk_num(optarg, 0, SK_CLIENTS_MAX); break;
 		case 'o': out = optarg; break;
 		case 'r': readyf = optarg; break;
+		case 'b': breaksf = optarg; break;
 		case 't': targetf = optarg; break;
 		case 'T': drain_s = (int)sk_num(optarg, 1, SK_RUN_MAX_S);
 			break;
@@ -1051,7 +1083,8 @@ main(int argc, char **argv)
 	srand((unsigned)(getpid() ^ (unsigned)sk_now()));
 	if (strcmp(mode, "sub") == 0 && readyf != NULL && targetf != NULL &&
 	    nnow <= n)
-		return sk_sub_main(url, n, nnow, out, readyf, targetf, drain_s);
+		return sk_sub_main(url, n, nnow, out, readyf, targetf, breaksf,
+		    drain_s);
 	if (strcmp(mode, "pub") == 0)
 		return sk_pub_main(url, hdr, gap, secs, out, prefix);
 	sk_usage();
