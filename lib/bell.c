@@ -849,16 +849,28 @@ bell_quiet(struct bell *b, int64_t now)
  * writes them with write(), never through a shared mapping).  While it
  * works the keeper checks at once after a write, and otherwise only every
  * BELL_WATCH_CHECK_MS as a safety net, instead of every check_ms: an idle
- * keeper then wakes once a second rather than ten times.  The instance
- * lives only while this process keeps a gate, so that a log has one or
- * two at a time (a user may create 128 by default); if none can be had,
- * the keeper checks every check_ms as before.  Returns 0 when watching.
+ * keeper then wakes once a second rather than ten times.
+ *
+ * The instance outlives the gate: a keeper keeps it when it lets go, and
+ * closes it only once it waits as a plain waiter (step 3), another
+ * process keeping the gates now.  Closing an inotify instance waits in
+ * the kernel for an RCU grace period (measured: ~11 ms): done at every
+ * gate, it held the keeper between seeing a publish and releasing the
+ * gate, and every message reached every subscriber that much later.  A
+ * waiter about to sleep pays it instead, at the rare moments when the
+ * keeping changes hands.  So a log has one or two instances at a time
+ * (a user may create 128 by default); if none can be had, the keeper
+ * checks every check_ms as before.  Events that came while this process
+ * did not keep are drained here (the keeper checks at once anyway).
+ * Returns 0 when watching.
  */
 static int
 bell_watch_start(struct bell *b)
 {
-	if (b->watch >= 0)
+	if (b->watch >= 0) {
+		(void)bell_watch_drain(b);
 		return 0;
+	}
 	if (b->files[1][0] == '\0')
 		return -1;
 	if ((b->watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
@@ -1101,7 +1113,7 @@ bell_keep(struct bell *b, int64_t L, int role, int64_t deadline,
 			news = r == 2;
 		}
 	}
-	bell_watch_stop(b);
+	/* The watch stays open for the next gate (bell_watch_start). */
 	__atomic_store_n(&f->gate, -1, __ATOMIC_SEQ_CST);
 	if (bell_lock(f->fd, F_SETLK, F_UNLCK, bell_byte(L, BELL_KEEPER), 1) !=
 	    0)
@@ -1146,7 +1158,10 @@ bell_loop(struct bell *b, int64_t seen, int64_t deadline, bell_check_fn check,
 				return r;
 			continue;
 		}
-		/* Step 3. */
+		/* Step 3.  Another process keeps: a watch kept from our
+		 * last gate is closed now, before we sleep (see
+		 * bell_watch_start). */
+		bell_watch_stop(b);
 		if (bell_lock_wait(b, F_RDLCK, bell_byte(L, BELL_KEEPER), 2,
 		    left) != 0) {
 			if (errno == EINTR)
