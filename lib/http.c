@@ -51,6 +51,7 @@ static const char *http_reason(int);
 static void http_log_line(struct http_req *, const char *, size_t);
 static int http_write_fd(struct http_out *, const char *, size_t);
 static int http_grow(struct http_out *, size_t);
+static int http_collect(struct http_out *, const char *, size_t);
 static void http_fcgi_header(const struct http_out *, unsigned char *, int,
     size_t);
 static int http_is_tchar(int);
@@ -722,12 +723,20 @@ http_put(struct http_out *o, const void *p, size_t n)
 		return -1;
 	if (n == 0)
 		return 0;
-	if (o->mem || o->collect) {
+	if (o->collect)
+		return http_collect(o, s, n);
+	if (o->mem) {
 		if (http_grow(o, n) != 0)
 			return -1;
 		memcpy(o->buf + o->used, s, n);
 		o->used += n;
 		return 0;
+	}
+	if (o->parked) {
+		/* Only non-blocking writes once parked (http.h). */
+		o->failed = 1;
+		o->err = EINVAL;
+		return -1;
 	}
 	if (o->fs != NULL) {
 		if (http_drain(o) != 0)
@@ -800,7 +809,7 @@ http_flush(struct http_out *o)
 {
 	if (o->failed)
 		return -1;
-	if (o->mem || o->collect)
+	if (o->mem || o->collect || o->parked)
 		return 0;
 	if (o->fs != NULL) {
 		if (http_drain(o) != 0)
@@ -819,20 +828,149 @@ http_flush(struct http_out *o)
 	return 0;
 }
 
+/*
+ * A thread's scratch for non-blocking writes (http_nowait_*): the copied
+ * bytes, the pieces of the write in order (copied or referenced), the
+ * iovec and the record headers.  Kept for the thread's life, so that a
+ * thread writing to thousands of requests allocates nothing per write.
+ */
+struct http_piece {
+	int ref;             /* index into o->refs, or -1: copied */
+	size_t off;          /* copied: offset in the scratch's bytes */
+	const char *p;       /* referenced: where */
+	size_t n;
+};
+
+static __thread struct {
+	char *buf;
+	size_t cap;
+	struct http_piece *pc;
+	int npc, pccap;
+	struct iovec *iov;
+	int *ivref;          /* per iovec entry: its ref, or -1 */
+	int iovcap;
+	unsigned char *hdr;
+	size_t hdrcap;
+} http_tls;
+
+/* What a non-blocking write left: iov[i..n), its copied parts in own,
+ * the referenced ones held through held[]. */
+struct http_pend {
+	struct iovec *iov;
+	int n, i;
+	char *own;
+	struct http_ref held[HTTP_REFS_MAX];
+	int nheld;
+};
+
+static int http_tls_room(size_t, int, int);
+static void http_pend_free(struct http_pend *);
+static ssize_t http_sendv(int, struct iovec *, int);
+static int http_nowait_send(struct http_out *, int);
+
 int
 http_nowait_begin(struct http_out *o)
 {
-	if (o->fs == NULL || o->nw_fd < 0 || o->failed || o->dirty ||
-	    o->pend != NULL || o->collect)
+	if ((o->fs == NULL && !o->parked) || o->nw_fd < 0 || o->failed ||
+	    o->dirty || o->pend != NULL || o->collect)
 		return -1;
 	o->collect = 1;
+	o->nrefs = 0;
+	o->buf = http_tls.buf;
+	o->cap = http_tls.cap;
 	o->used = 0;
-	/* Room for the record header, filled in by http_nowait_end. */
-	if (http_grow(o, FCGI_HEADER_LEN) != 0) {
-		o->collect = 0;
+	http_tls.npc = 0;
+	return 0;
+}
+
+void
+http_nowait_ref(struct http_out *o, const void *data, size_t len, void *obj,
+    void (*hold)(void *), void (*drop)(void *))
+{
+	struct http_ref *r;
+
+	if (!o->collect || o->nrefs == HTTP_REFS_MAX || data == NULL)
+		return;
+	r = &o->refs[o->nrefs++];
+	r->p = data;
+	r->n = len;
+	r->obj = obj;
+	r->hold = hold;
+	r->drop = drop;
+}
+
+/* Room in the thread's scratch for npc pieces and niov iovec entries
+ * (bytes: o->buf grows through http_grow).  0 or -1. */
+static int
+http_tls_room(size_t hdrs, int npc, int niov)
+{
+	void *p;
+
+	if (npc > http_tls.pccap) {
+		if ((p = realloc(http_tls.pc, (size_t)npc * 2 *
+		    sizeof(*http_tls.pc))) == NULL)
+			return -1;
+		http_tls.pc = p;
+		http_tls.pccap = npc * 2;
+	}
+	if (niov > http_tls.iovcap) {
+		if ((p = realloc(http_tls.iov, (size_t)niov * 2 *
+		    sizeof(*http_tls.iov))) == NULL)
+			return -1;
+		http_tls.iov = p;
+		if ((p = realloc(http_tls.ivref, (size_t)niov * 2 *
+		    sizeof(*http_tls.ivref))) == NULL)
+			return -1;
+		http_tls.ivref = p;
+		http_tls.iovcap = niov * 2;
+	}
+	if (hdrs > http_tls.hdrcap) {
+		if ((p = realloc(http_tls.hdr, hdrs * 2)) == NULL)
+			return -1;
+		http_tls.hdr = p;
+		http_tls.hdrcap = hdrs * 2;
+	}
+	return 0;
+}
+
+/* A put while collecting: referenced when it lies in a ref's range and
+ * is long enough, else copied.  0 or -1. */
+static int
+http_collect(struct http_out *o, const char *s, size_t n)
+{
+	struct http_piece *pc;
+	int i, ref = -1;
+
+	if (n >= HTTP_REF_MIN)
+		for (i = 0; i < o->nrefs; i++)
+			if (s >= o->refs[i].p &&
+			    (size_t)(s - o->refs[i].p) <= o->refs[i].n &&
+			    n <= o->refs[i].n - (size_t)(s - o->refs[i].p)) {
+				ref = i;
+				break;
+			}
+	if (ref < 0) {
+		if (http_grow(o, n) != 0)
+			return -1;
+		memcpy(o->buf + o->used, s, n);
+		pc = http_tls.npc > 0 ? &http_tls.pc[http_tls.npc - 1] : NULL;
+		if (pc != NULL && pc->ref < 0 && pc->off + pc->n == o->used) {
+			pc->n += n;
+			o->used += n;
+			return 0;
+		}
+		o->used += n;
+	}
+	if (http_tls_room(0, http_tls.npc + 1, 0) != 0) {
+		o->failed = 1;
+		o->err = ENOMEM;
 		return -1;
 	}
-	o->used = FCGI_HEADER_LEN;
+	pc = &http_tls.pc[http_tls.npc++];
+	pc->ref = ref;
+	pc->n = n;
+	pc->p = ref >= 0 ? s : NULL;
+	pc->off = ref >= 0 ? 0 : o->used - n;
 	return 0;
 }
 
@@ -852,71 +990,278 @@ http_fcgi_header(const struct http_out *o, unsigned char *h, int type,
 	h[7] = 0;
 }
 
-int
-http_nowait_end(struct http_out *o)
+/*
+ * sendmsg() of iov[0..n) without blocking, IOV_MAX entries at a time:
+ * the bytes sent (fewer than all when the socket is full), or -1 with
+ * errno for a failure (EAGAIN with nothing sent is 0).
+ */
+static ssize_t
+http_sendv(int fd, struct iovec *iov, int n)
 {
-	size_t clen = o->used - FCGI_HEADER_LEN;
-	ssize_t w;
+	struct msghdr mh;
+	size_t want;
+	ssize_t w, sent = 0;
+	int k, i;
+
+	while (n > 0) {
+		k = n > IOV_MAX ? IOV_MAX : n;
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = (size_t)k;
+		for (want = 0, i = 0; i < k; i++)
+			want += iov[i].iov_len;
+		do
+			w = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+		if (w < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? sent :
+			    -1;
+		sent += w;
+		if ((size_t)w < want)
+			return sent;
+		iov += k;
+		n -= k;
+	}
+	return sent;
+}
+
+/*
+ * Send the collected pieces as STDOUT records (and, with end, the end of
+ * the request), keeping what the socket did not take.  The scratch is
+ * left as it was for the next write.
+ */
+static int
+http_nowait_send(struct http_out *o, int end)
+{
+	struct http_piece *pc = http_tls.pc;
+	struct http_pend *pd = NULL;
+	size_t total = 0, left, rec, take, segoff = 0, own = 0, skip;
+	unsigned char *h;
+	ssize_t sent;
+	int i, k = 0, niov = 0, seg = 0, nrec, rc;
+
+	for (i = 0; i < http_tls.npc; i++)
+		total += pc[i].n;
+	nrec = (int)((total + HTTP_REC_MAX - 1) / HTTP_REC_MAX) + 2;
+	if (http_tls_room((size_t)nrec * FCGI_HEADER_LEN + FCGI_HEADER_LEN,
+	    http_tls.npc, 2 * nrec + http_tls.npc + 2) != 0) {
+		o->failed = 1;
+		o->err = ENOMEM;
+		return HTTP_NOWAIT_NONE;
+	}
+	for (left = total; left > 0; left -= rec) {
+		rec = left > HTTP_REC_MAX ? HTTP_REC_MAX : left;
+		h = http_tls.hdr + (size_t)k++ * FCGI_HEADER_LEN;
+		http_fcgi_header(o, h, FCGI_STDOUT, rec);
+		http_tls.iov[niov].iov_base = h;
+		http_tls.iov[niov].iov_len = FCGI_HEADER_LEN;
+		http_tls.ivref[niov++] = -1;
+		for (take = rec; take > 0; ) {
+			size_t n = pc[seg].n - segoff;
+
+			if (n > take)
+				n = take;
+			http_tls.iov[niov].iov_base = pc[seg].ref >= 0 ?
+			    (void *)(pc[seg].p + segoff) :
+			    (void *)(o->buf + pc[seg].off + segoff);
+			http_tls.iov[niov].iov_len = n;
+			http_tls.ivref[niov++] = pc[seg].ref;
+			take -= n;
+			if ((segoff += n) == pc[seg].n) {
+				seg++;
+				segoff = 0;
+			}
+		}
+	}
+	if (end) {
+		/* The end of STDOUT, then END_REQUEST: status 0, complete. */
+		h = http_tls.hdr + (size_t)k * FCGI_HEADER_LEN;
+		http_fcgi_header(o, h, FCGI_STDOUT, 0);
+		http_fcgi_header(o, h + FCGI_HEADER_LEN, FCGI_END_REQUEST,
+		    FCGI_HEADER_LEN);
+		memset(h + 2 * FCGI_HEADER_LEN, 0, FCGI_HEADER_LEN);
+		h[2 * FCGI_HEADER_LEN + 4] = FCGI_REQUEST_COMPLETE;
+		http_tls.iov[niov].iov_base = h;
+		http_tls.iov[niov].iov_len = 3 * FCGI_HEADER_LEN;
+		http_tls.ivref[niov++] = -1;
+	}
+	if (niov == 0)
+		return HTTP_NOWAIT_SENT;
+	if ((sent = http_sendv(o->nw_fd, http_tls.iov, niov)) < 0) {
+		o->failed = 1;
+		o->err = errno;
+		return HTTP_NOWAIT_NONE;
+	}
+	/* A full socket: a request with a thread of its own leaves the
+	 * bytes to it; a parked one keeps them all as its remainder. */
+	if (sent == 0 && !o->parked)
+		return HTTP_NOWAIT_NONE;
+	/* Skip what went; keep the rest: copied parts into one buffer,
+	 * referenced ones held. */
+	for (i = 0, skip = (size_t)sent; i < niov; i++) {
+		if (skip < http_tls.iov[i].iov_len)
+			break;
+		skip -= http_tls.iov[i].iov_len;
+	}
+	if (i == niov)
+		return HTTP_NOWAIT_SENT;
+	http_tls.iov[i].iov_base = (char *)http_tls.iov[i].iov_base + skip;
+	http_tls.iov[i].iov_len -= skip;
+	for (k = i; k < niov; k++)
+		if (http_tls.ivref[k] < 0)
+			own += http_tls.iov[k].iov_len;
+	rc = HTTP_NOWAIT_PART;
+	if ((pd = calloc(1, sizeof(*pd))) == NULL ||
+	    (pd->iov = malloc((size_t)(niov - i) * sizeof(*pd->iov))) ==
+	    NULL || (own > 0 && (pd->own = malloc(own)) == NULL)) {
+		/* Part of a record went: the connection is lost to us. */
+		if (pd != NULL)
+			free(pd->iov);
+		free(pd);
+		o->failed = 1;
+		o->err = ENOMEM;
+		return HTTP_NOWAIT_PART;
+	}
+	for (own = 0, k = i; k < niov; k++) {
+		struct iovec *v = &pd->iov[pd->n++];
+		int r = http_tls.ivref[k];
+
+		*v = http_tls.iov[k];
+		if (r < 0) {
+			memcpy(pd->own + own, v->iov_base, v->iov_len);
+			v->iov_base = pd->own + own;
+			own += v->iov_len;
+		} else if (!(pd->nheld & (1 << r))) {
+			pd->nheld |= 1 << r;
+			pd->held[r] = o->refs[r];
+			if (o->refs[r].hold != NULL)
+				o->refs[r].hold(o->refs[r].obj);
+		}
+	}
+	o->pend = pd;
+	return rc;
+}
+
+/* The end of a collected write (see http.h); end: the request's end
+ * follows the bytes. */
+static int
+http_nowait_close(struct http_out *o, int end)
+{
 	int rc;
 
 	o->collect = 0;
-	if (o->failed || clen == 0 || clen > HTTP_NOWAIT_MAX) {
-		rc = o->failed || clen > 0 ? HTTP_NOWAIT_NONE :
-		    HTTP_NOWAIT_SENT;
-		goto done;
-	}
-	http_fcgi_header(o, (unsigned char *)o->buf, FCGI_STDOUT, clen);
-	do
-		w = send(o->nw_fd, o->buf, o->used, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (w < 0 && errno == EINTR);
-	if (w < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			o->failed = 1;
-			o->err = errno;
-		}
+	/* The scratch may have grown: it stays the thread's. */
+	http_tls.buf = o->buf;
+	http_tls.cap = o->cap;
+	if (o->failed)
 		rc = HTTP_NOWAIT_NONE;
-	} else if ((size_t)w == o->used)
-		rc = HTTP_NOWAIT_SENT;
-	else {
-		/* The buffer becomes the remainder. */
-		o->pend = o->buf;
-		o->pendoff = (size_t)w;
-		o->pendlen = o->used;
-		o->buf = NULL;
-		o->cap = 0;
-		rc = HTTP_NOWAIT_PART;
-	}
-done:
-	/* An idle stream keeps no buffer. */
-	free(o->buf);
+	else if (!o->parked && o->used > HTTP_NOWAIT_MAX)
+		rc = HTTP_NOWAIT_NONE;
+	else
+		rc = http_nowait_send(o, end);
 	o->buf = NULL;
 	o->used = o->cap = 0;
+	o->nrefs = 0;
+	http_tls.npc = 0;
 	return rc;
+}
+
+int
+http_nowait_end(struct http_out *o)
+{
+	return http_nowait_close(o, 0);
+}
+
+int
+http_nowait_finish(struct http_out *o)
+{
+	return http_nowait_close(o, 1);
+}
+
+int
+http_pending(const struct http_out *o)
+{
+	return o->pend != NULL;
+}
+
+static void
+http_pend_free(struct http_pend *pd)
+{
+	int r;
+
+	if (pd == NULL)
+		return;
+	for (r = 0; r < HTTP_REFS_MAX; r++)
+		if ((pd->nheld & (1 << r)) && pd->held[r].drop != NULL)
+			pd->held[r].drop(pd->held[r].obj);
+	free(pd->iov);
+	free(pd->own);
+	free(pd);
+}
+
+int
+http_drain_nowait(struct http_out *o)
+{
+	struct http_pend *pd = o->pend;
+	ssize_t sent;
+	size_t skip;
+
+	if (o->failed) {
+		http_pend_free(pd);
+		o->pend = NULL;
+		return -1;
+	}
+	if (pd == NULL)
+		return 0;
+	if ((sent = http_sendv(o->nw_fd, pd->iov + pd->i, pd->n - pd->i)) <
+	    0) {
+		o->failed = 1;
+		o->err = errno;
+		http_pend_free(pd);
+		o->pend = NULL;
+		return -1;
+	}
+	for (skip = (size_t)sent; pd->i < pd->n; pd->i++) {
+		struct iovec *v = &pd->iov[pd->i];
+
+		if (skip < v->iov_len) {
+			v->iov_base = (char *)v->iov_base + skip;
+			v->iov_len -= skip;
+			return 1;
+		}
+		skip -= v->iov_len;
+	}
+	http_pend_free(pd);
+	o->pend = NULL;
+	return 0;
 }
 
 int
 http_drain(struct http_out *o)
 {
-	ssize_t w;
+	struct pollfd pfd;
+	int rc;
 
-	if (o->failed)
-		return -1;
-	while (o->pend != NULL && o->pendoff < o->pendlen) {
-		w = write(o->nw_fd, o->pend + o->pendoff,
-		    o->pendlen - o->pendoff);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
+	while ((rc = http_drain_nowait(o)) == 1) {
+		pfd.fd = o->nw_fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 			o->failed = 1;
-			o->err = w < 0 ? errno : EPIPE;
-			break;
+			o->err = errno;
 		}
-		o->pendoff += (size_t)w;
 	}
-	free(o->pend);
-	o->pend = NULL;
-	o->pendoff = o->pendlen = 0;
-	return o->failed ? -1 : 0;
+	return rc;
+}
+
+void
+http_out_park(struct http_out *o)
+{
+	free(o->buf);
+	o->buf = NULL;
+	o->used = o->cap = 0;
+	o->fs = NULL;
+	o->dirty = 0;
+	o->parked = 1;
 }
 
 void
@@ -930,12 +1275,12 @@ http_out_mem(struct http_out *o)
 void
 http_out_free(struct http_out *o)
 {
-	free(o->buf);
+	if (!o->collect)
+		free(o->buf);
 	o->buf = NULL;
 	o->used = o->cap = 0;
-	free(o->pend);
+	http_pend_free(o->pend);
 	o->pend = NULL;
-	o->pendoff = o->pendlen = 0;
 }
 
 int

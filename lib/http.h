@@ -43,8 +43,18 @@
 #define HTTP_DRAIN_MAX     (64ULL * 1024 * 1024) /* body bytes read and
                                    thrown away after a refusal */
 #define HTTP_DRAIN_MS      30000 /* ... for at most this long */
-#define HTTP_NOWAIT_MAX    32768 /* bytes one non-blocking write may carry
-                                    (one FastCGI record holds 65535) */
+#define HTTP_NOWAIT_MAX    32768 /* bytes one non-blocking write from
+                                    another thread may copy, while the
+                                    request still has a thread of its own
+                                    (a parked request has none: no cap) */
+#define HTTP_REC_MAX       65535 /* content bytes in one FastCGI record */
+#define HTTP_REFS_MAX      2     /* message bodies one collected write may
+                                    send by reference (mixed: the previous
+                                    message and the new one) */
+#define HTTP_REF_MIN       256   /* a put of at least this many bytes of a
+                                    referenced body is not copied */
+
+struct http_pend;          /* what a non-blocking write left (http.c) */
 
 /* Where response bytes go. */
 struct http_out {
@@ -59,8 +69,17 @@ struct http_out {
 	int nw_id;           /* FastCGI: the request id of its records */
 	int collect;         /* between http_nowait_begin and _end */
 	int dirty;           /* FastCGI: written since the last flush */
-	char *pend;          /* a record http_nowait sent only in part */
-	size_t pendoff, pendlen;
+	int parked;          /* http_out_park: no thread, no libfcgi stream */
+	int finish;          /* the next http_nowait_end ends the request */
+	int nrefs;           /* while collecting: bodies sent by reference */
+	struct http_ref {
+		const char *p;
+		size_t n;
+		void *obj;
+		void (*hold)(void *);
+		void (*drop)(void *);
+	} refs[HTTP_REFS_MAX];
+	struct http_pend *pend; /* what a non-blocking write left unsent */
 };
 
 struct http_param {
@@ -85,6 +104,7 @@ struct http_req {
 	int poll_fd;         /* descriptor watched for a hang-up, -1 none */
 	short poll_events;   /* what to ask poll(2) for on it */
 	int started;         /* status and headers have been written */
+	int parked;          /* handed to the loop (serve_park) */
 	int body_done;       /* the request body has been consumed */
 	int body_eof;        /* FastCGI: its end was read, nothing follows */
 	size_t hdrlen;
@@ -192,32 +212,65 @@ int http_printf(struct http_out *o, const char *fmt, ...)
 int http_flush(struct http_out *o);
 
 /*
- * Writing on a request's behalf from another thread, without blocking
- * (FastCGI only): while the request's own thread sleeps, a thread that
- * serves many requests (hub.h's direct delivery) collects one message's
- * bytes with http_nowait_begin, the usual http_put calls (http_flush
- * does nothing meanwhile), and http_nowait_end, which sends them at once
- * as one FastCGI record with a single non-blocking send.  It returns
+ * Writing without blocking (FastCGI only), for a thread that serves many
+ * requests: hub.h's direct delivery, and park.h's loop, which owns every
+ * parked request.  One message's bytes are collected with
+ * http_nowait_begin, the usual http_put calls (http_flush does nothing
+ * meanwhile), and http_nowait_end, which sends them at once as FastCGI
+ * records (as many as the size needs) with non-blocking sends.  It
+ * returns
  *   HTTP_NOWAIT_SENT   all sent;
- *   HTTP_NOWAIT_PART   part sent: the rest is kept and goes out first,
+ *   HTTP_NOWAIT_PART   part sent: the rest is kept (http_pending) and
+ *                      goes out first: with http_drain_nowait, or,
  *                      blocking, with the next http_put, http_flush or
  *                      http_drain of the request's own thread;
- *   HTTP_NOWAIT_NONE   nothing sent (no room now, too big, a failure: a
- *                      failure is sticky as usual); the caller undoes its
- *                      framing state and leaves the bytes to the
- *                      request's thread.
+ *   HTTP_NOWAIT_NONE   nothing sent (no room now, or over
+ *                      HTTP_NOWAIT_MAX copied bytes, for a request that
+ *                      has a thread of its own; a failure, which is
+ *                      sticky as usual); the caller undoes its framing
+ *                      state and leaves the bytes to the request's
+ *                      thread.  A parked request (http_out_park) has no
+ *                      such thread: when its socket is full, all the
+ *                      bytes become its remainder (PART).
  * http_nowait_begin returns -1 when this output cannot take part
  * (CGI, memory output, failed, a remainder pending, bytes not flushed).
- * The caller must make sure the request's own thread writes nothing
- * meanwhile, and that everything it wrote before was flushed: records
- * then follow each other whole on the connection.
+ * The caller must make sure nobody else writes meanwhile, and that
+ * everything written before was flushed: records then follow each other
+ * whole on the connection.
+ *
+ * Bodies by reference: http_nowait_ref, after begin, says that puts of
+ * at least HTTP_REF_MIN bytes from data[0..len) are not to be copied:
+ * they are sent from where they are, and if part of them is left unsent,
+ * hold(obj) keeps that memory alive until the rest went out (then
+ * drop(obj)).  A message's body is then never copied per subscriber,
+ * whatever the socket takes.  At most HTTP_REFS_MAX per write.
+ *
+ * The end: http_nowait_finish, instead of http_nowait_end, also sends
+ * the end of the request (an empty STDOUT record and END_REQUEST) after
+ * the collected bytes, with the same answers.
  */
 enum { HTTP_NOWAIT_SENT, HTTP_NOWAIT_PART, HTTP_NOWAIT_NONE };
 int http_nowait_begin(struct http_out *o);
+void http_nowait_ref(struct http_out *o, const void *data, size_t len,
+    void *obj, void (*hold)(void *), void (*drop)(void *));
 int http_nowait_end(struct http_out *o);
+int http_nowait_finish(struct http_out *o);
+/* 1 while a remainder of a non-blocking write waits, else 0. */
+int http_pending(const struct http_out *o);
+/* Send what the socket takes of the remainder, without blocking: 0 when
+ * nothing is left, 1 while some is, -1 once the output has failed. */
+int http_drain_nowait(struct http_out *o);
 /* Write out (blocking) the remainder http_nowait_end kept, if any.
  * 0, or -1 once the output has failed. */
 int http_drain(struct http_out *o);
+/*
+ * The request's thread hands the output over for good (park.h): what
+ * it wrote through libfcgi must have been flushed; from now on every
+ * write goes through http_nowait_begin / end (a put outside them fails
+ * the output).  The connection and request id stay; libfcgi's stream
+ * is no longer used.
+ */
+void http_out_park(struct http_out *o);
 
 /* Memory output for tests: bytes accumulate in o->buf[0..o->used). */
 void http_out_mem(struct http_out *o);
