@@ -83,6 +83,10 @@ static int serve_threads;              /* request threads alive */
 static int serve_idle_max;             /* idle threads kept: conf.threads */
 static int serve_quiet;                /* SERVE_IDLE_MS passed without a
                                           connection: shrink */
+static pthread_mutex_t serve_park_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct park *serve_loop;        /* parked requests (serve_park),
+                                          made at the first; under
+                                          serve_park_mu until made */
 
 static void serve_poke(void);
 static void serve_on_signal(int);
@@ -304,7 +308,7 @@ serve_main(const char *prog, serve_handler handler, int flags)
 	pthread_mutex_lock(&serve_live_mu);
 	live = serve_threads;
 	pthread_mutex_unlock(&serve_live_mu);
-	if (live == 0) {
+	if (live == 0 && serve_loop == NULL) {
 		int fd = serve_stopfd;
 
 		serve_sighub = NULL;
@@ -351,6 +355,8 @@ serve_run(struct http_req *r)
 		serve_setup_fail(r);
 	else
 		serve_fn(&serve_ctx, r);
+	if (r->parked)
+		return;                 /* the loop's now */
 	http_answer_failure(r);
 	/* FastCGI: FCGX_Finish_r (serve_finish) writes what is left together
 	 * with the end-of-request record; a flush here would cost one more
@@ -377,7 +383,8 @@ serve_fcgi(void)
 {
 	struct pollfd pfd;
 	struct timespec until;
-	int i, n, fl, started = 0, threads;
+	struct park *loop;
+	int i, n, fl, started = 0, threads, parked = 0;
 
 	if (serve_setup != SERVE_SETUP_OK)
 		/* LOG: FastCGI: the setup failed, every request will fail */
@@ -435,10 +442,24 @@ serve_fcgi(void)
 			break;
 	threads = serve_threads;
 	pthread_mutex_unlock(&serve_live_mu);
-	if (threads > 0)
+	/* Parked requests end in the loop (park.h), sending their ends;
+	 * no request thread parks any more once the threads are gone. */
+	pthread_mutex_lock(&serve_park_mu);
+	loop = serve_loop;
+	pthread_mutex_unlock(&serve_park_mu);
+	if (threads == 0 && loop != NULL) {
+		parked = park_count(loop);
+		if (park_wait(loop, mono_ms() + SERVE_STOP_MS)) {
+			pthread_mutex_lock(&serve_park_mu);
+			serve_loop = NULL;
+			pthread_mutex_unlock(&serve_park_mu);
+			parked = 0;
+		}
+	}
+	if (threads > 0 || parked > 0)
 		/* LOG: FastCGI: requests outlive the grace time of the stop */
 		elog(serve_ctx.prog, 410, "%d requests still running at exit",
-		    serve_live);
+		    serve_live + parked);
 	return 0;
 }
 
@@ -462,6 +483,12 @@ serve_finish(struct serve_req *sr)
 	ssize_t n;
 	int fd = sr->fr.ipcFd, keep = sr->fr.keepConnection;
 
+	if (sr->http.parked) {
+		/* The loop owns the connection: libfcgi's buffers go. */
+		FCGX_Free(&sr->fr, 0);
+		free(sr);
+		return;
+	}
 	sr->fr.keepConnection = 1;      /* FCGX_Finish_r: do not close */
 	FCGX_Finish_r(&sr->fr);
 	if (sr->fr.ipcFd >= 0 && !keep && sr->http.body_eof) {
@@ -675,8 +702,8 @@ serve_worker(void *arg)
 		pthread_mutex_lock(&serve_live_mu);
 		serve_idle--;
 		serve_quiet = 0;
-		full = serve_live >= serve_ctx.conf.max_subscribers ||
-		    serve_stop;
+		full = serve_live + park_count(serve_loop) >=
+		    serve_ctx.conf.max_subscribers || serve_stop;
 		if (!full)
 			serve_live++;
 		pass = !full && serve_idle == 0;
@@ -803,4 +830,67 @@ serve_wait(struct serve *s, struct http_req *r, int wakefd, int timeout_ms)
 		if (rc == 0 || (deadline >= 0 && mono_ms() >= deadline))
 			return SERVE_TIMEOUT;
 	}
+}
+
+/* serve_park and serve_park_req: o is where the output goes, keep (or
+ * NULL) where the request is copied (o is then &keep->out). */
+static int
+serve_park_as(struct http_req *r, struct http_req *keep, struct http_out *o,
+    int wakefd, long long due, const struct park_ops *ops, void *arg)
+{
+	struct park *loop;
+
+	if (r->fcgi == NULL || r->out.failed || r->out.nw_fd < 0 ||
+	    http_flush(&r->out) != 0 || http_drain(&r->out) != 0)
+		return -1;
+	pthread_mutex_lock(&serve_park_mu);
+	if (serve_loop == NULL && !serve_stop &&
+	    park_open(&serve_loop, serve_stopfd, serve_ctx.prog) != 0) {
+		/* LOG: FastCGI: the loop of parked requests cannot start */
+		elog(serve_ctx.prog, 414, "park: %s", strerror(errno));
+		serve_loop = NULL;
+	}
+	loop = serve_loop;
+	pthread_mutex_unlock(&serve_park_mu);
+	if (loop == NULL)
+		return -1;
+	if (keep != NULL) {
+		*keep = *r;
+		keep->out.buf = NULL;   /* FastCGI's is NULL: never shared */
+		keep->out.used = keep->out.cap = 0;
+		keep->fcgi = NULL;
+		keep->envp = NULL;
+		keep->in_fd = -1;
+		keep->poll_fd = -1;
+	} else
+		*o = r->out;
+	http_out_park(o);
+	if (park_add(loop, r->out.nw_fd, o, wakefd, due, ops, arg, NULL) !=
+	    0) {
+		/* Nothing was taken over: the request stays the thread's. */
+		memset(o, 0, sizeof(*o));
+		return -1;
+	}
+	memset(&r->out, 0, sizeof(r->out));
+	r->out.fd = -1;
+	r->out.nw_fd = -1;
+	/* It counts as the loop's now, not as a thread's. */
+	r->parked = 1;
+	return 0;
+}
+
+int
+serve_park(struct serve *s, struct http_req *r, struct http_out *o,
+    int wakefd, long long due, const struct park_ops *ops, void *arg)
+{
+	(void)s;
+	return serve_park_as(r, NULL, o, wakefd, due, ops, arg);
+}
+
+int
+serve_park_req(struct serve *s, struct http_req *r, struct http_req *keep,
+    int wakefd, long long due, const struct park_ops *ops, void *arg)
+{
+	(void)s;
+	return serve_park_as(r, keep, &keep->out, wakefd, due, ops, arg);
 }

@@ -46,6 +46,7 @@
 #include "conf.h"
 #include "http.h"
 #include "hub.h"
+#include "park.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SERVE_STACK    (512 * 1024) /* sanitizers need much more stack */
@@ -89,6 +90,32 @@ int serve_wait(struct serve *s, struct http_req *r, int wakefd,
 
 /* 1 once a stop was asked for. */
 int serve_stopping(void);
+
+/*
+ * FastCGI only: instead of serving r to its end in this thread, hand it
+ * to the process's loop (park.h), which then owns it: r's output (every
+ * byte written so far must have been flushed, and the body read) moves
+ * into *o, storage of the owner's that must live until its release op,
+ * and from then on is written without blocking; wakefd, due, ops and arg
+ * as for park_add.  The request no longer counts as a thread's; it
+ * counts against max_subscribers until it ends.  Returns 0: the handler
+ * then returns at once and touches r no more (serve frees it and
+ * libfcgi's buffers, and keeps the connection open); or -1 (CGI, no
+ * loop, no memory): nothing changed, the handler goes on as it would
+ * have.
+ */
+int serve_park(struct serve *s, struct http_req *r, struct http_out *o,
+    int wakefd, long long due, const struct park_ops *ops, void *arg);
+/*
+ * serve_park keeping the whole request, for an owner that answers later
+ * (a held poll): *keep becomes a copy of r whose output is the parked
+ * one (keep->out), with its response headers (http_header, http_cors)
+ * and status, so that http_start_held and the rest work on it, without
+ * blocking; the request's variables (http_env) are gone.
+ */
+int serve_park_req(struct serve *s, struct http_req *r,
+    struct http_req *keep, int wakefd, long long due,
+    const struct park_ops *ops, void *arg);
 
 
 #endif

@@ -29,9 +29,10 @@ lib/serve.c         400 499
 src/push-stream.c   500 599
 src/push-poll.c     600 699
 src/push-publish.c  700 799
+lib/park.c          800 899
 '
-# Free for the first site of another module: 200s (bell), 800s
-# (transport, page, auth, conf, valid), 900s (mlog, walbuf).  lib/fuzz.c
+# Free for the first site of another module: 200s (bell), 900s
+# (transport, page, auth, conf, valid, mlog, walbuf).  lib/fuzz.c
 # is not scanned (it logs nothing); pushctl's messages to its user are
 # not error-log lines.
 set -u
