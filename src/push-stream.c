@@ -57,7 +57,9 @@
 
 #include "http.h"
 #include "hub.h"
+#include "elog.h"
 #include "mono.h"
+#include "park.h"
 #include "serve.h"
 #include "transport.h"
 
@@ -70,15 +72,21 @@ struct stream_ask {
 };
 
 /* One stream's state while it lasts: kept small, there may be
- * thousands. */
+ * thousands.  Under FastCGI a stream, once set up, is parked (park.h):
+ * the process's loop and the hub thread write it, and it owns no
+ * thread; the output is then park_out, no longer the request's. */
 struct stream {
 	struct transport t;
-	struct http_req *r;
+	struct http_out *o;        /* the request's, or &park_out once
+	                              parked */
+	struct serve *s;
+	struct hub_sub *sub;
 	struct hub_msg *prev;      /* mixed: the latest message sent */
 	long long next_beat;       /* monotonic ms of the next heartbeat */
 	long long probe_at;        /* a heartbeat's second part is due, 0 */
 	int beat_ms;
 	int last;                  /* start with the newest N */
+	struct http_out park_out;
 };
 
 static int stream_handle(struct serve *, struct http_req *);
@@ -87,7 +95,20 @@ static int stream_request(struct stream_ask *, struct serve *,
 static int stream_refuse(struct http_req *, int, const char *);
 static int stream_deliver(void *, struct hub_msg *, int64_t);
 static int stream_direct(void *, struct hub_msg *, int64_t);
+static int stream_push(void *, struct hub_msg *, int64_t);
 static void stream_beat_rest(struct stream *);
+static int stream_park(struct stream *, struct serve *, struct http_req *);
+static int stream_wake(struct park_req *, void *);
+static int stream_timer(struct park_req *, void *);
+static int stream_stop(struct park_req *, void *);
+static void stream_detach(void *);
+static void stream_release(void *);
+static void stream_free(struct stream *);
+
+/* A parked stream's owner (park.h). */
+static const struct park_ops stream_ops = {
+	stream_wake, stream_timer, stream_stop, stream_detach, stream_release
+};
 
 int
 main(void)
@@ -179,50 +200,81 @@ stream_beat_rest(struct stream *st)
 {
 	if (st->probe_at == 0)
 		return;
-	transport_heartbeat(&st->t, &st->r->out,
+	transport_heartbeat(&st->t, st->o,
 	    st->prev != NULL ? &st->prev->m : NULL, TRANSPORT_BEAT_REST);
 	st->probe_at = 0;
 }
 
-/* The hub's delivery callback: one message or a gap, flushed at once.
- * Non-zero (refuse, stop) when the client can no longer be written. */
+/* The held messages a non-blocking write may send by reference. */
+static void
+stream_hold(void *m)
+{
+	hub_msg_hold(m);
+}
+
+static void
+stream_drop(void *m)
+{
+	hub_msg_drop(m);
+}
+
+/* Let the bodies of m and of the previous message (mixed re-sends it)
+ * go by reference in the write being collected. */
+static void
+stream_refs(struct stream *st, struct hub_msg *m)
+{
+	if (m != NULL)
+		http_nowait_ref(st->o, m->m.data, m->m.len, m, stream_hold,
+		    stream_drop);
+	if (st->prev != NULL && st->t.kind == TRANSPORT_MIXED)
+		http_nowait_ref(st->o, st->prev->m.data, st->prev->m.len,
+		    st->prev, stream_hold, stream_drop);
+}
+
+/* After m went out: mixed keeps it to re-send (heartbeats, filler). */
+static void
+stream_sent(struct stream *st, struct hub_msg *m)
+{
+	if (m != NULL && st->t.kind == TRANSPORT_MIXED) {
+		hub_msg_hold(m);
+		hub_msg_drop(st->prev);
+		st->prev = m;
+	}
+	st->next_beat = mono_ms() + st->beat_ms;
+}
+
+/* The hub's delivery callback in the stream's own thread: one message or
+ * a gap, flushed at once.  Non-zero (refuse, stop) when the client can no
+ * longer be written. */
 static int
 stream_deliver(void *arg, struct hub_msg *m, int64_t gap)
 {
 	struct stream *st = arg;
 	const struct store_msg *prev = st->prev != NULL ? &st->prev->m : NULL;
-	struct http_out *o = &st->r->out;
 
 	stream_beat_rest(st);
 	if (m == NULL)
 		/* A replaced log is the gap marker with id 0 (store.h). */
-		transport_gap(&st->t, o, gap == HUB_RESET ? 0 : gap, prev);
-	else {
-		transport_message(&st->t, o, &m->m, prev);
-		if (st->t.kind == TRANSPORT_MIXED) {
-			/* mixed re-sends it as heartbeat and filler. */
-			hub_msg_hold(m);
-			hub_msg_drop(st->prev);
-			st->prev = m;
-		}
-	}
-	if (http_flush(o) != 0)
+		transport_gap(&st->t, st->o, gap == HUB_RESET ? 0 : gap, prev);
+	else
+		transport_message(&st->t, st->o, &m->m, prev);
+	if (http_flush(st->o) != 0)
 		return 1;
-	st->next_beat = mono_ms() + st->beat_ms;
+	stream_sent(st, m);
 	return 0;
 }
 
 /*
- * The hub thread's delivery while the stream's thread sleeps (FastCGI,
- * hub.h's direct delivery): one message, framed as stream_deliver does,
- * sent without blocking.  What cannot go at once is left to the stream's
- * thread, with the framing state as it was.
+ * The hub thread's delivery while nobody else writes the stream (hub.h's
+ * direct delivery): one message, framed as stream_deliver does, sent
+ * without blocking.  What cannot go at once is left to the stream's
+ * owner (its thread, or the loop), with the framing state as it was.
  */
 static int
 stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 {
 	struct stream *st = arg;
-	struct http_out *o = &st->r->out;
+	struct http_out *o = st->o;
 	struct transport saved;
 	int rc;
 
@@ -231,6 +283,7 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 	if (m == NULL || st->probe_at != 0 || http_nowait_begin(o) != 0)
 		return HUB_DIRECT_NO;
 	saved = st->t;
+	stream_refs(st, m);
 	transport_message(&st->t, o, &m->m,
 	    st->prev != NULL ? &st->prev->m : NULL);
 	rc = http_nowait_end(o);
@@ -238,13 +291,199 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 		st->t = saved;
 		return HUB_DIRECT_NO;
 	}
-	if (st->t.kind == TRANSPORT_MIXED) {
-		hub_msg_hold(m);
-		hub_msg_drop(st->prev);
-		st->prev = m;
-	}
-	st->next_beat = mono_ms() + st->beat_ms;
+	stream_sent(st, m);
 	return rc == HTTP_NOWAIT_SENT ? HUB_DIRECT_DONE : HUB_DIRECT_WAKE;
+}
+
+/*
+ * The loop's delivery callback for a parked stream (hub_sub_next from
+ * stream_wake): a message or a gap (after the rest of a heartbeat, if
+ * one is due), sent without blocking; a full socket keeps it as the
+ * output's remainder.  Refuses (1) while a remainder waits: the loop
+ * calls stream_wake again once it went.
+ */
+static int
+stream_push(void *arg, struct hub_msg *m, int64_t gap)
+{
+	struct stream *st = arg;
+	const struct store_msg *prev;
+
+	if (http_nowait_begin(st->o) != 0)
+		return 1;
+	stream_refs(st, m);
+	stream_beat_rest(st);
+	prev = st->prev != NULL ? &st->prev->m : NULL;
+	if (m == NULL)
+		transport_gap(&st->t, st->o, gap == HUB_RESET ? 0 : gap, prev);
+	else
+		transport_message(&st->t, st->o, &m->m, prev);
+	if (http_nowait_end(st->o) == HTTP_NOWAIT_NONE)
+		return 1;               /* failed: sticky */
+	stream_sent(st, m);
+	return 0;
+}
+
+/* A parked stream hands itself back to direct delivery and times its
+ * next heartbeat (or a heartbeat's second part).  Returns PARK_KEEP. */
+static int
+stream_rearm(struct park_req *pr, struct stream *st)
+{
+	park_due(pr, st->probe_at != 0 ? st->probe_at : st->next_beat);
+	hub_sub_park(st->sub, stream_direct, st);
+	return PARK_KEEP;
+}
+
+/* The end of a parked stream's response (without blocking): the rest of
+ * a heartbeat, then the framing's end.  PARK_END. */
+static int
+stream_end(struct stream *st)
+{
+	if (http_nowait_begin(st->o) == 0) {
+		if (st->t.kind == TRANSPORT_MIXED && st->prev != NULL)
+			http_nowait_ref(st->o, st->prev->m.data,
+			    st->prev->m.len, st->prev, stream_hold,
+			    stream_drop);
+		stream_beat_rest(st);
+		transport_end(&st->t, st->o,
+		    st->prev != NULL ? &st->prev->m : NULL);
+		http_nowait_end(st->o);
+	}
+	return PARK_END;
+}
+
+/* park.h's wake: deliver what came (the hub woke us, a remainder went,
+ * or we were just parked); end the stream if a control request or the
+ * stop says so. */
+static int
+stream_wake(struct park_req *pr, void *arg)
+{
+	struct stream *st = arg;
+	int control, rc;
+
+	hub_sub_unpark(st->sub);
+	/* Read before delivering: what came before the control request
+	 * still goes out (hub.h). */
+	control = hub_sub_ended(st->sub);
+	rc = hub_sub_next(st->sub, stream_push, st);
+	if (rc == HUB_ERR) {
+		/* LOG: a parked stream: reading the messages to send failed */
+		elog(STREAM_PROG, 531, "reading messages: %s",
+		    hub_sub_error(st->sub));
+		return PARK_CLOSE;
+	}
+	if (st->o->failed)
+		return PARK_CLOSE;
+	if (rc == HUB_OK && (control || hub_stopping(st->s->hub) ||
+	    serve_stopping()))
+		return stream_end(st);
+	return stream_rearm(pr, st);
+}
+
+/* Keeps the log's identity checked and this process's subscriber rows
+ * counting (hub_watch), off the loop: it may write to the log. */
+static void
+stream_watch(void *arg)
+{
+	hub_watch(arg);
+}
+
+/* park.h's timer: a heartbeat is due, in two writes TRANSPORT_PROBE_MS
+ * apart (transport.h says why); none while a remainder waits (bytes are
+ * on their way, or the client is stuck and the remainder will tell). */
+static int
+stream_timer(struct park_req *pr, void *arg)
+{
+	static int64_t watched;   /* mono_ms of the last hub_watch job */
+	struct stream *st = arg;
+	long long now = mono_ms();
+	int64_t w;
+
+	hub_sub_unpark(st->sub);
+	if (st->probe_at != 0 && now >= st->probe_at) {
+		if (http_nowait_begin(st->o) == 0) {
+			stream_beat_rest(st);
+			http_nowait_end(st->o);
+		}
+		st->probe_at = 0;
+	} else if (st->probe_at == 0 && now >= st->next_beat) {
+		/* Each heartbeat also looks whether the log is still the one
+		 * at the path (hub.h), at most once a second a process. */
+		w = __atomic_load_n(&watched, __ATOMIC_RELAXED);
+		if (now - w >= 1000) {
+			__atomic_store_n(&watched, now, __ATOMIC_RELAXED);
+			park_job(pr, stream_watch, st->s->hub);
+		}
+		if (http_nowait_begin(st->o) == 0) {
+			if (st->t.kind == TRANSPORT_MIXED && st->prev != NULL)
+				http_nowait_ref(st->o, st->prev->m.data,
+				    st->prev->m.len, st->prev, stream_hold,
+				    stream_drop);
+			transport_heartbeat(&st->t, st->o,
+			    st->prev != NULL ? &st->prev->m : NULL,
+			    TRANSPORT_BEAT_FIRST);
+			http_nowait_end(st->o);
+			st->probe_at = now + TRANSPORT_PROBE_MS;
+		}
+		st->next_beat = now + st->beat_ms;
+	}
+	if (st->o->failed)
+		return PARK_CLOSE;
+	return stream_rearm(pr, st);
+}
+
+/* park.h's stop: SIGTERM ends every stream cleanly. */
+static int
+stream_stop(struct park_req *pr, void *arg)
+{
+	struct stream *st = arg;
+
+	(void)pr;
+	hub_sub_unpark(st->sub);
+	return stream_end(st);
+}
+
+/* park.h's detach: no more direct delivery, the connection closes. */
+static void
+stream_detach(void *arg)
+{
+	struct stream *st = arg;
+
+	hub_sub_unpark(st->sub);
+}
+
+/* park.h's release (the worker thread): the subscription (its streams
+ * row: a write to the log), the held message, the output, the state. */
+static void
+stream_release(void *arg)
+{
+	stream_free(arg);
+}
+
+static void
+stream_free(struct stream *st)
+{
+	hub_unsubscribe(st->sub);
+	hub_msg_drop(st->prev);
+	http_out_free(&st->park_out);
+	free(st);
+}
+
+/*
+ * Under FastCGI: hand the set-up stream to the process's loop.  0 when
+ * it is parked (st belongs to the loop now), -1 when the thread goes on
+ * serving it.
+ */
+static int
+stream_park(struct stream *st, struct serve *s, struct http_req *r)
+{
+	if (!s->fcgi)
+		return -1;
+	st->o = &st->park_out;
+	if (serve_park(s, r, &st->park_out, hub_sub_fd(st->sub),
+	    st->next_beat, &stream_ops, st) == 0)
+		return 0;
+	st->o = &r->out;
+	return -1;
 }
 
 static int
@@ -253,7 +492,6 @@ stream_handle(struct serve *s, struct http_req *r)
 	char err[HTTP_REASON_MAX], type[TRANSPORT_TYPE_MAX];
 	struct stream_ask *a;
 	struct stream *st;
-	struct hub_sub *sub = NULL;
 	long long now, due;
 	int rc, w, ended = 0, control, from_now;
 
@@ -263,13 +501,14 @@ stream_handle(struct serve *s, struct http_req *r)
 		/* LOG: out of memory for the request */
 		return http_fail(r, 503, 504, "out of memory");
 	}
-	st->r = r;
+	st->o = &r->out;
+	st->s = s;
 	if (stream_request(a, s, r) != 0) {
 		free(a);
 		goto out;
 	}
-	rc = hub_subscribe(s->hub, &sub, a->q.chans, a->q.nchan, a->q.since,
-	    HUB_REGISTER, NULL, err, sizeof(err));
+	rc = hub_subscribe(s->hub, &st->sub, a->q.chans, a->q.nchan,
+	    a->q.since, HUB_REGISTER, NULL, err, sizeof(err));
 	transport_init(&st->t, &a->q, NULL);
 	st->beat_ms = a->q.heartbeat * 1000;
 	st->last = a->q.last;
@@ -291,7 +530,7 @@ stream_handle(struct serve *s, struct http_req *r)
 		goto out;
 	}
 
-	http_header(r, "X-Push-Stream", hub_sub_handle(sub));
+	http_header(r, "X-Push-Stream", hub_sub_handle(st->sub));
 	if (st->t.kind == TRANSPORT_SSE || st->t.kind == TRANSPORT_RAW)
 		http_header(r, "X-Content-Type-Options", "nosniff");
 	http_cors(r, &s->conf, NULL);
@@ -301,25 +540,25 @@ stream_handle(struct serve *s, struct http_req *r)
 		goto out;
 	/* A stream that starts "from now on" names where now is, so that a
 	 * client cut off before its first message resumes from there. */
-	transport_begin(&st->t, &r->out, hub_sub_handle(sub),
-	    from_now ? hub_sub_cursor(sub) : -1);
+	transport_begin(&st->t, &r->out, hub_sub_handle(st->sub),
+	    from_now ? hub_sub_cursor(st->sub) : -1);
 	if (http_flush(&r->out) != 0)
 		goto out;
 	st->next_beat = mono_ms() + st->beat_ms;
 
 	rc = HUB_OK;
 	if (st->last > 0)
-		rc = hub_sub_latest(sub, st->last, stream_deliver, st);
+		rc = hub_sub_latest(st->sub, st->last, stream_deliver, st);
 	for (;;) {
 		/* Read before delivering: what came before the control
 		 * request still goes out (hub.h). */
-		control = hub_sub_ended(sub);
+		control = hub_sub_ended(st->sub);
 		if (rc == HUB_OK)
-			rc = hub_sub_next(sub, stream_deliver, st);
+			rc = hub_sub_next(st->sub, stream_deliver, st);
 		if (rc == HUB_ERR) {
 			/* LOG: reading the messages to send failed */
 			http_fail(r, 500, 508, "reading messages: %s",
-			    hub_sub_error(sub));
+			    hub_sub_error(st->sub));
 			break;
 		}
 		if (rc != HUB_OK)
@@ -328,25 +567,18 @@ stream_handle(struct serve *s, struct http_req *r)
 			ended = 1;
 			break;
 		}
+		/* Caught up: under FastCGI the loop takes it from here. */
+		if (stream_park(st, s, r) == 0)
+			return 0;
 		now = mono_ms();
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
-		/* Under FastCGI the hub thread writes new messages itself
-		 * while this thread sleeps (stream_direct). */
-		if (s->fcgi)
-			hub_sub_park(sub, stream_direct, st);
-		w = serve_wait(s, r, hub_sub_fd(sub),
+		w = serve_wait(s, r, hub_sub_fd(st->sub),
 		    due > now ? (int)(due - now) : 0);
-		if (s->fcgi)
-			hub_sub_unpark(sub);
 		if (w == SERVE_STOP) {
 			ended = 1;
 			break;
 		}
 		if (w == SERVE_GONE)
-			break;
-		/* What the hub thread wrote may have moved the next
-		 * heartbeat, or left a remainder to send. */
-		if (http_drain(&r->out) != 0)
 			break;
 		due = st->probe_at != 0 ? st->probe_at : st->next_beat;
 		if (w != SERVE_TIMEOUT || mono_ms() < due)
@@ -375,8 +607,6 @@ stream_handle(struct serve *s, struct http_req *r)
 		http_flush(&r->out);
 	}
 out:
-	hub_unsubscribe(sub);
-	hub_msg_drop(st->prev);
-	free(st);
+	stream_free(st);
 	return r->fail_status != 0 ? -1 : 0;
 }
