@@ -1168,6 +1168,39 @@ hub_unsubscribe(struct hub_sub *s)
 	hub_old_done(h);
 }
 
+int
+hub_sub_register(struct hub_sub *s, char *err, size_t errlen)
+{
+	struct hub *h = s->hub;
+	struct store *db;
+	char secret[2 * HUB_SECRET_BYTES + 1];
+	int64_t stream = 0;
+	int rc = HUB_OK, mrc;
+
+	if (__atomic_load_n(&s->stream, __ATOMIC_ACQUIRE) != 0)
+		return HUB_OK;
+	if (hub_secret(secret, sizeof(secret)) != 0) {
+		snprintf(err, errlen, "no random bytes for a stream secret: %s",
+		    strerror(errno));
+		return HUB_ERR;
+	}
+	db = hub_db(h);
+	if (h->conf.max_channel_subscribers > 0)
+		rc = hub_count(h, db, s, err, errlen);
+	if (rc == HUB_OK && (mrc = store_stream_open(db, s->chans, s->n,
+	    getpid(), secret, &stream)) != STORE_OK) {
+		snprintf(err, errlen, "%s", store_errmsg(db));
+		rc = mrc == STORE_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
+	}
+	hub_db_done(h);
+	if (rc != HUB_OK)
+		return rc;
+	snprintf(s->handle, sizeof(s->handle), "%lld.%s", (long long)stream,
+	    secret);
+	__atomic_store_n(&s->stream, stream, __ATOMIC_RELEASE);
+	return HUB_OK;
+}
+
 void
 hub_sub_park(struct hub_sub *s, hub_cb cb, void *arg)
 {

@@ -169,6 +169,15 @@ int hub_subscribe(struct hub *h, struct hub_sub **out,
     int64_t *stream, char *err, size_t errlen);
 /* Remove the subscription (and its streams row), close its descriptors. */
 void hub_unsubscribe(struct hub_sub *s);
+/*
+ * Add the streams row that HUB_REGISTER would have added to a
+ * subscription made without it (a held poll registers once it has
+ * waited a while): it then counts as a subscriber, after the same
+ * max_channel_subscribers check.  Returns HUB_OK, HUB_EFULL,
+ * HUB_EUNAVAIL or HUB_ERR (reason in err).  Any thread, while nobody
+ * unsubscribes s; once.
+ */
+int hub_sub_register(struct hub_sub *s, char *err, size_t errlen);
 
 /* The eventfd to poll for POLLIN: something for this subscriber, or the
  * end.  hub_sub_next() clears it. */

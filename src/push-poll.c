@@ -124,11 +124,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "hub.h"
 #include "mono.h"
 #include "page.h"
+#include "park.h"
 #include "serve.h"
 #include "transport.h"
 #include "valid.h"
@@ -171,10 +173,10 @@ static int poll_refuse(struct http_req *, int, const char *);
 static int poll_collect(void *, struct hub_msg *, int64_t);
 static int poll_gather(struct poll *, struct hub_sub *, struct http_req *,
     int);
-static int poll_answer(struct poll *, const struct transport_req *,
-    struct http_req *, int64_t);
-static int poll_answer_json(struct poll *, const struct transport_req *,
-    struct http_req *, int64_t);
+static int poll_answer(struct poll *, enum transport_poll_format,
+    const char *, struct http_req *, int64_t);
+static int poll_answer_json(struct poll *, const char *, struct http_req *,
+    int64_t);
 static int poll_answer_raw(struct poll *, struct http_req *, int64_t);
 static int poll_page(struct serve *, struct http_req *, struct transport_req *,
     struct poll *);
@@ -184,6 +186,44 @@ static int poll_subscribe(struct serve *, struct http_req *,
 static int poll_hold(struct serve *, struct http_req *,
     struct transport_req *, struct poll *, struct hub_sub *, int64_t *,
     long long);
+
+/*
+ * A held poll under FastCGI, parked (park.h): it owns no thread while it
+ * waits.  The request's copy keeps its response headers (CORS) and its
+ * output; the loop answers it when something comes, at its timeout or
+ * at the stop, and sends its heartbeats; after POLL_REGISTER_MS the
+ * worker registers it as a subscriber (hub_sub_register).
+ */
+struct held {
+	struct http_req r;
+	struct poll p;
+	struct serve *s;
+	struct hub_sub *sub;
+	enum transport_poll_format format;
+	char callback[VALID_CALLBACK_MAX + 1];
+	int64_t cursor;
+	long long deadline;        /* monotonic ms: answer with nothing */
+	long long register_at;     /* ... register as a subscriber, 0 done */
+	long long next_beat, probe_at;
+	int reg;                   /* HELD_REG_*, atomic */
+	int reg_rc;                /* the refusal (HUB_E*), once HELD_REG_NO */
+	char reg_err[HTTP_REASON_MAX];
+};
+
+enum { HELD_REG_NOT, HELD_REG_ASKED, HELD_REG_DONE, HELD_REG_NO };
+
+static int poll_park(struct serve *, struct http_req *,
+    struct transport_req *, struct poll *, struct hub_sub **, int64_t,
+    long long);
+static int held_wake(struct park_req *, void *);
+static int held_timer(struct park_req *, void *);
+static int held_stop(struct park_req *, void *);
+static void held_detach(void *);
+static void held_release(void *);
+
+static const struct park_ops held_ops = {
+	held_wake, held_timer, held_stop, held_detach, held_release
+};
 
 int
 main(void)
@@ -387,12 +427,12 @@ poll_release(struct poll *p)
  * in one write with the end records, so the web server wakes once for
  * it).  0, or -1 (the client cannot be written). */
 static int
-poll_answer(struct poll *p, const struct transport_req *a,
-    struct http_req *r, int64_t next)
+poll_answer(struct poll *p, enum transport_poll_format format,
+    const char *callback, struct http_req *r, int64_t next)
 {
-	if (a->format == TRANSPORT_POLL_RAW)
+	if (format == TRANSPORT_POLL_RAW)
 		return poll_answer_raw(p, r, next);
-	return poll_answer_json(p, a, r, next);
+	return poll_answer_json(p, callback, r, next);
 }
 
 /*
@@ -400,8 +440,8 @@ poll_answer(struct poll *p, const struct transport_req *a,
  * Content-Length and the ETag (unless heartbeats started the response).
  */
 static int
-poll_answer_json(struct poll *p, const struct transport_req *a,
-    struct http_req *r, int64_t next)
+poll_answer_json(struct poll *p, const char *callback, struct http_req *r,
+    int64_t next)
 {
 	struct http_out body;
 	const struct store_msg *msgs[POLL_ANSWER_MSGS];
@@ -412,7 +452,7 @@ poll_answer_json(struct poll *p, const struct transport_req *a,
 	for (i = 0; i < p->n; i++)
 		msgs[i] = &p->msg[i]->m;
 	transport_poll_json(&body, msgs, p->n, next, p->reset ?
-	    STORE_GAP_RESET : p->gap, p->more, a->callback);
+	    STORE_GAP_RESET : p->gap, p->more, callback);
 	if (body.failed) {
 		http_out_free(&body);
 		/* LOG: out of memory for the JSON answer */
@@ -425,9 +465,8 @@ poll_answer_json(struct poll *p, const struct transport_req *a,
 		http_header(r, "X-Push-Next", num);
 		snprintf(num, sizeof(num), "%zu", body.used);
 		http_header(r, "Content-Length", num);
-		http_start_held(r, 200, a->callback[0] != '\0' ?
-		    POLL_JSONP_TYPE :
-		    "application/json");
+		http_start_held(r, 200, callback[0] != '\0' ?
+		    POLL_JSONP_TYPE : "application/json");
 	}
 	rc = http_put(&r->out, body.buf, body.used);
 	http_out_free(&body);
@@ -618,6 +657,227 @@ poll_hold(struct serve *s, struct http_req *r, struct transport_req *a,
 	}
 }
 
+/* The next time a held poll's timer is due. */
+static long long
+held_due(const struct held *h)
+{
+	long long due = h->deadline;
+
+	if (h->register_at != 0 && h->register_at < due)
+		due = h->register_at;
+	if (h->format == TRANSPORT_POLL_JSON) {
+		if (h->probe_at != 0 && h->probe_at < due)
+			due = h->probe_at;
+		else if (h->probe_at == 0 && h->next_beat < due)
+			due = h->next_beat;
+	}
+	return due;
+}
+
+/*
+ * Answer a held poll with what it collected (or with nothing, or with
+ * the failure recorded in h->r) and end the request, without blocking.
+ * PARK_END, or PARK_KEEP while a heartbeat's remainder is still on its
+ * way (the loop calls held_wake again once it went).
+ */
+static int
+held_answer(struct held *h)
+{
+	struct http_req *r = &h->r;
+	int64_t next;
+
+	if (http_pending(&r->out))
+		return PARK_KEEP;
+	if (http_nowait_begin(&r->out) != 0)
+		return PARK_CLOSE;
+	if (r->fail_status != 0)
+		http_answer_failure(r);
+	else {
+		if (h->probe_at != 0) {
+			http_puts(&r->out, "\n");
+			h->probe_at = 0;
+		}
+		next = h->p.more ? h->p.msg[h->p.n - 1]->m.id : h->cursor;
+		if (h->format == TRANSPORT_POLL_RAW && h->p.n > 0)
+			next = h->p.msg[0]->m.id;
+		poll_answer(&h->p, h->format, h->callback, r, next);
+		if (r->fail_status != 0)
+			http_answer_failure(r);
+	}
+	http_nowait_finish(&r->out);
+	return PARK_END;
+}
+
+/* park.h's wake: something for the poll (or the registration's answer,
+ * or the stop): answer, or keep holding. */
+static int
+held_wake(struct park_req *pr, void *arg)
+{
+	struct held *h = arg;
+	int rc;
+
+	if (__atomic_load_n(&h->reg, __ATOMIC_ACQUIRE) == HELD_REG_NO) {
+		if (h->reg_rc == HUB_EFULL)
+			/* LOG: a held poll: max_channel_subscribers reached */
+			http_fail(&h->r, 503, 632, "%s", h->reg_err);
+		else if (h->reg_rc == HUB_EUNAVAIL)
+			/* LOG: a held poll: the log cannot be used now */
+			http_fail(&h->r, 503, 633, "%s", h->reg_err);
+		else
+			/* LOG: a held poll: registering it failed */
+			http_fail(&h->r, 500, 634, "%s", h->reg_err);
+		return held_answer(h);
+	}
+	if (h->p.n == 0 && h->p.gap == 0 && !h->p.reset) {
+		rc = poll_gather(&h->p, h->sub, &h->r,
+		    h->format == TRANSPORT_POLL_JSON);
+		h->cursor = hub_sub_cursor(h->sub);
+		if (rc == 0 && !hub_stopping(h->s->hub) && !serve_stopping()) {
+			park_due(pr, held_due(h));
+			return PARK_KEEP;
+		}
+	}
+	return held_answer(h);
+}
+
+/* The worker: register the held poll as a subscriber (a write to the
+ * log), then tell the loop how that went if it was refused. */
+static void
+held_register(void *arg)
+{
+	struct held *h = arg;
+	uint64_t one = 1;
+	int rc;
+
+	rc = hub_sub_register(h->sub, h->reg_err, sizeof(h->reg_err));
+	if (rc == HUB_OK) {
+		__atomic_store_n(&h->reg, HELD_REG_DONE, __ATOMIC_RELEASE);
+		return;
+	}
+	h->reg_rc = rc;
+	__atomic_store_n(&h->reg, HELD_REG_NO, __ATOMIC_RELEASE);
+	if (write(hub_sub_fd(h->sub), &one, sizeof(one)) < 0)
+		(void)0;        /* full: readable anyway */
+}
+
+static void
+held_watch(void *arg)
+{
+	hub_watch(arg);
+}
+
+/* park.h's timer: registration, heartbeats (json, two writes
+ * TRANSPORT_PROBE_MS apart), the timeout. */
+static int
+held_timer(struct park_req *pr, void *arg)
+{
+	struct held *h = arg;
+	struct http_req *r = &h->r;
+	long long now = mono_ms();
+
+	if (h->register_at != 0 && now >= h->register_at) {
+		h->register_at = 0;
+		__atomic_store_n(&h->reg, HELD_REG_ASKED, __ATOMIC_RELEASE);
+		if (park_job(pr, held_register, h) != 0)
+			__atomic_store_n(&h->reg, HELD_REG_NOT,
+			    __ATOMIC_RELEASE);
+	}
+	if (now >= h->deadline && h->probe_at == 0)
+		return held_answer(h);
+	if (h->format == TRANSPORT_POLL_JSON && !http_pending(&r->out)) {
+		if (h->probe_at != 0 && now >= h->probe_at) {
+			if (http_nowait_begin(&r->out) == 0) {
+				http_puts(&r->out, "\n");
+				http_nowait_end(&r->out);
+			}
+			h->probe_at = 0;
+		} else if (h->probe_at == 0 && now >= h->next_beat &&
+		    now < h->deadline) {
+			/* Each heartbeat also looks whether the log is
+			 * still the one at the path (hub.h). */
+			park_job(pr, held_watch, h->s->hub);
+			if (http_nowait_begin(&r->out) == 0) {
+				if (!r->started) {
+					http_header(r, "X-Content-Type-Options",
+					    "nosniff");
+					http_start(r, 200,
+					    h->callback[0] != '\0' ?
+					    POLL_JSONP_TYPE :
+					    "application/json");
+				}
+				http_puts(&r->out, " ");
+				http_nowait_end(&r->out);
+			}
+			h->probe_at = now + TRANSPORT_PROBE_MS;
+			h->next_beat = now + h->s->conf.heartbeat * 1000;
+		}
+	}
+	if (r->out.failed)
+		return PARK_CLOSE;
+	park_due(pr, held_due(h));
+	return PARK_KEEP;
+}
+
+/* park.h's stop: answered with what it has (nothing). */
+static int
+held_stop(struct park_req *pr, void *arg)
+{
+	(void)pr;
+	return held_answer(arg);
+}
+
+static void
+held_detach(void *arg)
+{
+	(void)arg;
+}
+
+/* park.h's release (the worker): the subscription (its row, if it was
+ * registered), the messages, the output. */
+static void
+held_release(void *arg)
+{
+	struct held *h = arg;
+
+	hub_unsubscribe(h->sub);
+	poll_release(&h->p);
+	http_out_free(&h->r.out);
+	free(h);
+}
+
+/*
+ * Under FastCGI: hold the poll in the process's loop instead of this
+ * thread.  *sub is taken over (set to NULL) when it is parked: then 0,
+ * and r belongs to the loop; -1 when the thread is to hold it itself.
+ */
+static int
+poll_park(struct serve *s, struct http_req *r, struct transport_req *a,
+    struct poll *p, struct hub_sub **sub, int64_t cursor, long long deadline)
+{
+	struct held *h;
+	long long now = mono_ms();
+
+	if (!s->fcgi || (h = calloc(1, sizeof(*h))) == NULL)
+		return -1;
+	h->p = *p;
+	h->s = s;
+	h->sub = *sub;
+	h->format = a->format;
+	snprintf(h->callback, sizeof(h->callback), "%s", a->callback);
+	h->cursor = cursor;
+	h->deadline = deadline;
+	h->register_at = now + POLL_REGISTER_MS < deadline ?
+	    now + POLL_REGISTER_MS : 0;
+	h->next_beat = now + s->conf.heartbeat * 1000;
+	if (serve_park_req(s, r, &h->r, hub_sub_fd(h->sub), held_due(h),
+	    &held_ops, h) != 0) {
+		free(h);
+		return -1;
+	}
+	*sub = NULL;
+	return 0;
+}
+
 static int
 poll_handle(struct serve *s, struct http_req *r)
 {
@@ -679,7 +939,7 @@ poll_handle(struct serve *s, struct http_req *r)
 			next = p->more ? p->msg[a->format ==
 			    TRANSPORT_POLL_RAW ? 0 : p->n - 1]->m.id :
 			    hub_sub_cursor(sub);
-			poll_answer(p, a, r, next);
+			poll_answer(p, a->format, a->callback, r, next);
 			goto out;
 		}
 	}
@@ -688,6 +948,9 @@ poll_handle(struct serve *s, struct http_req *r)
 		goto out;
 	cursor = hub_sub_cursor(sub);
 	deadline = mono_ms() + (long long)a->timeout * 1000;
+	if (rc == 0 && a->timeout > 0 && !serve_stopping() &&
+	    poll_park(s, r, a, p, &sub, cursor, deadline) == 0)
+		goto out;               /* held by the loop now */
 	if (rc == 0 && a->timeout > 0 && !serve_stopping()) {
 		/* Nothing yet: hold, unregistered for a moment (a client
 		 * that polls again right after each answer then costs no
@@ -716,7 +979,7 @@ poll_handle(struct serve *s, struct http_req *r)
 	next = p->more ? p->msg[p->n - 1]->m.id : cursor;
 	if (a->format == TRANSPORT_POLL_RAW && p->n > 0)
 		next = p->msg[0]->m.id;
-	poll_answer(p, a, r, next);
+	poll_answer(p, a->format, a->callback, r, next);
 	/* A registered poll's unsubscribe writes to the log: the answer
 	 * goes first. */
 	if (hub_sub_handle(sub)[0] != '\0')
