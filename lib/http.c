@@ -1159,6 +1159,8 @@ http_nowait_close(struct http_out *o, int end)
 		rc = HTTP_NOWAIT_NONE;
 	else
 		rc = http_nowait_send(o, end);
+	if (end && rc != HTTP_NOWAIT_NONE)
+		o->ended = 1;
 	o->buf = NULL;
 	o->used = o->cap = 0;
 	o->nrefs = 0;

@@ -70,7 +70,8 @@ struct http_out {
 	int collect;         /* between http_nowait_begin and _end */
 	int dirty;           /* FastCGI: written since the last flush */
 	int parked;          /* http_out_park: no thread, no libfcgi stream */
-	int finish;          /* the next http_nowait_end ends the request */
+	int ended;           /* the end of the request was sent, or is in
+	                        the remainder (http_nowait_finish) */
 	int nrefs;           /* while collecting: bodies sent by reference */
 	struct http_ref {
 		const char *p;

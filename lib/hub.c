@@ -54,7 +54,12 @@ enum { HUB_TAKE_FULL = 1, HUB_TAKE_NOMEM = 2 };
 struct hub_sub {
 	struct hub *hub;
 	struct hub_sub *prev, *next;
-	int efd;
+	int efd;                  /* atomic: its eventfd, -1 until asked
+	                             for (hub_sub_fd) */
+	int woken;                /* atomic: woken with no eventfd nor
+	                             notify function to tell yet */
+	void (*nfn)(void *);      /* atomic: hub_sub_notify's function */
+	void *narg;
 	int n;
 	const char **chans;       /* n names, in the same allocation */
 	int64_t pos;              /* atomic: see the locks above */
@@ -691,11 +696,30 @@ hub_wake_fd(int fd)
 }
 
 /* Wake s now.  Under mu, or while s is listed (either keeps s and its
- * descriptor alive). */
+ * descriptor alive).  Its notify function, else its eventfd; with
+ * neither yet, the wake-up is kept in woken for whichever comes first:
+ * setting woken before looking again, while hub_sub_fd and
+ * hub_sub_notify publish theirs before they look at woken, means one
+ * of the two always sees the other. */
 static void
 hub_wake(struct hub_sub *s)
 {
-	hub_wake_fd(s->efd);
+	void (*fn)(void *);
+	int fd, pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		if ((fn = __atomic_load_n(&s->nfn, __ATOMIC_SEQ_CST)) !=
+		    NULL) {
+			fn(s->narg);
+			return;
+		}
+		if ((fd = __atomic_load_n(&s->efd, __ATOMIC_SEQ_CST)) >= 0) {
+			hub_wake_fd(fd);
+			return;
+		}
+		if (pass == 0)
+			__atomic_store_n(&s->woken, 1, __ATOMIC_SEQ_CST);
+	}
 }
 
 /*
@@ -1051,11 +1075,7 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 		free(s);
 		return HUB_ERR;
 	}
-	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-		free(s);
-		return HUB_ERR;
-	}
+	s->efd = -1;
 	pthread_mutex_init(&s->dmu, NULL);
 
 	/*
@@ -1120,7 +1140,6 @@ hub_subscribe(struct hub *h, struct hub_sub **out,
 			store_stream_close(db, s->stream);
 			hub_db_done(h);
 		}
-		close(s->efd);
 		pthread_mutex_destroy(&s->dmu);
 		free(s);
 		return rc;
@@ -1162,7 +1181,8 @@ hub_unsubscribe(struct hub_sub *s)
 			    (long long)s->stream, store_errmsg(db));
 		hub_db_done(h);
 	}
-	close(s->efd);
+	if (s->efd >= 0)
+		close(s->efd);
 	pthread_mutex_destroy(&s->dmu);
 	free(s);
 	hub_old_done(h);
@@ -1220,9 +1240,30 @@ hub_sub_unpark(struct hub_sub *s)
 }
 
 int
-hub_sub_fd(const struct hub_sub *s)
+hub_sub_fd(struct hub_sub *s)
 {
-	return s->efd;
+	int fd;
+
+	if ((fd = __atomic_load_n(&s->efd, __ATOMIC_SEQ_CST)) >= 0)
+		return fd;
+	if ((fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		/* LOG: a subscriber's wake-up descriptor cannot be made */
+		elog(HUB_PROG, 312, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	__atomic_store_n(&s->efd, fd, __ATOMIC_SEQ_CST);
+	if (__atomic_exchange_n(&s->woken, 0, __ATOMIC_SEQ_CST))
+		hub_wake_fd(fd);
+	return fd;
+}
+
+void
+hub_sub_notify(struct hub_sub *s, void (*fn)(void *), void *arg)
+{
+	s->narg = arg;
+	__atomic_store_n(&s->nfn, fn, __ATOMIC_SEQ_CST);
+	if (__atomic_exchange_n(&s->woken, 0, __ATOMIC_SEQ_CST))
+		fn(arg);
 }
 
 int64_t
@@ -1487,7 +1528,9 @@ hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg)
 	int k, nb, complete, rc, more;
 
 	/* Clear first: a wake-up after this point is kept. */
-	if (read(s->efd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+	__atomic_store_n(&s->woken, 0, __ATOMIC_SEQ_CST);
+	if (s->efd >= 0 && read(s->efd, &junk, sizeof(junk)) < 0 &&
+	    errno != EAGAIN)
 		return HUB_ERR;
 	for (;;) {
 		if (hub_stale(s) && (rc = hub_reset(s, cb, arg)) != HUB_OK)

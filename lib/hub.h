@@ -180,8 +180,17 @@ void hub_unsubscribe(struct hub_sub *s);
 int hub_sub_register(struct hub_sub *s, char *err, size_t errlen);
 
 /* The eventfd to poll for POLLIN: something for this subscriber, or the
- * end.  hub_sub_next() clears it. */
-int hub_sub_fd(const struct hub_sub *s);
+ * end.  hub_sub_next() clears it.  Made at the first call (a wake-up
+ * before it is kept); -1 when no descriptor can be had. */
+int hub_sub_fd(struct hub_sub *s);
+/*
+ * Instead of an eventfd, wake s by calling fn(arg) (park.h's park_wake:
+ * a parked request owns no descriptor for it).  fn is called from any
+ * thread, under the hub's locks: it must be quick, never block, never
+ * call the hub.  A wake-up that came before is passed on at once.  Set
+ * once, by the subscription's owner, before it waits that way.
+ */
+void hub_sub_notify(struct hub_sub *s, void (*fn)(void *), void *arg);
 /* The id up to which this subscriber has seen its channels. */
 int64_t hub_sub_cursor(struct hub_sub *s);
 const char *hub_sub_error(const struct hub_sub *s);

@@ -54,18 +54,22 @@ struct park_req {
 	void *arg;
 	struct http_out *o;
 	int fd, wfd;
-	int state;
+	int state;                /* written under mu once the request is
+	                             live (park_wake reads it) */
+	int queued;               /* in the ready list (mu) */
 	int outwait;              /* EPOLLOUT asked, wake left out */
 	long long due;            /* mono_ms of timer(), -1 none */
 	int hidx;                 /* index in the heap, -1 none */
 	struct park_tag tag[2];
 	struct park_req *prev, *next;  /* live list (loop), or incoming */
+	struct park_req *rnext;   /* ready list (mu) */
 };
 
 struct park_job {
 	void (*fn)(void *);
 	void *arg;
-	int release;              /* a request's release: counted */
+	struct park_req *req;     /* a request's release: handed back to the
+	                             loop to be freed, or NULL */
 	struct park_job *next;
 };
 
@@ -77,13 +81,14 @@ struct park {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;        /* the worker's queue; the counts */
 	struct park_req *incoming;  /* under mu */
+	struct park_req *ready;   /* park_wake'd, under mu */
+	struct park_req *freed;   /* released: the loop frees them (mu) */
 	struct park_job *jobs, **jobs_tail;  /* under mu */
 	int nlive;                /* parked and not yet closed (mu) */
 	int npending;             /* added, not yet released (mu) */
 	int loop_done, worker_done;  /* under mu */
 	int stopping;             /* loop thread */
 	struct park_req *live;    /* loop thread */
-	struct park_req *dead;    /* closed in this round: freed after it */
 	struct park_req **heap;   /* loop thread */
 	int nheap, heapcap;
 };
@@ -91,15 +96,18 @@ struct park {
 static void *park_loop(void *);
 static void *park_work(void *);
 static void park_take_incoming(struct park *);
+static void park_event(struct park_req *, int, unsigned);
 static void park_result(struct park_req *, int);
 static void park_finish(struct park_req *);
 static void park_close(struct park_req *);
+static void park_free_released(struct park *);
 static int park_gone(int);
 static void park_heap_up(struct park *, int);
 static void park_heap_down(struct park *, int);
 static void park_heap_del(struct park *, struct park_req *);
 static void park_ctl(struct park_req *, int, int, unsigned);
-static int park_queue(struct park *, void (*)(void *), void *, int);
+static int park_queue(struct park *, void (*)(void *), void *,
+    struct park_req *);
 
 int
 park_open(struct park **out, int stopfd, const char *prog)
@@ -203,6 +211,43 @@ park_add(struct park *p, int conn, struct http_out *o, int wakefd,
 	return 0;
 }
 
+void
+park_wake(void *arg)
+{
+	struct park_req *r = arg;
+	struct park *p = r->p;
+	uint64_t one = 1;
+	int kick = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (r->state != PR_DONE && !r->queued) {
+		r->queued = 1;
+		kick = p->ready == NULL;
+		r->rnext = p->ready;
+		p->ready = r;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (kick && write(p->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		/* LOG: the park's own eventfd cannot be written (a wake-up) */
+		elog(p->prog, 803, "park: eventfd: %s", strerror(errno));
+}
+
+/* Free the requests the worker released (loop thread, or at the end). */
+static void
+park_free_released(struct park *p)
+{
+	struct park_req *r, *next;
+
+	pthread_mutex_lock(&p->mu);
+	r = p->freed;
+	p->freed = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (; r != NULL; r = next) {
+		next = r->next;
+		free(r);
+	}
+}
+
 int
 park_count(struct park *p)
 {
@@ -219,11 +264,12 @@ park_count(struct park *p)
 int
 park_job(struct park_req *r, void (*fn)(void *), void *arg)
 {
-	return park_queue(r->p, fn, arg, 0);
+	return park_queue(r->p, fn, arg, NULL);
 }
 
 static int
-park_queue(struct park *p, void (*fn)(void *), void *arg, int release)
+park_queue(struct park *p, void (*fn)(void *), void *arg,
+    struct park_req *req)
 {
 	struct park_job *j;
 
@@ -231,7 +277,7 @@ park_queue(struct park *p, void (*fn)(void *), void *arg, int release)
 		return -1;
 	j->fn = fn;
 	j->arg = arg;
-	j->release = release;
+	j->req = req;
 	pthread_mutex_lock(&p->mu);
 	*p->jobs_tail = j;
 	p->jobs_tail = &j->next;
@@ -260,7 +306,11 @@ park_work(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		j->fn(j->arg);
 		pthread_mutex_lock(&p->mu);
-		if (j->release) {
+		if (j->req != NULL) {
+			/* Released: nothing can name it now but the loop's
+			 * lists, which it left at its close. */
+			j->req->next = p->freed;
+			p->freed = j->req;
 			p->npending--;
 			pthread_cond_broadcast(&p->cv);
 		}
@@ -299,6 +349,7 @@ park_wait(struct park *p, long long until)
 		return 0;
 	pthread_join(p->loop, NULL);
 	pthread_join(p->worker, NULL);
+	park_free_released(p);
 	close(p->ep);
 	close(p->kick);
 	free(p->heap);
@@ -439,10 +490,11 @@ park_take_incoming(struct park *p)
 	pthread_mutex_lock(&p->mu);
 	r = p->incoming;
 	p->incoming = NULL;
+	for (next = r; next != NULL; next = next->next)
+		next->state = PR_LIVE;
 	pthread_mutex_unlock(&p->mu);
 	for (; r != NULL; r = next) {
 		next = r->next;
-		r->state = PR_LIVE;
 		r->prev = NULL;
 		r->next = p->live;
 		if (p->live != NULL)
@@ -455,6 +507,17 @@ park_take_incoming(struct park *p)
 			park_result(r, r->ops->stop(r, r->arg));
 		else
 			park_result(r, r->ops->wake(r, r->arg));
+	}
+	/* Then those park_wake'd. */
+	pthread_mutex_lock(&p->mu);
+	r = p->ready;
+	p->ready = NULL;
+	for (next = r; next != NULL; next = next->rnext)
+		next->queued = 0;
+	pthread_mutex_unlock(&p->mu);
+	for (; r != NULL; r = next) {
+		next = r->rnext;
+		park_event(r, PT_WAKE, EPOLLIN);
 	}
 }
 
@@ -491,7 +554,11 @@ park_finish(struct park_req *r)
 {
 	int rc;
 
-	if (!http_pending(r->o)) {
+	if (r->o->ended && !http_pending(r->o)) {
+		park_close(r);          /* the owner sent the end itself */
+		return;
+	}
+	if (!http_pending(r->o) && !r->o->ended) {
 		if (http_nowait_begin(r->o) != 0) {
 			park_close(r);
 			return;
@@ -519,7 +586,9 @@ park_close(struct park_req *r)
 
 	if (r->state == PR_LIVE)
 		r->ops->detach(r->arg);
-	r->state = PR_DONE;
+	pthread_mutex_lock(&p->mu);
+	r->state = PR_DONE;       /* park_wake: no more */
+	pthread_mutex_unlock(&p->mu);
 	park_heap_del(p, r);
 	park_ctl(r, PT_CONN, EPOLL_CTL_DEL, 0);
 	park_ctl(r, PT_WAKE, EPOLL_CTL_DEL, 0);
@@ -534,18 +603,31 @@ park_close(struct park_req *r)
 	r->fd = -1;
 	pthread_mutex_lock(&p->mu);
 	p->nlive--;
+	/* A wake-up queued before the close is dropped. */
+	if (r->queued) {
+		struct park_req **q;
+
+		for (q = &p->ready; *q != NULL; q = &(*q)->rnext)
+			if (*q == r) {
+				*q = r->rnext;
+				break;
+			}
+		r->queued = 0;
+	}
 	pthread_mutex_unlock(&p->mu);
-	if (park_queue(p, r->ops->release, r->arg, 1) != 0) {
+	/* Released on the worker, then freed by the loop (park_wake may be
+	 * called until the owner's release is done; events of this round
+	 * may still name it). */
+	if (park_queue(p, r->ops->release, r->arg, r) != 0) {
 		/* Out of memory for the job: release here, blocking. */
 		r->ops->release(r->arg);
 		pthread_mutex_lock(&p->mu);
 		p->npending--;
+		r->next = p->freed;
+		p->freed = r;
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 	}
-	/* Events of this round may still name it: freed after the round. */
-	r->next = p->dead;
-	p->dead = r;
 }
 
 /* One event of a request's descriptor. */
@@ -640,10 +722,7 @@ park_loop(void *arg)
 			else
 				park_result(r, r->ops->timer(r, r->arg));
 		}
-		while ((r = p->dead) != NULL) {
-			p->dead = r->next;
-			free(r);
-		}
+		park_free_released(p);
 		if (p->stopping) {
 			pthread_mutex_lock(&p->mu);
 			left = p->nlive;

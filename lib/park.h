@@ -28,7 +28,8 @@
  *
  * The end of a parked request: an op returns PARK_END (the owner wrote
  * the end of its response; the loop sends what is left of it, then the
- * FastCGI end of the request, then closes the connection) or PARK_CLOSE
+ * FastCGI end of the request unless the owner sent it already with
+ * http_nowait_finish, then closes the connection) or PARK_CLOSE
  * (the client is gone or cannot be written: the connection is closed as
  * it is), or the connection shows a hang-up.  detach() is then called in
  * the loop (the owner stops direct delivery: the descriptor is about to
@@ -82,6 +83,9 @@ int park_open(struct park **out, int stopfd, const char *prog);
 int park_add(struct park *p, int conn, struct http_out *o, int wakefd,
     long long due, const struct park_ops *ops, void *arg,
     struct park_req **out);
+/* Make wake() run soon, from any thread, without blocking: for
+ * hub_sub_notify (the request then needs no wake descriptor). */
+void park_wake(void *r);
 /* The next time timer() is called (mono_ms; -1 none).  Loop thread. */
 void park_due(struct park_req *r, long long due);
 /* Run fn(arg) on the worker thread (after what was queued before), for

@@ -205,6 +205,8 @@ struct held {
 	long long deadline;        /* monotonic ms: answer with nothing */
 	long long register_at;     /* ... register as a subscriber, 0 done */
 	long long next_beat, probe_at;
+	int notified;              /* hub_sub_notify was set */
+	struct park_req *pr;       /* its place in the loop (registering) */
 	int reg;                   /* HELD_REG_*, atomic */
 	int reg_rc;                /* the refusal (HUB_E*), once HELD_REG_NO */
 	char reg_err[HTTP_REASON_MAX];
@@ -728,6 +730,11 @@ held_wake(struct park_req *pr, void *arg)
 			http_fail(&h->r, 500, 634, "%s", h->reg_err);
 		return held_answer(h);
 	}
+	if (!h->notified) {
+		/* The hub wakes it through the loop, with no descriptor. */
+		hub_sub_notify(h->sub, park_wake, pr);
+		h->notified = 1;
+	}
 	if (h->p.n == 0 && h->p.gap == 0 && !h->p.reset) {
 		rc = poll_gather(&h->p, h->sub, &h->r,
 		    h->format == TRANSPORT_POLL_JSON);
@@ -746,7 +753,6 @@ static void
 held_register(void *arg)
 {
 	struct held *h = arg;
-	uint64_t one = 1;
 	int rc;
 
 	rc = hub_sub_register(h->sub, h->reg_err, sizeof(h->reg_err));
@@ -756,8 +762,7 @@ held_register(void *arg)
 	}
 	h->reg_rc = rc;
 	__atomic_store_n(&h->reg, HELD_REG_NO, __ATOMIC_RELEASE);
-	if (write(hub_sub_fd(h->sub), &one, sizeof(one)) < 0)
-		(void)0;        /* full: readable anyway */
+	park_wake(h->pr);
 }
 
 static void
@@ -777,6 +782,7 @@ held_timer(struct park_req *pr, void *arg)
 
 	if (h->register_at != 0 && now >= h->register_at) {
 		h->register_at = 0;
+		h->pr = pr;
 		__atomic_store_n(&h->reg, HELD_REG_ASKED, __ATOMIC_RELEASE);
 		if (park_job(pr, held_register, h) != 0)
 			__atomic_store_n(&h->reg, HELD_REG_NOT,
@@ -869,8 +875,8 @@ poll_park(struct serve *s, struct http_req *r, struct transport_req *a,
 	h->register_at = now + POLL_REGISTER_MS < deadline ?
 	    now + POLL_REGISTER_MS : 0;
 	h->next_beat = now + s->conf.heartbeat * 1000;
-	if (serve_park_req(s, r, &h->r, hub_sub_fd(h->sub), held_due(h),
-	    &held_ops, h) != 0) {
+	if (serve_park_req(s, r, &h->r, -1, held_due(h), &held_ops, h) !=
+	    0) {
 		free(h);
 		return -1;
 	}

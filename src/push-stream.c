@@ -86,6 +86,7 @@ struct stream {
 	long long probe_at;        /* a heartbeat's second part is due, 0 */
 	int beat_ms;
 	int last;                  /* start with the newest N */
+	int notified;              /* parked: hub_sub_notify was set */
 	struct http_out park_out;
 };
 
@@ -361,6 +362,11 @@ stream_wake(struct park_req *pr, void *arg)
 	int control, rc;
 
 	hub_sub_unpark(st->sub);
+	if (!st->notified) {
+		/* The hub wakes it through the loop, with no descriptor. */
+		hub_sub_notify(st->sub, park_wake, pr);
+		st->notified = 1;
+	}
 	/* Read before delivering: what came before the control request
 	 * still goes out (hub.h). */
 	control = hub_sub_ended(st->sub);
@@ -479,8 +485,8 @@ stream_park(struct stream *st, struct serve *s, struct http_req *r)
 	if (!s->fcgi)
 		return -1;
 	st->o = &st->park_out;
-	if (serve_park(s, r, &st->park_out, hub_sub_fd(st->sub),
-	    st->next_beat, &stream_ops, st) == 0)
+	if (serve_park(s, r, &st->park_out, -1, st->next_beat, &stream_ops,
+	    st) == 0)
 		return 0;
 	st->o = &r->out;
 	return -1;
