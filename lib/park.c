@@ -181,6 +181,7 @@ park_add(struct park *p, int conn, struct http_out *o, int wakefd,
 {
 	struct park_req *r;
 	uint64_t one = 1;
+	int kick;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
@@ -200,12 +201,14 @@ park_add(struct park *p, int conn, struct http_out *o, int wakefd,
 	if (out != NULL)
 		*out = r;
 	pthread_mutex_lock(&p->mu);
+	/* One kick while the loop has not taken the list yet. */
+	kick = p->incoming == NULL && p->ready == NULL;
 	r->next = p->incoming;
 	p->incoming = r;
 	p->nlive++;
 	p->npending++;
 	pthread_mutex_unlock(&p->mu);
-	if (write(p->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (kick && write(p->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		/* LOG: the park's own eventfd cannot be written */
 		elog(p->prog, 800, "park: eventfd: %s", strerror(errno));
 	return 0;
@@ -222,7 +225,7 @@ park_wake(void *arg)
 	pthread_mutex_lock(&p->mu);
 	if (r->state != PR_DONE && !r->queued) {
 		r->queued = 1;
-		kick = p->ready == NULL;
+		kick = p->ready == NULL && p->incoming == NULL;
 		r->rnext = p->ready;
 		p->ready = r;
 	}
@@ -482,9 +485,12 @@ park_due(struct park_req *r, long long due)
 static void
 park_take_incoming(struct park *p)
 {
-	struct park_req *r, *next;
+	struct park_req *r, *next, *ready;
 	uint64_t junk;
 
+	/* The kick is read before the lists are taken, both at once: what
+	 * comes after finds them empty and kicks again (park_add,
+	 * park_wake). */
 	if (read(p->kick, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
 		return;
 	pthread_mutex_lock(&p->mu);
@@ -492,6 +498,10 @@ park_take_incoming(struct park *p)
 	p->incoming = NULL;
 	for (next = r; next != NULL; next = next->next)
 		next->state = PR_LIVE;
+	ready = p->ready;
+	p->ready = NULL;
+	for (next = ready; next != NULL; next = next->rnext)
+		next->queued = 0;
 	pthread_mutex_unlock(&p->mu);
 	for (; r != NULL; r = next) {
 		next = r->next;
@@ -509,13 +519,7 @@ park_take_incoming(struct park *p)
 			park_result(r, r->ops->wake(r, r->arg));
 	}
 	/* Then those park_wake'd. */
-	pthread_mutex_lock(&p->mu);
-	r = p->ready;
-	p->ready = NULL;
-	for (next = r; next != NULL; next = next->rnext)
-		next->queued = 0;
-	pthread_mutex_unlock(&p->mu);
-	for (; r != NULL; r = next) {
+	for (r = ready; r != NULL; r = next) {
 		next = r->rnext;
 		park_event(r, PT_WAKE, EPOLLIN);
 	}

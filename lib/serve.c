@@ -35,14 +35,17 @@
                                      passed (SD_LISTEN_FDS_START) */
 #define SERVE_SD_FDS_MAX 1024     /* LISTEN_FDS above this is malformed */
 #define SERVE_SD_NUM_MAX 10       /* digits in LISTEN_PID / LISTEN_FDS */
-#define SERVE_IDLE_MS 1000        /* after this long without a new
-                                     connection, the idle threads beyond
-                                     conf.threads leave, one after the
-                                     other: after a burst the process
+#define SERVE_IDLE_MS 1000        /* a thread beyond conf.threads that
+                                     waited this long for a connection
+                                     leaves: after a burst the process
                                      shrinks back */
-#define SERVE_IDLE_CAP 4096       /* idle threads kept while busy: clients
-                                     that come back at once (long-polls)
-                                     find a thread without one being made */
+#define SERVE_ACCEPT_BATCH 256    /* connections accepted per wake-up of
+                                     the main thread */
+#define SERVE_SPAWN_MS 20         /* connections waited this long with no
+                                     thread free and none taken: one more
+                                     thread (again after as long) */
+#define SERVE_QUEUE_MAX 65536     /* accepted connections waiting for a
+                                     thread; more are closed at once */
 
 /* One accepted FastCGI request and its thread's state. */
 struct serve_req {
@@ -74,15 +77,16 @@ static int serve_setup_status = 500;  /* ... with this status: 503 when
                                          the log cannot be used now */
 static char serve_setup_err[SERVE_ERR_MAX];
 
-static pthread_mutex_t serve_accept_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t serve_live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t serve_live_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t serve_work_cv = PTHREAD_COND_INITIALIZER;
 static int serve_live;                 /* requests being served */
-static int serve_idle;                 /* threads waiting to accept */
+static int serve_idle;                 /* threads waiting for a connection */
 static int serve_threads;              /* request threads alive */
 static int serve_idle_max;             /* idle threads kept: conf.threads */
-static int serve_quiet;                /* SERVE_IDLE_MS passed without a
-                                          connection: shrink */
+static long serve_taken;               /* connections taken off the queue */
+static int *serve_q;                   /* accepted connections, a ring */
+static int serve_qhead, serve_qlen, serve_qcap;  /* (under serve_live_mu) */
 static pthread_mutex_t serve_park_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct park *serve_loop;        /* parked requests (serve_park),
                                           made at the first; under
@@ -98,15 +102,15 @@ static int serve_is_listener(int);
 static void serve_take_socket(const char *);
 static int serve_cgi(void);
 static int serve_fcgi(void);
-static int serve_spawn(struct serve_req *);
+static int serve_spawn(void);
 static void serve_one(struct serve_req *);
-static int serve_rejoin(int);
-static struct serve_req *serve_accept(int *);
+static int serve_accept(void);
+static int serve_grow(void);
+static int serve_queue(int);
 static void serve_stack_find(void);
 static void serve_stack_trim(void);
 static void *serve_worker(void *);
-enum { SERVE_FULL, SERVE_NO_THREAD };     /* why serve_reject refuses */
-static void serve_reject(struct serve_req *, int, const char *);
+static void serve_reject(struct serve_req *);
 static void serve_finish(struct serve_req *);
 
 int
@@ -381,10 +385,10 @@ serve_cgi(void)
 static int
 serve_fcgi(void)
 {
-	struct pollfd pfd;
+	struct pollfd pfd[2];
 	struct timespec until;
 	struct park *loop;
-	int i, n, fl, started = 0, threads, parked = 0;
+	int i, n, fl, rc, started = 0, threads, parked = 0;
 
 	if (serve_setup != SERVE_SETUP_OK)
 		/* LOG: FastCGI: the setup failed, every request will fail */
@@ -395,8 +399,9 @@ serve_fcgi(void)
 		elog(serve_ctx.prog, 407, "FCGX_Init failed");
 		return 111;
 	}
-	/* The leader polls the socket with the stop descriptor; accept must
-	 * then never block (another process may take the connection). */
+	/* The main thread polls the socket with the stop descriptor; accept
+	 * must then never block (another process may take the
+	 * connection). */
 	if ((fl = fcntl(SERVE_LISTEN_FD, F_GETFL)) < 0 ||
 	    fcntl(SERVE_LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0) {
 		/* LOG: FastCGI: the socket cannot be made non-blocking */
@@ -407,7 +412,7 @@ serve_fcgi(void)
 	n = serve_ctx.conf.threads > 0 ? serve_ctx.conf.threads : 1;
 	serve_idle_max = n;
 	for (i = 0; i < n; i++)
-		if (serve_spawn(NULL) == 0)
+		if (serve_spawn() == 0)
 			started++;
 		else
 			break;
@@ -417,16 +422,32 @@ serve_fcgi(void)
 		return 111;
 	}
 
-	/* The main thread takes the signals and waits for the stop. */
+	/* The main thread takes the signals, accepts, and waits for the
+	 * stop. */
 	while (!serve_stop) {
-		pfd.fd = serve_stopfd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, -1) > 0 && (pfd.revents & POLLIN))
+		pfd[0].fd = serve_stopfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = SERVE_LISTEN_FD;
+		pfd[1].events = POLLIN;
+		rc = poll(pfd, 2, serve_grow());
+		if (rc <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN)
 			break;
+		if (pfd[1].revents & POLLNVAL) {
+			/* LOG: FastCGI: fd 0 is not open */
+			elog(serve_ctx.prog, 412, "no listening socket");
+			break;
+		}
+		if ((pfd[1].revents & POLLIN) && serve_accept() != 0)
+			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
 	}
 	serve_stop = 1;
 	if (serve_ctx.hub != NULL)
 		hub_stop(serve_ctx.hub);
+	pthread_mutex_lock(&serve_live_mu);
+	pthread_cond_broadcast(&serve_work_cv);
+	pthread_mutex_unlock(&serve_live_mu);
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += SERVE_STOP_MS / 1000;
@@ -441,6 +462,12 @@ serve_fcgi(void)
 		    &until) == ETIMEDOUT)
 			break;
 	threads = serve_threads;
+	/* Connections no thread took: the web server sees them close. */
+	while (threads == 0 && serve_qlen > 0) {
+		close(serve_q[serve_qhead]);
+		serve_qhead = (serve_qhead + 1) % serve_qcap;
+		serve_qlen--;
+	}
 	pthread_mutex_unlock(&serve_live_mu);
 	/* Parked requests end in the loop (park.h), sending their ends;
 	 * no request thread parks any more once the threads are gone. */
@@ -506,30 +533,26 @@ serve_finish(struct serve_req *sr)
 	free(sr);
 }
 
-/* Answer an accepted request at once with a 503 (why: SERVE_FULL or
- * SERVE_NO_THREAD, reason: the text) and free it. */
+/* Answer an accepted request at once with a 503 (max_subscribers) and
+ * free it. */
 static void
-serve_reject(struct serve_req *sr, int why, const char *reason)
+serve_reject(struct serve_req *sr)
 {
 	http_init_fcgi(&sr->http, &sr->fr, serve_ctx.prog);
-	if (why == SERVE_FULL)
-		/* LOG: FastCGI: refused: stopping or max_subscribers */
-		http_fail(&sr->http, 503, 404, "%s", reason);
-	else
-		/* LOG: FastCGI: refused: no thread for the request */
-		http_fail(&sr->http, 503, 405, "%s", reason);
+	/* LOG: FastCGI: refused: max_subscribers */
+	http_fail(&sr->http, 503, 404, "too many requests in this process "
+	    "(max_subscribers)");
 	http_answer_failure(&sr->http);
 	serve_finish(sr);
 }
 
 /*
- * Start one more request thread.  Without a request it is counted idle
- * (it goes to the accept queue first); with one (already counted live)
- * it serves that first.  Stop signals are blocked in it.  0, or -1 when
- * no thread can be made (the counts are then left as they were).
+ * Start one more request thread (counted idle until it takes a
+ * connection).  Stop signals are blocked in it.  0, or -1 when no
+ * thread can be made (the counts are then left as they were).
  */
 static int
-serve_spawn(struct serve_req *sr)
+serve_spawn(void)
 {
 	pthread_attr_t attr;
 	pthread_t t;
@@ -538,111 +561,121 @@ serve_spawn(struct serve_req *sr)
 
 	pthread_mutex_lock(&serve_live_mu);
 	serve_threads++;
-	if (sr == NULL)
-		serve_idle++;
 	pthread_mutex_unlock(&serve_live_mu);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVE_STACK);
 	serve_block(&old);
-	rc = pthread_create(&t, &attr, serve_worker, sr);
+	rc = pthread_create(&t, &attr, serve_worker, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc == 0)
 		return 0;
 	pthread_mutex_lock(&serve_live_mu);
 	serve_threads--;
-	if (sr == NULL)
-		serve_idle--;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);
 	return -1;
 }
 
-/*
- * Take the next request as the leader: the one thread that holds
- * serve_accept_mu polls the listening socket (the others sleep on the
- * mutex, so a new connection wakes one thread, not every idle one).
- * Returns the accepted request, or NULL at the stop or when this thread
- * is to retire (*retire 1: it is no longer counted idle).  A leader that
- * waited SERVE_IDLE_MS without a connection marks the process quiet;
- * while it is, each leader in turn only looks at the socket and retires
- * until conf.threads idle threads are left.  A connection ends the quiet.
- */
-static struct serve_req *
-serve_accept(int *retire)
+/* Queue an accepted connection for a request thread (serve_live_mu
+ * held).  0, or -1 when the queue is full or cannot grow. */
+static int
+serve_queue(int fd)
 {
-	struct pollfd pfd[2];
-	struct serve_req *sr = NULL;
-	int rc, accepted = 0, wait_ms;
+	int *nq, i, cap;
 
-	*retire = 0;
-	pthread_mutex_lock(&serve_accept_mu);
-	while (!serve_stop) {
-		pfd[0].fd = SERVE_LISTEN_FD;
-		pfd[0].events = POLLIN;
-		pfd[1].fd = serve_stopfd;
-		pfd[1].events = POLLIN;
-		pthread_mutex_lock(&serve_live_mu);
-		wait_ms = serve_quiet && serve_idle > serve_idle_max ? 0 :
-		    SERVE_IDLE_MS;
-		pthread_mutex_unlock(&serve_live_mu);
-		if ((rc = poll(pfd, 2, wait_ms)) == 0) {
-			pthread_mutex_lock(&serve_live_mu);
-			serve_quiet = 1;
-			if (serve_idle > serve_idle_max) {
-				serve_idle--;
-				*retire = 1;
-			}
-			pthread_mutex_unlock(&serve_live_mu);
-			if (*retire)
-				break;
-			continue;
-		}
-		if (rc < 0) {
-			if (errno == EINTR)
+	if (serve_qlen == serve_qcap) {
+		if (serve_qcap >= SERVE_QUEUE_MAX)
+			return -1;
+		cap = serve_qcap ? 2 * serve_qcap : 64;
+		if ((nq = malloc((size_t)cap * sizeof(*nq))) == NULL)
+			return -1;
+		for (i = 0; i < serve_qlen; i++)
+			nq[i] = serve_q[(serve_qhead + i) % serve_qcap];
+		free(serve_q);
+		serve_q = nq;
+		serve_qcap = cap;
+		serve_qhead = 0;
+	}
+	serve_q[(serve_qhead + serve_qlen) % serve_qcap] = fd;
+	serve_qlen++;
+	return 0;
+}
+
+/*
+ * The main thread: accept what the listening socket has (up to
+ * SERVE_ACCEPT_BATCH at once) and queue it for the request threads,
+ * starting more threads when more connections wait than threads are
+ * idle.  A burst of connections (a thousand long-polls coming back after
+ * a message) is taken in a few system calls and served by the threads
+ * one after another, without a hand-over per connection.  0, or -1
+ * after an unexpected accept failure (the caller pauses).
+ */
+static int
+serve_accept(void)
+{
+	int fd, n, rc = 0, want;
+
+	for (n = 0; n < SERVE_ACCEPT_BATCH; n++) {
+		fd = accept4(SERVE_LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			/* LOG: FastCGI: polling the listening socket failed */
-			elog(serve_ctx.prog, 411, "poll: %s", strerror(errno));
-			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
-			continue;
-		}
-		if (serve_stop || (pfd[1].revents & POLLIN))
-			break;
-		if (pfd[0].revents & POLLNVAL) {
-			/* LOG: FastCGI: fd 0 is not open */
-			elog(serve_ctx.prog, 412, "no listening socket");
-			serve_stop = 1;
-			serve_poke();
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* LOG: FastCGI: accepting a connection failed */
+				elog(serve_ctx.prog, 406, "accept: %s",
+				    strerror(errno));
+				rc = -1;
+			}
 			break;
 		}
-		if (!(pfd[0].revents & POLLIN))
+		pthread_mutex_lock(&serve_live_mu);
+		if (serve_queue(fd) != 0) {
+			want = serve_qlen;
+			pthread_mutex_unlock(&serve_live_mu);
+			/* LOG: FastCGI: too many connections wait: closed */
+			elog(serve_ctx.prog, 415, "%d connections wait for a "
+			    "thread: one more closed", want);
+			close(fd);
 			continue;
-		if (sr == NULL && (sr = calloc(1, sizeof(*sr))) == NULL) {
-			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
-			continue;
 		}
-		FCGX_InitRequest(&sr->fr, SERVE_LISTEN_FD,
-		    FCGI_FAIL_ACCEPT_ON_INTR);
-		if ((rc = FCGX_Accept_r(&sr->fr)) >= 0) {
-			accepted = 1;
-			break;
-		}
-		/* Another process was first, or the server gave up. */
-		FCGX_Free(&sr->fr, 1);
-		if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR) {
-			/* LOG: FastCGI: accepting a connection failed */
-			elog(serve_ctx.prog, 406, "accept: %s", rc > -4096 ?
-			    strerror(-rc) : "protocol error");
-			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
-		}
+		pthread_cond_signal(&serve_work_cv);
+		pthread_mutex_unlock(&serve_live_mu);
 	}
-	pthread_mutex_unlock(&serve_accept_mu);
-	if (!accepted) {
-		free(sr);
-		return NULL;
+	return rc;
+}
+
+/*
+ * The main thread, at each wake-up: connections that waited
+ * SERVE_SPAWN_MS while no thread was free and none was taken get one
+ * more thread (a slow request body or a long catch-up holds a thread;
+ * short requests do not, and a burst of them is served by the threads
+ * there are, without making hundreds).  Returns the poll timeout until
+ * the next look: SERVE_SPAWN_MS while connections wait, else none.
+ */
+static int
+serve_grow(void)
+{
+	static long seen = -1;
+	static int64_t since;
+	int64_t now = mono_ms();
+	long taken;
+	int qlen, idle;
+
+	pthread_mutex_lock(&serve_live_mu);
+	qlen = serve_qlen;
+	idle = serve_idle;
+	taken = serve_taken;
+	pthread_mutex_unlock(&serve_live_mu);
+	if (qlen == 0 || idle > 0 || taken != seen) {
+		seen = taken;
+		since = now;
+	} else if (now - since >= SERVE_SPAWN_MS) {
+		serve_spawn();
+		since = now;
 	}
-	return sr;
+	return qlen > 0 ? SERVE_SPAWN_MS : -1;
 }
 
 /* Serve an accepted request (counted live) and free it. */
@@ -656,86 +689,73 @@ serve_one(struct serve_req *sr)
 }
 
 /*
- * After a request (live: it was counted live): 1 if this thread is to
- * queue for the socket again (it is counted idle then), 0 if it is to
- * leave because SERVE_IDLE_CAP threads wait there already.
- */
-static int
-serve_rejoin(int live)
-{
-	int stay;
-
-	pthread_mutex_lock(&serve_live_mu);
-	if (live)
-		serve_live--;
-	stay = serve_idle < SERVE_IDLE_CAP && !serve_stop;
-	if (stay)
-		serve_idle++;
-	pthread_mutex_unlock(&serve_live_mu);
-	return stay;
-}
-
-/*
- * A request thread: serve the request it was started with, if any, then
- * accept (as the leader, in turn) and serve, and go back to the queue
- * (serve_accept says when to leave it).  The last thread at the socket
- * does not serve what it accepts: it hands the request to a new thread
- * and goes on accepting, so that the socket is never left unattended
- * while a long request (a stream) lasts, and a burst of new connections
- * is accepted at the pace of thread creation rather than of a new
- * thread's first turn on a CPU.  Short requests (publishes) taken while
- * other threads wait cost no thread creation.
+ * A request thread: take the next queued connection, read its request
+ * (libfcgi reads a connection it is given in ipcFd instead of accepting
+ * one), serve it, and so on; wait on the queue while it is empty.  A
+ * thread beyond conf.threads that waited SERVE_IDLE_MS with nothing to
+ * do leaves.  Above conf.max_subscribers live requests (threads' and
+ * parked ones), or at the stop, the answer is a 503 with Retry-After.
  */
 static void *
 serve_worker(void *arg)
 {
-	struct serve_req *sr = arg;
-	int full, pass, stay, retire;
+	struct timespec until;
+	struct serve_req *sr;
+	int fd, full, rc;
 
+	(void)arg;
 	serve_stack_find();
-	if (sr != NULL) {
-		serve_one(sr);
-		stay = serve_rejoin(1);
-	} else
-		stay = 1;
-	while (stay && (sr = serve_accept(&retire)) != NULL) {
-		pthread_mutex_lock(&serve_live_mu);
-		serve_idle--;
-		serve_quiet = 0;
-		full = serve_live + park_count(serve_loop) >=
-		    serve_ctx.conf.max_subscribers || serve_stop;
+	pthread_mutex_lock(&serve_live_mu);
+	for (;;) {
+		if (serve_stop)
+			break;
+		if (serve_qlen == 0) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += SERVE_IDLE_MS / 1000;
+			serve_idle++;
+			rc = pthread_cond_timedwait(&serve_work_cv,
+			    &serve_live_mu, &until);
+			serve_idle--;
+			if (rc == ETIMEDOUT && serve_qlen == 0 &&
+			    serve_threads > serve_idle_max)
+				break;
+			continue;
+		}
+		fd = serve_q[serve_qhead];
+		serve_qhead = (serve_qhead + 1) % serve_qcap;
+		serve_qlen--;
+		serve_taken++;
+		full = serve_live + park_count(__atomic_load_n(&serve_loop,
+		    __ATOMIC_ACQUIRE)) >= serve_ctx.conf.max_subscribers;
 		if (!full)
 			serve_live++;
-		pass = !full && serve_idle == 0;
 		pthread_mutex_unlock(&serve_live_mu);
-		if (full) {
-			serve_reject(sr, SERVE_FULL, serve_stop ?
-			    "shutting down" : "too many requests in this "
-			    "process (max_subscribers)");
-			stay = serve_rejoin(0);
-		} else if (pass) {
-			if (serve_spawn(sr) != 0) {
-				serve_reject(sr, SERVE_NO_THREAD,
-				    "cannot start a request thread");
-				pthread_mutex_lock(&serve_live_mu);
-				serve_live--;
-				pthread_mutex_unlock(&serve_live_mu);
-			}
-			pthread_mutex_lock(&serve_live_mu);
-			serve_idle++;
-			pthread_mutex_unlock(&serve_live_mu);
+		if ((sr = calloc(1, sizeof(*sr))) == NULL) {
+			close(fd);
+			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
 		} else {
-			serve_one(sr);
-			stay = serve_rejoin(1);
+			/* No listening socket: a request libfcgi cannot
+			 * read is closed, and nothing else is accepted. */
+			FCGX_InitRequest(&sr->fr, -1, 0);
+			sr->fr.ipcFd = fd;
+			sr->fr.keepConnection = 1;  /* its first Finish */
+			if (FCGX_Accept_r(&sr->fr) < 0) {
+				FCGX_Free(&sr->fr, 1);
+				free(sr);
+			} else if (full)
+				serve_reject(sr);
+			else
+				serve_one(sr);
 		}
+		pthread_mutex_lock(&serve_live_mu);
+		if (!full)
+			serve_live--;
 	}
-	pthread_mutex_lock(&serve_live_mu);
 	serve_threads--;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);
 	return NULL;
 }
-
 
 static void
 serve_stack_find(void)
