@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -841,7 +842,7 @@ struct http_piece {
 	size_t n;
 };
 
-static __thread struct {
+struct http_scratch {
 	char *buf;
 	size_t cap;
 	struct http_piece *pc;
@@ -851,7 +852,45 @@ static __thread struct {
 	int iovcap;
 	unsigned char *hdr;
 	size_t hdrcap;
-} http_tls;
+	int kept;            /* registered for freeing at the thread's end */
+};
+
+static __thread struct http_scratch http_tls;
+static pthread_key_t http_tls_key;
+static pthread_once_t http_tls_once = PTHREAD_ONCE_INIT;
+
+/* At a thread's end: its scratch's memory. */
+static void
+http_tls_free(void *arg)
+{
+	struct http_scratch *t = arg;
+
+	free(t->buf);
+	free(t->pc);
+	free(t->iov);
+	free(t->ivref);
+	free(t->hdr);
+	memset(t, 0, sizeof(*t));
+}
+
+static void
+http_tls_key_make(void)
+{
+	if (pthread_key_create(&http_tls_key, http_tls_free) != 0)
+		http_tls_key = 0;
+}
+
+/* The first non-blocking write of a thread registers its scratch, so
+ * that the thread's end frees it. */
+static void
+http_tls_keep(void)
+{
+	if (http_tls.kept)
+		return;
+	pthread_once(&http_tls_once, http_tls_key_make);
+	if (pthread_setspecific(http_tls_key, &http_tls) == 0)
+		http_tls.kept = 1;
+}
 
 /* What a non-blocking write left: iov[i..n), its copied parts in own,
  * the referenced ones held through held[]. */
@@ -874,6 +913,7 @@ http_nowait_begin(struct http_out *o)
 	if ((o->fs == NULL && !o->parked) || o->nw_fd < 0 || o->failed ||
 	    o->dirty || o->pend != NULL || o->collect)
 		return -1;
+	http_tls_keep();
 	o->collect = 1;
 	o->nrefs = 0;
 	o->buf = http_tls.buf;
