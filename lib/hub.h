@@ -4,9 +4,12 @@
  * One hub per process.  Its thread is the process's only bell waiter
  * (POSIX locks are per process, see bell.h): when the log's last id moves
  * it reads the new messages once, over its own connection, into a ring of
- * recent messages, and wakes the subscriptions that care through their
- * own eventfd.  A subscription's thread polls that descriptor together
- * with its client connection and a heartbeat timeout, then calls
+ * recent messages, and wakes the subscriptions that care: through
+ * their own eventfd (hub_sub_fd), or, for a request parked in the
+ * process's loop (park.h), by a call into the loop (hub_sub_notify).  The
+ * owner (a request's thread polls that descriptor together with its
+ * client connection and a heartbeat timeout; the loop waits for all of
+ * its requests at once) then calls
  * hub_sub_next(), which hands it every message after its cursor: from the
  * ring when the ring still covers the cursor, else read from the log over
  * the shared connection, a capped batch per lock (a subscriber holds no
@@ -226,11 +229,11 @@ int hub_sub_latest(struct hub_sub *s, int count, hub_cb cb, void *arg);
 int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
 
 /*
- * Direct delivery, for a subscription whose thread sleeps most of the
- * time (a FastCGI stream): waking a thousand threads for one message
- * costs a thousand wake-ups, polls and context switches, when one thread
- * could write the message to each of them in turn.  The contract, which
- * push-stream's stream_direct follows:
+ * Direct delivery, for a subscription whose owner sleeps most of the
+ * time (a parked FastCGI stream, park.h): waking the owner for each
+ * message costs a wake-up and a hand-over per subscriber, when the hub
+ * thread, which has the message in hand, can write it to each of them
+ * in turn.  The contract, which push-stream's stream_direct follows:
  *
  * Who writes a parked stream, and when.  From hub_sub_park until
  * hub_sub_unpark returns, the hub thread alone may call cb(arg, ...), and
@@ -239,10 +242,12 @@ int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
  * delivery lock: the hub thread takes it with a trylock for each pass
  * (a subscription it cannot take at once is woken instead), and
  * hub_sub_unpark takes it to end the parking, so it waits for a pass
- * in progress.  The subscription's thread does not touch what cb uses
- * between park and unpark (it only polls its descriptors), and after
- * unpark the hub thread does not touch it until the next park.  So the
- * output and the cursor have one writer at any time.
+ * in progress.  The owner (the request's thread, or the process's loop
+ * for a parked request) does not touch what cb uses between park and
+ * unpark, and after unpark the hub thread does not touch it until the
+ * next park: every op of the loop unparks first and parks again before
+ * it returns.  So the output and the cursor have one writer at any
+ * time.
  *
  * What cb may do.  It runs in the hub thread, for new messages in id
  * order, each matching one of the channels and after the cursor; the
@@ -250,11 +255,12 @@ int hub_sub_next(struct hub_sub *s, hub_cb cb, void *arg);
  * calls it once more with m NULL and gap 0: the end of this pass (a
  * callback that gathers its sends flushes them then).  It must not block: it writes with
  * http_nowait_begin / http_nowait_end (http.h), which either send the
- * whole framed message at once, keep the unsent rest of one record for
- * the subscription's thread, or send nothing.  It returns
+ * whole framed message at once, keep the unsent rest for the owner
+ * (the loop sends it when the connection has room), or send nothing.
+ * It returns
  *   HUB_DIRECT_DONE  delivered;
- *   HUB_DIRECT_WAKE  delivered, but the subscription's thread has work
- *                    (the rest of a record to write): it is woken;
+ *   HUB_DIRECT_WAKE  delivered, but the owner has work (the rest of
+ *                    the write to send): it is woken;
  *   HUB_DIRECT_NO    not delivered, its state exactly as before the
  *                    call: it is woken, and hub_sub_next offers the
  *                    message again.

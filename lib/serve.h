@@ -12,21 +12,24 @@
  *
  * CGI: the config is loaded, the hub (with SERVE_HUB) started, and the one
  * request on stdin/stdout handled in the main thread.
- * FastCGI: detached request threads (SERVE_STACK-byte stacks) take
- * connections in turn: the one holding the accept mutex polls the
- * non-blocking listening socket together with the stop descriptor and
- * accepts (FCGX_Accept_r); the others sleep on the mutex, so a connection
- * wakes one thread, not all.  The thread that accepted serves that
- * request itself, unless it was the last one waiting: then it hands the request to a new thread and goes on
- * accepting, so that the socket is never unattended while streams last
- * and a burst of connections is accepted at the pace of thread creation.
- * A thread whose request ended queues again (up to SERVE_IDLE_CAP in
- * serve.c), so that clients that come straight back (long-polls,
- * publishes) find a thread ready; after a quiet second (SERVE_IDLE_MS)
- * without a new connection, the waiting threads beyond conf.threads end,
- * one right after another.  Above
- * conf.max_subscribers live requests, or when a thread cannot be made,
- * the answer is a 503 with Retry-After.
+ * FastCGI: the main thread polls the non-blocking listening socket
+ * together with the stop descriptor, accepts what is there (a batch at
+ * a time) and queues the connections; detached request threads
+ * (SERVE_STACK-byte stacks, conf.threads of them kept) take them one
+ * after another and serve each (libfcgi reads the request from the
+ * connection it is given).  A burst of connections (long-polls coming
+ * back after a message) is served by the threads there are, with no
+ * hand-over per connection; one more thread starts only when
+ * connections waited SERVE_SPAWN_MS (serve.c) while no thread was free
+ * and none was taken (a slow body, a long catch-up), and a thread beyond
+ * conf.threads leaves after a quiet second.  Above
+ * conf.max_subscribers live requests (the threads' and the parked
+ * ones) the answer is a 503 with Retry-After.
+ *
+ * Requests that wait (streams, held polls) do not keep their thread:
+ * the handler sets them up and hands them to the process's loop with
+ * serve_park (park.h), which frees libfcgi's buffers; the thread goes
+ * back to the queue.
  *
  * The handler records a failure with http_fail() and returns -1; serve
  * answers it (http_answer_failure: the one place failures become a status
@@ -35,8 +38,10 @@
  * Signals: SIGPIPE is ignored (a write error says the client left).
  * SIGTERM, SIGINT and SIGHUP set the stop flag, make the stop descriptor
  * readable and interrupt the hub's bell wait; every serve_wait() returns
- * SERVE_STOP at once, handlers end their responses cleanly, and the
- * process exits once the last request is done (or after SERVE_STOP_MS).
+ * SERVE_STOP at once, handlers end their responses cleanly, the loop
+ * ends every parked request (park.h), and the process exits once the
+ * last request is done (or after SERVE_STOP_MS, and as long again for
+ * the parked ones).
  * Request and hub threads block these signals, so the signal handler
  * always runs in the main thread.
  */
