@@ -920,6 +920,15 @@ http_nowait_begin(struct http_out *o)
 	o->cap = http_tls.cap;
 	o->used = 0;
 	http_tls.npc = 0;
+	/* Room for a record header before the bytes: a write of copied
+	 * bytes alone, in one record (nearly all), goes out in one send()
+	 * from one buffer. */
+	if (http_grow(o, FCGI_HEADER_LEN) != 0) {
+		o->collect = 0;
+		o->failed = 0;
+		return -1;
+	}
+	o->used = FCGI_HEADER_LEN;
 	return 0;
 }
 
@@ -1043,6 +1052,16 @@ http_sendv(int fd, struct iovec *iov, int n)
 	ssize_t w, sent = 0;
 	int k, i;
 
+	if (n == 1) {
+		/* One buffer: send(), not sendmsg() and its iovec import. */
+		do
+			w = send(fd, iov[0].iov_base, iov[0].iov_len,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+		if (w < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		return w;
+	}
 	while (n > 0) {
 		k = n > IOV_MAX ? IOV_MAX : n;
 		memset(&mh, 0, sizeof(mh));
@@ -1089,7 +1108,18 @@ http_nowait_send(struct http_out *o, int end)
 		o->err = ENOMEM;
 		return HTTP_NOWAIT_NONE;
 	}
-	for (left = total; left > 0; left -= rec) {
+	if (http_tls.npc == 1 && pc[0].ref < 0 && total <= HTTP_REC_MAX) {
+		/* Copied bytes in one record: the header in the room kept
+		 * before them, one buffer. */
+		http_fcgi_header(o, (unsigned char *)o->buf, FCGI_STDOUT,
+		    total);
+		http_tls.iov[niov].iov_base = o->buf;
+		http_tls.iov[niov].iov_len = FCGI_HEADER_LEN + total;
+		http_tls.ivref[niov++] = -1;
+		left = 0;
+	} else
+		left = total;
+	for (; left > 0; left -= rec) {
 		rec = left > HTTP_REC_MAX ? HTTP_REC_MAX : left;
 		h = http_tls.hdr + (size_t)k++ * FCGI_HEADER_LEN;
 		http_fcgi_header(o, h, FCGI_STDOUT, rec);
@@ -1195,7 +1225,7 @@ http_nowait_close(struct http_out *o, int end)
 	http_tls.cap = o->cap;
 	if (o->failed)
 		rc = HTTP_NOWAIT_NONE;
-	else if (!o->parked && o->used > HTTP_NOWAIT_MAX)
+	else if (!o->parked && o->used - FCGI_HEADER_LEN > HTTP_NOWAIT_MAX)
 		rc = HTTP_NOWAIT_NONE;
 	else
 		rc = http_nowait_send(o, end);

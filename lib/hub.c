@@ -238,7 +238,9 @@ hub_open(struct hub **out, const struct conf *c, char *err, size_t errlen)
 		code = rc == STORE_EUNAVAIL ? HUB_EUNAVAIL : HUB_ERR;
 		goto fail;
 	}
-	if ((rc = pthread_create(&h->thread, NULL, hub_main, h)) != 0) {
+	if ((rc = pthread_create(&h->thread, NULL, hub_main, h)) == 0)
+		pthread_setname_np(h->thread, "hub");
+	if (rc != 0) {
 		snprintf(err, errlen, "hub thread: %s", strerror(rc));
 		goto fail;
 	}

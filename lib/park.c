@@ -143,12 +143,17 @@ park_open(struct park **out, int stopfd, const char *prog)
 	 * thread's (serve.h). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if ((e = pthread_create(&p->worker, NULL, park_work, p)) != 0) {
+	/* Named, for top -H, ps -L and perf: the loop and its worker. */
+	if ((e = pthread_create(&p->worker, NULL, park_work, p)) == 0)
+		pthread_setname_np(p->worker, "park-worker");
+	if (e != 0) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		errno = e;
 		goto fail;
 	}
-	if ((e = pthread_create(&p->loop, NULL, park_loop, p)) != 0) {
+	if ((e = pthread_create(&p->loop, NULL, park_loop, p)) == 0)
+		pthread_setname_np(p->loop, "park-loop");
+	if (e != 0) {
 		pthread_mutex_lock(&p->mu);
 		p->loop_done = 1;
 		pthread_cond_broadcast(&p->cv);

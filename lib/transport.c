@@ -632,6 +632,23 @@ transport_mixed_ahead(struct transport *t, struct http_out *o,
 }
 
 int
+transport_same(const struct transport *a, const struct transport *b)
+{
+	if (a->kind != b->kind)
+		return 0;
+	switch (a->kind) {
+	case TRANSPORT_SSE:
+	case TRANSPORT_RAW:
+		return 1;
+	case TRANSPORT_SCRIPT:
+		return strcmp(a->callback, b->callback) == 0;
+	case TRANSPORT_MIXED:
+		break;
+	}
+	return 0;
+}
+
+int
 transport_message(struct transport *t, struct http_out *o,
     const struct store_msg *m, const struct store_msg *prev)
 {

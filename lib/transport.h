@@ -248,6 +248,14 @@ const char *transport_type(const struct transport *t, char *buf,
  */
 int transport_begin(struct transport *t, struct http_out *o,
     const char *handle, int64_t cursor);
+/*
+ * 1 when a message framed on a and on b gives the same bytes, and
+ * changes neither: sse streams all frame a message alike, raw ones too,
+ * script ones with the same callback; mixed ones never (each has its
+ * own boundary and part state).  A writer with thousands of streams
+ * frames a message once for all that are alike.
+ */
+int transport_same(const struct transport *a, const struct transport *b);
 /* One message.  prev: the message sent before it (NULL if none); mixed
  * re-sends it in the cases described above. */
 int transport_message(struct transport *t, struct http_out *o,

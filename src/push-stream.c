@@ -64,6 +64,9 @@
 #include "transport.h"
 
 #define STREAM_PROG "push-stream"
+#define STREAM_FRAMES     4    /* framings of one message a thread keeps */
+#define STREAM_FRAME_MAX  4096 /* bytes of a framing worth keeping (a
+                                  bigger body goes by reference) */
 
 /* What the request asked for: ~13 KiB, on the heap (request threads have
  * small stacks) and freed once the subscription exists. */
@@ -105,6 +108,23 @@ static int stream_stop(struct park_req *, void *);
 static void stream_detach(void *);
 static void stream_release(void *);
 static void stream_free(struct stream *);
+
+/*
+ * The framings of the message a thread is delivering (the hub thread, the
+ * loop): thousands of streams that frame alike (transport_same: every sse
+ * stream, every raw one, script ones with one callback) get the bytes
+ * framed once.  m is held while kept, so its address names it.
+ */
+struct stream_frames {
+	struct hub_msg *m;
+	int n;
+	struct {
+		struct transport t;        /* a state it was framed from */
+		size_t len;
+		char bytes[STREAM_FRAME_MAX];
+	} f[STREAM_FRAMES];
+};
+static __thread struct stream_frames stream_fr;
 
 /* A parked stream's owner (park.h). */
 static const struct park_ops stream_ops = {
@@ -232,6 +252,44 @@ stream_refs(struct stream *st, struct hub_msg *m)
 		    st->prev, stream_hold, stream_drop);
 }
 
+/* Frame m for st into its output (a write being collected): this
+ * thread's framing of m when st frames alike, else framed and kept. */
+static void
+stream_frame(struct stream *st, struct hub_msg *m)
+{
+	struct stream_frames *fr = &stream_fr;
+	struct http_out mem;
+	int i;
+
+	if (st->t.kind == TRANSPORT_MIXED || m->m.len > STREAM_FRAME_MAX / 2) {
+		transport_message(&st->t, st->o, &m->m,
+		    st->prev != NULL ? &st->prev->m : NULL);
+		return;
+	}
+	if (fr->m != m) {
+		hub_msg_drop(fr->m);
+		hub_msg_hold(m);
+		fr->m = m;
+		fr->n = 0;
+	}
+	for (i = 0; i < fr->n; i++)
+		if (transport_same(&fr->f[i].t, &st->t)) {
+			http_put(st->o, fr->f[i].bytes, fr->f[i].len);
+			return;
+		}
+	http_out_mem(&mem);
+	if (fr->n < STREAM_FRAMES)
+		fr->f[fr->n].t = st->t;
+	transport_message(&st->t, &mem, &m->m, NULL);
+	if (!mem.failed && mem.used <= STREAM_FRAME_MAX &&
+	    fr->n < STREAM_FRAMES) {
+		memcpy(fr->f[fr->n].bytes, mem.buf, mem.used);
+		fr->f[fr->n++].len = mem.used;
+	}
+	http_put(st->o, mem.buf, mem.used);
+	http_out_free(&mem);
+}
+
 /* After m went out: mixed keeps it to re-send (heartbeats, filler). */
 static void
 stream_sent(struct stream *st, struct hub_msg *m)
@@ -285,8 +343,7 @@ stream_direct(void *arg, struct hub_msg *m, int64_t gap)
 		return HUB_DIRECT_NO;
 	saved = st->t;
 	stream_refs(st, m);
-	transport_message(&st->t, o, &m->m,
-	    st->prev != NULL ? &st->prev->m : NULL);
+	stream_frame(st, m);
 	rc = http_nowait_end(o);
 	if (rc == HTTP_NOWAIT_NONE) {
 		st->t = saved;
@@ -317,7 +374,7 @@ stream_push(void *arg, struct hub_msg *m, int64_t gap)
 	if (m == NULL)
 		transport_gap(&st->t, st->o, gap == HUB_RESET ? 0 : gap, prev);
 	else
-		transport_message(&st->t, st->o, &m->m, prev);
+		stream_frame(st, m);
 	if (http_nowait_end(st->o) == HTTP_NOWAIT_NONE)
 		return 1;               /* failed: sticky */
 	stream_sent(st, m);

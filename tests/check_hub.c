@@ -1075,6 +1075,93 @@ t_last_id(void)
 	return id;
 }
 
+/* hub_sub_notify's function: counts its calls (any thread). */
+static int t_notified;
+
+static void
+t_notify(void *arg)
+{
+	(void)arg;
+	__atomic_add_fetch(&t_notified, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Wait until t_notify was called at least want times. */
+static void
+t_wait_notified(int want)
+{
+	int64_t end = t_ms() + T_WAIT_MS;
+
+	while (__atomic_load_n(&t_notified, __ATOMIC_ACQUIRE) < want) {
+		ck_assert_msg(t_ms() < end, "notified %d times, not %d",
+		    __atomic_load_n(&t_notified, __ATOMIC_ACQUIRE), want);
+		poll(NULL, 0, T_SLICE_MS);
+	}
+}
+
+/*
+ * A subscription woken by a function instead of an eventfd (a request
+ * parked in the loop): a wake-up that came before the function was set
+ * is passed on at once; later ones call it; hub_sub_next hands over
+ * every message exactly once, in order.
+ */
+START_TEST(notify_instead_of_fd)
+{
+	struct hub_sub *s;
+	const struct t_rec *r;
+	int i;
+
+	t_follow();
+	s = t_sub("a", -1);
+	__atomic_store_n(&t_notified, 0, __ATOMIC_RELEASE);
+	t_publish("a");
+	t_settle();
+	/* Woken before there was anything to tell: kept for the function. */
+	hub_sub_notify(s, t_notify, NULL);
+	ck_assert_int_eq(__atomic_load_n(&t_notified, __ATOMIC_ACQUIRE), 1);
+	ck_assert_int_eq(hub_sub_next(s, t_next, &t_rec[0]), HUB_OK);
+	for (i = 0; i < 3; i++)
+		t_publish("a");
+	t_wait_notified(2);
+	t_settle();
+	ck_assert_int_eq(hub_sub_next(s, t_next, &t_rec[0]), HUB_OK);
+	r = t_snap(0);
+	ck_assert_int_eq(r->n, 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(r->id[i], t_sent.id[i]);
+	ck_assert_int_eq(r->bad, 0);
+}
+END_TEST
+
+/* hub_sub_register: a subscription made without a row gets one (and
+ * counts as a subscriber) until it is removed. */
+START_TEST(register_later)
+{
+	struct hub_sub *s;
+	char err[HUB_ERR_MAX];
+	int64_t n = -1;
+
+	t_follow();
+	s = t_sub("reg", -1);
+	ck_assert_int_eq(store_subscribers(hub_db(t_hub), "reg", &n),
+	    STORE_OK);
+	hub_db_done(t_hub);
+	ck_assert_int_eq(n, 0);
+	ck_assert_str_eq(hub_sub_handle(s), "");
+	ck_assert_int_eq(hub_sub_register(s, err, sizeof(err)), HUB_OK);
+	ck_assert_int_eq(store_subscribers(hub_db(t_hub), "reg", &n),
+	    STORE_OK);
+	hub_db_done(t_hub);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_ne(hub_sub_handle(s), "");
+	/* Once only: a second call adds nothing. */
+	ck_assert_int_eq(hub_sub_register(s, err, sizeof(err)), HUB_OK);
+	ck_assert_int_eq(store_subscribers(hub_db(t_hub), "reg", &n),
+	    STORE_OK);
+	hub_db_done(t_hub);
+	ck_assert_int_eq(n, 1);
+}
+END_TEST
+
 /*
  * 9. A long-poll as push-poll makes it, over and over on a fresh log:
  * its client read the log's end (since=), messages are published over
@@ -1151,6 +1238,8 @@ hub_suite(void)
 	tcase_add_test(tc, wake_result);
 	tcase_add_test(tc, not_parked_woken);
 	tcase_add_test(tc, behind_not_direct);
+	tcase_add_test(tc, notify_instead_of_fd);
+	tcase_add_test(tc, register_later);
 	suite_add_tcase(s, tc);
 
 	tcase_add_unchecked_fixture(tm, t_case_setup, t_case_teardown);
