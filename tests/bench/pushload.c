@@ -16,9 +16,14 @@
  *
  * lat: SUBS subscribers on URL (GET; -A adds a request header, e.g. the
  *   Accept that selects nchan's transport), then N publishes (default
- *   150) spaced MS apart (default 50).  Each message is the text
- *   "PL:<run>:<seq>:<ns>." where ns is CLOCK_MONOTONIC just before the
- *   publish began; a subscriber that finds it in its bytes (whatever the
+ *   150) spaced MS apart (default 50), on one connection, each sent
+ *   once the answer to the one before has come.  Each message is the
+ *   text "PL:<run>:<seq>:<ns>." where ns is the CLOCK_MONOTONIC time the
+ *   publish was due (start + (seq - 1) * MS): a side that answers a
+ *   publish late holds the next one back, and that wait counts in the
+ *   next message's latency, as it would for a publisher on a schedule
+ *   (timing from the moment of sending instead would leave out exactly
+ *   the queueing of a side that is behind); a subscriber that finds it in its bytes (whatever the
  *   framing: SSE lines, multipart parts, a long-poll JSON or raw body)
  *   records now - ns.  poll: every answer is followed at once by the next
  *   request on the same keep-alive connection (or a new one if the server
@@ -701,7 +706,8 @@ pl_lat_main(const char *pub, int n, int gap_ms)
 		while (pl_pub_busy)
 			pl_loop(1, pl_kind == K_POLL ? pl_poll_again : NULL,
 			    NULL);
-		t = pl_now();
+		/* When it was due, not now (see the top). */
+		t = next;
 		snprintf(body, sizeof(body), "PL:%ld:%d:%lld.", pl_run, k,
 		    (long long)t);
 		if (capi != NULL) {
