@@ -119,6 +119,8 @@ struct hub {
 	int relog;
 	pthread_cond_t relogged;
 	int64_t touched;          /* mono_ms of the last store_touch (atomic) */
+	int64_t watched;          /* mono_ms of hub_watch_soon's last look
+	                             (atomic) */
 };
 
 /* hub_control's reading state. */
@@ -419,6 +421,19 @@ hub_watch(struct hub *h)
 		return 1;
 	}
 	return 0;
+}
+
+int
+hub_watch_soon(struct hub *h)
+{
+	int64_t now = mono_ms(), last;
+
+	last = __atomic_load_n(&h->watched, __ATOMIC_RELAXED);
+	if (now - last < HUB_WATCH_MS ||
+	    !__atomic_compare_exchange_n(&h->watched, &last, now, 0,
+	    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return 0;
+	return hub_watch(h);
 }
 
 int64_t

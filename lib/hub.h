@@ -68,6 +68,7 @@
 #define HUB_ERR_MAX      160         /* bytes of a failure reason kept */
 #define HUB_SECRET_BYTES 16          /* random bytes in a stream's secret */
 #define HUB_HANDLE_MAX   64          /* "ID.SECRET" with its NUL */
+#define HUB_WATCH_MS     100         /* hub_watch_soon: between two looks */
 
 enum {
 	HUB_OK = 0,
@@ -136,6 +137,10 @@ int hub_open(struct hub **out, const struct conf *c, char *err,
  * hub_gen() counts the log files the hub has followed (0 at first).
  */
 int hub_watch(struct hub *h);
+/* hub_watch, at most once every HUB_WATCH_MS for the process (a poll's
+ * look: a thousand polls coming back after a message would otherwise
+ * stat the log two thousand times); 0 when it did not look. */
+int hub_watch_soon(struct hub *h);
 int64_t hub_gen(struct hub *h);
 
 /* Wake every subscription for the end (they see hub_stopping()). */

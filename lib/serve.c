@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -39,13 +40,9 @@
                                      waited this long for a connection
                                      leaves: after a burst the process
                                      shrinks back */
-#define SERVE_ACCEPT_BATCH 256    /* connections accepted per wake-up of
-                                     the main thread */
 #define SERVE_SPAWN_MS 20         /* connections waited this long with no
                                      thread free and none taken: one more
                                      thread (again after as long) */
-#define SERVE_QUEUE_MAX 65536     /* accepted connections waiting for a
-                                     thread; more are closed at once */
 
 /* One accepted FastCGI request and its thread's state. */
 struct serve_req {
@@ -79,14 +76,14 @@ static char serve_setup_err[SERVE_ERR_MAX];
 
 static pthread_mutex_t serve_live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t serve_live_cv = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t serve_work_cv = PTHREAD_COND_INITIALIZER;
 static int serve_live;                 /* requests being served */
 static int serve_idle;                 /* threads waiting for a connection */
 static int serve_threads;              /* request threads alive */
 static int serve_idle_max;             /* idle threads kept: conf.threads */
-static long serve_taken;               /* connections taken off the queue */
-static int *serve_q;                   /* accepted connections, a ring */
-static int serve_qhead, serve_qlen, serve_qcap;  /* (under serve_live_mu) */
+static long serve_taken;               /* connections accepted */
+static int serve_busyfd = -1;          /* readable: no thread is idle */
+static int serve_watching;             /* the main thread is in
+                                          serve_watch (serve_live_mu) */
 static pthread_mutex_t serve_park_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct park *serve_loop;        /* parked requests (serve_park),
                                           made at the first; under
@@ -104,9 +101,8 @@ static int serve_cgi(void);
 static int serve_fcgi(void);
 static int serve_spawn(void);
 static void serve_one(struct serve_req *);
-static int serve_accept(void);
-static int serve_grow(void);
-static int serve_queue(int);
+static void serve_watch(void);
+static void serve_conn(int);
 static void serve_stack_find(void);
 static void serve_stack_trim(void);
 static void *serve_worker(void *);
@@ -388,7 +384,8 @@ serve_fcgi(void)
 	struct pollfd pfd[2];
 	struct timespec until;
 	struct park *loop;
-	int i, n, fl, rc, started = 0, threads, parked = 0;
+	uint64_t junk;
+	int i, n, fl, started = 0, threads, parked = 0;
 
 	if (serve_setup != SERVE_SETUP_OK)
 		/* LOG: FastCGI: the setup failed, every request will fail */
@@ -409,6 +406,11 @@ serve_fcgi(void)
 		    strerror(errno));
 		return 111;
 	}
+	if ((serve_busyfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		/* LOG: FastCGI: no descriptor for the threads' busy signal */
+		elog(serve_ctx.prog, 416, "eventfd: %s", strerror(errno));
+		return 111;
+	}
 	n = serve_ctx.conf.threads > 0 ? serve_ctx.conf.threads : 1;
 	serve_idle_max = n;
 	for (i = 0; i < n; i++)
@@ -422,32 +424,26 @@ serve_fcgi(void)
 		return 111;
 	}
 
-	/* The main thread takes the signals, accepts, and waits for the
-	 * stop. */
+	/* The main thread takes the signals, and while no request thread
+	 * is idle, watches whether connections wait (serve_watch). */
 	while (!serve_stop) {
 		pfd[0].fd = serve_stopfd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd = SERVE_LISTEN_FD;
+		pfd[1].fd = serve_busyfd;
 		pfd[1].events = POLLIN;
-		rc = poll(pfd, 2, serve_grow());
-		if (rc <= 0)
+		if (poll(pfd, 2, -1) <= 0)
 			continue;
 		if (pfd[0].revents & POLLIN)
 			break;
-		if (pfd[1].revents & POLLNVAL) {
-			/* LOG: FastCGI: fd 0 is not open */
-			elog(serve_ctx.prog, 412, "no listening socket");
-			break;
+		if (pfd[1].revents & POLLIN) {
+			if (read(serve_busyfd, &junk, sizeof(junk)) < 0)
+				(void)0;
+			serve_watch();
 		}
-		if ((pfd[1].revents & POLLIN) && serve_accept() != 0)
-			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
 	}
 	serve_stop = 1;
 	if (serve_ctx.hub != NULL)
 		hub_stop(serve_ctx.hub);
-	pthread_mutex_lock(&serve_live_mu);
-	pthread_cond_broadcast(&serve_work_cv);
-	pthread_mutex_unlock(&serve_live_mu);
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += SERVE_STOP_MS / 1000;
@@ -462,12 +458,6 @@ serve_fcgi(void)
 		    &until) == ETIMEDOUT)
 			break;
 	threads = serve_threads;
-	/* Connections no thread took: the web server sees them close. */
-	while (threads == 0 && serve_qlen > 0) {
-		close(serve_q[serve_qhead]);
-		serve_qhead = (serve_qhead + 1) % serve_qcap;
-		serve_qlen--;
-	}
 	pthread_mutex_unlock(&serve_live_mu);
 	/* Parked requests end in the loop (park.h), sending their ends;
 	 * no request thread parks any more once the threads are gone. */
@@ -578,104 +568,98 @@ serve_spawn(void)
 	return -1;
 }
 
-/* Queue an accepted connection for a request thread (serve_live_mu
- * held).  0, or -1 when the queue is full or cannot grow. */
-static int
-serve_queue(int fd)
-{
-	int *nq, i, cap;
-
-	if (serve_qlen == serve_qcap) {
-		if (serve_qcap >= SERVE_QUEUE_MAX)
-			return -1;
-		cap = serve_qcap ? 2 * serve_qcap : 64;
-		if ((nq = malloc((size_t)cap * sizeof(*nq))) == NULL)
-			return -1;
-		for (i = 0; i < serve_qlen; i++)
-			nq[i] = serve_q[(serve_qhead + i) % serve_qcap];
-		free(serve_q);
-		serve_q = nq;
-		serve_qcap = cap;
-		serve_qhead = 0;
-	}
-	serve_q[(serve_qhead + serve_qlen) % serve_qcap] = fd;
-	serve_qlen++;
-	return 0;
-}
-
 /*
- * The main thread: accept what the listening socket has (up to
- * SERVE_ACCEPT_BATCH at once) and queue it for the request threads,
- * starting more threads when more connections wait than threads are
- * idle.  A burst of connections (a thousand long-polls coming back after
- * a message) is taken in a few system calls and served by the threads
- * one after another, without a hand-over per connection.  0, or -1
- * after an unexpected accept failure (the caller pauses).
+ * The main thread, while no request thread is idle: when connections
+ * wait SERVE_SPAWN_MS and no thread took one meanwhile (a slow request
+ * body, a long catch-up holds them all), one more thread; again after
+ * as long while that lasts.  Busy threads that keep taking connections
+ * (a burst of short requests) get no company: a thousand long-polls
+ * coming back after a message are served by the threads there are.
+ * Returns once a thread is idle again, or at the stop.
  */
-static int
-serve_accept(void)
+static void
+serve_watch(void)
 {
-	int fd, n, rc = 0, want;
+	struct pollfd pfd[2];
+	long taken;
+	int idle, calm = 0;
 
-	for (n = 0; n < SERVE_ACCEPT_BATCH; n++) {
-		fd = accept4(SERVE_LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				/* LOG: FastCGI: accepting a connection failed */
-				elog(serve_ctx.prog, 406, "accept: %s",
-				    strerror(errno));
-				rc = -1;
-			}
-			break;
-		}
+	for (;;) {
 		pthread_mutex_lock(&serve_live_mu);
-		if (serve_queue(fd) != 0) {
-			want = serve_qlen;
-			pthread_mutex_unlock(&serve_live_mu);
-			/* LOG: FastCGI: too many connections wait: closed */
-			elog(serve_ctx.prog, 415, "%d connections wait for a "
-			    "thread: one more closed", want);
-			close(fd);
+		idle = serve_idle;
+		taken = serve_taken;
+		/* Back to sleep once a thread was idle at two looks in a
+		 * row: threads that come and go in a burst do not wake this
+		 * thread each time (they tell it only while it sleeps). */
+		calm = idle > 0 ? calm + 1 : 0;
+		serve_watching = calm < 2 && !serve_stop;
+		pthread_mutex_unlock(&serve_live_mu);
+		if (!serve_watching)
+			return;
+		if (idle > 0) {
+			pfd[0].fd = serve_stopfd;
+			pfd[0].events = POLLIN;
+			poll(pfd, 1, SERVE_SPAWN_MS);
 			continue;
 		}
-		pthread_cond_signal(&serve_work_cv);
+		pfd[0].fd = serve_stopfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = SERVE_LISTEN_FD;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, SERVE_SPAWN_MS) <= 0 || (pfd[0].revents & POLLIN))
+			continue;
+		/* Connections wait: give the threads SERVE_SPAWN_MS. */
+		if (poll(pfd, 1, SERVE_SPAWN_MS) != 0)
+			continue;
+		pthread_mutex_lock(&serve_live_mu);
+		idle = serve_idle;
+		if (serve_taken != taken)
+			idle = 1;
 		pthread_mutex_unlock(&serve_live_mu);
+		pfd[1].revents = 0;
+		if (idle == 0 && poll(&pfd[1], 1, 0) > 0 &&
+		    (pfd[1].revents & POLLIN))
+			serve_spawn();
 	}
-	return rc;
 }
 
-/*
- * The main thread, at each wake-up: connections that waited
- * SERVE_SPAWN_MS while no thread was free and none was taken get one
- * more thread (a slow request body or a long catch-up holds a thread;
- * short requests do not, and a burst of them is served by the threads
- * there are, without making hundreds).  Returns the poll timeout until
- * the next look: SERVE_SPAWN_MS while connections wait, else none.
- */
-static int
-serve_grow(void)
+/* Serve one accepted connection: read its request (libfcgi reads a
+ * connection it is given in ipcFd instead of accepting one), refuse it
+ * above max_subscribers, else serve it. */
+static void
+serve_conn(int fd)
 {
-	static long seen = -1;
-	static int64_t since;
-	int64_t now = mono_ms();
-	long taken;
-	int qlen, idle;
+	struct serve_req *sr;
+	int full;
 
 	pthread_mutex_lock(&serve_live_mu);
-	qlen = serve_qlen;
-	idle = serve_idle;
-	taken = serve_taken;
+	full = serve_live + park_count(__atomic_load_n(&serve_loop,
+	    __ATOMIC_ACQUIRE)) >= serve_ctx.conf.max_subscribers;
+	if (!full)
+		serve_live++;
 	pthread_mutex_unlock(&serve_live_mu);
-	if (qlen == 0 || idle > 0 || taken != seen) {
-		seen = taken;
-		since = now;
-	} else if (now - since >= SERVE_SPAWN_MS) {
-		serve_spawn();
-		since = now;
+	if ((sr = calloc(1, sizeof(*sr))) == NULL) {
+		close(fd);
+		poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
+	} else {
+		/* No listening socket: a request libfcgi cannot read is
+		 * closed, and nothing else is accepted by it. */
+		FCGX_InitRequest(&sr->fr, -1, 0);
+		sr->fr.ipcFd = fd;
+		sr->fr.keepConnection = 1;      /* its first Finish */
+		if (FCGX_Accept_r(&sr->fr) < 0) {
+			FCGX_Free(&sr->fr, 1);
+			free(sr);
+		} else if (full)
+			serve_reject(sr);
+		else
+			serve_one(sr);
 	}
-	return qlen > 0 ? SERVE_SPAWN_MS : -1;
+	if (!full) {
+		pthread_mutex_lock(&serve_live_mu);
+		serve_live--;
+		pthread_mutex_unlock(&serve_live_mu);
+	}
 }
 
 /* Serve an accepted request (counted live) and free it. */
@@ -689,73 +673,78 @@ serve_one(struct serve_req *sr)
 }
 
 /*
- * A request thread: take the next queued connection, read its request
- * (libfcgi reads a connection it is given in ipcFd instead of accepting
- * one), serve it, and so on; wait on the queue while it is empty.  A
- * thread beyond conf.threads that waited SERVE_IDLE_MS with nothing to
- * do leaves.  Above conf.max_subscribers live requests (threads' and
- * parked ones), or at the stop, the answer is a 503 with Retry-After.
+ * A request thread: accept a connection and serve it, and the next, as
+ * long as there are some; then wait for one in an epoll set of its own
+ * where the listening socket is EPOLLEXCLUSIVE, so that a connection
+ * wakes one idle thread, which serves it itself (one wake-up per
+ * connection).  A thread beyond conf.threads that waited SERVE_IDLE_MS
+ * with nothing to do leaves.  The last thread to stop being idle tells
+ * the main thread (serve_watch).
  */
 static void *
 serve_worker(void *arg)
 {
-	struct timespec until;
-	struct serve_req *sr;
-	int fd, full, rc;
+	struct epoll_event ev;
+	int ep, fd, n;
 
 	(void)arg;
 	serve_stack_find();
+	memset(&ev, 0, sizeof(ev));
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (ev.events = EPOLLIN | EPOLLEXCLUSIVE,
+	    epoll_ctl(ep, EPOLL_CTL_ADD, SERVE_LISTEN_FD, &ev)) != 0 ||
+	    (ev.events = EPOLLIN,
+	    epoll_ctl(ep, EPOLL_CTL_ADD, serve_stopfd, &ev)) != 0) {
+		/* LOG: FastCGI: a request thread cannot watch the socket */
+		elog(serve_ctx.prog, 417, "epoll: %s", strerror(errno));
+		if (ep >= 0)
+			close(ep);
+		pthread_mutex_lock(&serve_live_mu);
+		goto out;
+	}
 	pthread_mutex_lock(&serve_live_mu);
 	for (;;) {
 		if (serve_stop)
 			break;
-		if (serve_qlen == 0) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += SERVE_IDLE_MS / 1000;
-			serve_idle++;
-			rc = pthread_cond_timedwait(&serve_work_cv,
-			    &serve_live_mu, &until);
-			serve_idle--;
-			if (rc == ETIMEDOUT && serve_qlen == 0 &&
-			    serve_threads > serve_idle_max)
-				break;
+		pthread_mutex_unlock(&serve_live_mu);
+		fd = accept4(SERVE_LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			pthread_mutex_lock(&serve_live_mu);
+			serve_taken++;
+			pthread_mutex_unlock(&serve_live_mu);
+			serve_conn(fd);
+			pthread_mutex_lock(&serve_live_mu);
 			continue;
 		}
-		fd = serve_q[serve_qhead];
-		serve_qhead = (serve_qhead + 1) % serve_qcap;
-		serve_qlen--;
-		serve_taken++;
-		full = serve_live + park_count(__atomic_load_n(&serve_loop,
-		    __ATOMIC_ACQUIRE)) >= serve_ctx.conf.max_subscribers;
-		if (!full)
-			serve_live++;
-		pthread_mutex_unlock(&serve_live_mu);
-		if ((sr = calloc(1, sizeof(*sr))) == NULL) {
-			close(fd);
+		if (errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR && errno != ECONNABORTED) {
+			/* LOG: FastCGI: accepting a connection failed */
+			elog(serve_ctx.prog, 406, "accept: %s",
+			    strerror(errno));
 			poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
-		} else {
-			/* No listening socket: a request libfcgi cannot
-			 * read is closed, and nothing else is accepted. */
-			FCGX_InitRequest(&sr->fr, -1, 0);
-			sr->fr.ipcFd = fd;
-			sr->fr.keepConnection = 1;  /* its first Finish */
-			if (FCGX_Accept_r(&sr->fr) < 0) {
-				FCGX_Free(&sr->fr, 1);
-				free(sr);
-			} else if (full)
-				serve_reject(sr);
-			else
-				serve_one(sr);
 		}
 		pthread_mutex_lock(&serve_live_mu);
-		if (!full)
-			serve_live--;
+		serve_idle++;
+		pthread_mutex_unlock(&serve_live_mu);
+		n = epoll_wait(ep, &ev, 1, SERVE_IDLE_MS);
+		pthread_mutex_lock(&serve_live_mu);
+		if (--serve_idle == 0 && !serve_watching) {
+			uint64_t one = 1;
+
+			if (write(serve_busyfd, &one, sizeof(one)) < 0)
+				(void)0;        /* full: readable anyway */
+		}
+		if (n == 0 && serve_threads > serve_idle_max)
+			break;
 	}
+	close(ep);
+out:
 	serve_threads--;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);
 	return NULL;
 }
+
 
 static void
 serve_stack_find(void)

@@ -916,9 +916,10 @@ poll_handle(struct serve *s, struct http_req *r)
 		goto out;
 	if (a->format == TRANSPORT_POLL_RAW)
 		p->cap = 1;
-	/* A replaced log is noticed at each poll too: two stat() calls
-	 * (hub.h), before the cursor meets the log. */
-	hub_watch(s->hub);
+	/* A replaced log is noticed by polls too: two stat() calls
+	 * (hub.h) before the cursor meets the log, at most every
+	 * HUB_WATCH_MS for the process. */
+	hub_watch_soon(s->hub);
 	if (a->format == TRANSPORT_POLL_PAGE) {
 		poll_page(s, r, a, p);
 		goto out;
