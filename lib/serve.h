@@ -12,24 +12,25 @@
  *
  * CGI: the config is loaded, the hub (with SERVE_HUB) started, and the one
  * request on stdin/stdout handled in the main thread.
- * FastCGI: the main thread polls the non-blocking listening socket
- * together with the stop descriptor, accepts what is there (a batch at
- * a time) and queues the connections; detached request threads
- * (SERVE_STACK-byte stacks, conf.threads of them kept) take them one
- * after another and serve each (libfcgi reads the request from the
- * connection it is given).  A burst of connections (long-polls coming
- * back after a message) is served by the threads there are, with no
- * hand-over per connection; one more thread starts only when
- * connections waited SERVE_SPAWN_MS (serve.c) while no thread was free
- * and none was taken (a slow body, a long catch-up), and a thread beyond
- * conf.threads leaves after a quiet second.  Above
- * conf.max_subscribers live requests (the threads' and the parked
- * ones) the answer is a 503 with Retry-After.
+ * FastCGI: detached request threads (SERVE_STACK-byte stacks,
+ * conf.threads of them kept) accept connections on the non-blocking
+ * listening socket and serve each (libfcgi reads the request from the
+ * connection it is given), one after another while more wait; an idle
+ * thread waits in an epoll set of its own where the socket is
+ * EPOLLEXCLUSIVE, so that a connection wakes one thread, which serves
+ * it itself.  The main thread takes the signals; while no request
+ * thread is idle it watches the socket, and when connections waited
+ * SERVE_SPAWN_MS (serve.c) with none taken (a slow body, a long
+ * catch-up), it starts one more thread; a thread beyond conf.threads
+ * leaves after a quiet second.  A burst of short requests (long-polls
+ * coming back after a message) is served by the threads there are.
+ * Above conf.max_subscribers live requests (the threads' and the
+ * parked ones) the answer is a 503 with Retry-After.
  *
  * Requests that wait (streams, held polls) do not keep their thread:
  * the handler sets them up and hands them to the process's loop with
  * serve_park (park.h), which frees libfcgi's buffers; the thread goes
- * back to the queue.
+ * on to the next connection.
  *
  * The handler records a failure with http_fail() and returns -1; serve
  * answers it (http_answer_failure: the one place failures become a status
