@@ -358,6 +358,57 @@ START_TEST(poll_params)
 }
 END_TEST
 
+/*
+ * transport_same: what it calls alike frames a message to the same bytes
+ * and leaves the state as it was (so one framing serves many streams);
+ * mixed streams are never alike, script ones only with one callback.
+ */
+START_TEST(same_framing)
+{
+	static const enum transport_kind kinds[] = {
+		TRANSPORT_SSE, TRANSPORT_RAW, TRANSPORT_SCRIPT
+	};
+	struct store_msg m = msg(21, "news", "text/plain", "ev", "x\ny", 3);
+	struct transport_req q;
+	struct transport a, b, a0;
+	struct http_out oa, ob;
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		memset(&q, 0, sizeof(q));
+		q.kind = kinds[i];
+		snprintf(q.callback, sizeof(q.callback), "cb");
+		transport_init(&a, &q, NULL);
+		transport_init(&b, &q, NULL);   /* another random boundary */
+		ck_assert_int_eq(transport_same(&a, &b), 1);
+		a0 = a;
+		http_out_mem(&oa);
+		http_out_mem(&ob);
+		transport_message(&a, &oa, &m, NULL);
+		transport_message(&b, &ob, &m, NULL);
+		ck_assert_uint_eq(oa.used, ob.used);
+		ck_assert_int_eq(memcmp(oa.buf, ob.buf, oa.used), 0);
+		ck_assert_int_eq(memcmp(&a, &a0, sizeof(a)), 0);
+		http_out_free(&oa);
+		http_out_free(&ob);
+	}
+	memset(&q, 0, sizeof(q));
+	q.kind = TRANSPORT_SCRIPT;
+	snprintf(q.callback, sizeof(q.callback), "one");
+	transport_init(&a, &q, NULL);
+	snprintf(q.callback, sizeof(q.callback), "two");
+	transport_init(&b, &q, NULL);
+	ck_assert_int_eq(transport_same(&a, &b), 0);
+	q.kind = TRANSPORT_MIXED;
+	transport_init(&a, &q, "same");
+	transport_init(&b, &q, "same");
+	ck_assert_int_eq(transport_same(&a, &b), 0);
+	q.kind = TRANSPORT_SSE;
+	transport_init(&b, &q, NULL);
+	ck_assert_int_eq(transport_same(&a, &b), 0);
+}
+END_TEST
+
 /* transport_if_none_match(s): 0 with *v set to want, or -1 with *v left
  * as it was. */
 static void
@@ -996,6 +1047,7 @@ transport_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, query_basic);
+	tcase_add_test(tc, same_framing);
 	tcase_add_test(tc, query_refused);
 	tcase_add_test(tc, stream_params);
 	tcase_add_test(tc, stream_params_refused);
