@@ -50,6 +50,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,25 @@ struct stream_frames {
 	} f[STREAM_FRAMES];
 };
 static __thread struct stream_frames stream_fr;
+static pthread_key_t stream_fr_key;
+static pthread_once_t stream_fr_once = PTHREAD_ONCE_INIT;
+
+/* A thread's end lets go of the message its framings kept. */
+static void
+stream_fr_end(void *arg)
+{
+	struct stream_frames *fr = arg;
+
+	hub_msg_drop(fr->m);
+	fr->m = NULL;
+	fr->n = 0;
+}
+
+static void
+stream_fr_key_make(void)
+{
+	(void)pthread_key_create(&stream_fr_key, stream_fr_end);
+}
 
 /* A parked stream's owner (park.h). */
 static const struct park_ops stream_ops = {
@@ -267,6 +287,10 @@ stream_frame(struct stream *st, struct hub_msg *m)
 		return;
 	}
 	if (fr->m != m) {
+		if (fr->m == NULL) {
+			pthread_once(&stream_fr_once, stream_fr_key_make);
+			(void)pthread_setspecific(stream_fr_key, fr);
+		}
 		hub_msg_drop(fr->m);
 		hub_msg_hold(m);
 		fr->m = m;

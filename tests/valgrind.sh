@@ -534,5 +534,90 @@ else
 	echo "# push-publish is not built: its runs are left out"
 fi
 
+# ---- the responders as threaded FastCGI servers, behind nginx -----------
+# What FastCGI has that CGI has not: request threads that accept and
+# serve, streams parked in the process's loop (heartbeats from its timers,
+# messages written by the hub thread, a client that leaves), held polls
+# answered by the loop, one registered by its worker and answered at its
+# timeout, publishes, and the stop (SIGTERM ends every parked stream).
+# Each responder runs under valgrind (E2E_WRAP in tests/e2e/lib.sh) until
+# the stop; its report is read then.
+fcgi_part() {
+	local f=$tmp/fcgi g st sa sb pa pb ok r log
+	local E2E_WRAP
+	mkdir -p "$f/vg" && chmod 0755 "$tmp" "$f" && chmod 0777 "$f/vg" ||
+	    return 1
+	cp "$top/tests/valgrind.supp" "$f/vg.supp" && chmod 0644 "$f/vg.supp"
+	cp "$PUSHCGI_CONF" "$f/push.conf" && chmod 0644 "$f/push.conf" &&
+	    echo "poll_timeout_max = 5" >>"$f/push.conf"
+	export PUSHCGI_DB=$f/push.db PUSHCGI_CONF=$f/push.conf
+	"$b/pushctl" init >/dev/null || return 1
+	export top_builddir=$b top_srcdir=$top
+	# shellcheck source=e2e/lib.sh
+	. "$top/tests/e2e/lib.sh" || return 1
+	E2E_WRAP="$(command -v valgrind) --leak-check=full \
+--show-leak-kinds=definite,indirect,possible \
+--errors-for-leak-kinds=definite,indirect,possible --track-fds=no \
+--num-callers=30 --suppressions=$f/vg.supp --log-file=$f/vg/%p.log"
+	if ! E2E_FCGI=spawn-fcgi E2E_START_WAIT=120 e2e_start nginx \
+	    "$(e2e_free_port $((30000 + RANDOM % 20000)))" >"$f/start.log" 2>&1
+	then
+		result 1 "valgrind FastCGI: nginx and the responders start" \
+		    "$f/start.log"
+		e2e_stop >/dev/null 2>&1
+		return 0
+	fi
+	g=$(e2e_url push-stream)
+	st="curl -sN --max-time $VG_TIMEOUT"
+	# Streams: one stays, one leaves, one mixed; a held poll answered.
+	$st "$g?channel=vf.s&format=sse" >"$f/sa" 2>/dev/null & sa=$!
+	$st "$g?channel=vf.s&format=sse" >"$f/sb" 2>/dev/null & sb=$!
+	$st "$g?channel=vf.s&format=mixed" >"$f/sm" 2>/dev/null &
+	bg_pids="$bg_pids $sa $sb $!"
+	$st "$(e2e_url push-poll)?channel=vf.p&timeout=60" >"$f/pa" \
+	    2>/dev/null & pa=$!
+	# A poll held past its registration (1 s) to its timeout (2 s).
+	$st "$(e2e_url push-poll)?channel=vf.q&timeout=2" >"$f/pb" \
+	    2>/dev/null & pb=$!
+	bg_pids="$bg_pids $pa $pb"
+	ok=0
+	wait_for "$f/sa" "event: stream" "$sa" &&
+	    wait_for "$f/sb" "event: stream" "$sb" || ok=1
+	kill "$sb" 2>/dev/null
+	sleep 2         # two heartbeats; sb's stream is let go meanwhile
+	for r in 1 2; do
+		curl -s -o /dev/null -X POST -H "X-Push-Token: vgtoken" \
+		    --data-binary "fcgi-$r" \
+		    "$(e2e_url push-publish)?channel=vf.s" || ok=1
+	done
+	curl -s -o /dev/null -X POST -H "X-Push-Token: vgtoken" \
+	    --data-binary "fcgi-poll" "$(e2e_url push-publish)?channel=vf.p" ||
+	    ok=1
+	wait_for "$f/sa" "fcgi-2" "$sa" && wait_for "$f/sm" "fcgi-2" &&
+	    wait_for "$f/pa" "fcgi-poll" "$pa" || ok=1
+	wait_bg "$pb"
+	grep -q '"messages":\[\]' "$f/pb" || ok=1
+	result "$ok" "valgrind FastCGI: streams, a leaving client, polls and publishes through nginx" ""
+	# The stop: SIGTERM to each responder (e2e_stop), which ends its
+	# parked streams and writes its valgrind report.
+	e2e_stop >/dev/null 2>&1
+	wait_bg "$sa"
+	ok=0
+	grep -q "ERROR SUMMARY" "$f"/vg/*.log 2>/dev/null || ok=1
+	[ "$(grep -l "ERROR SUMMARY" "$f"/vg/*.log 2>/dev/null | wc -l)" -ge 3 ] ||
+	    ok=1
+	log=$(grep -L 'ERROR SUMMARY: 0 errors' "$f"/vg/*.log 2>/dev/null |
+	    head -n 1)
+	[ -z "$log" ] || ok=1
+	result "$ok" "valgrind FastCGI: push-stream, push-poll, push-publish stop with no error and no leak" "${log:-$(ls "$f"/vg/*.log 2>/dev/null | head -n 1)}"
+}
+if command -v nginx >/dev/null && command -v spawn-fcgi >/dev/null &&
+    command -v curl >/dev/null && [ -x "$b/cgi-bin/push-poll" ] &&
+    [ -x "$b/cgi-bin/push-publish" ]; then
+	fcgi_part
+else
+	echo "# nginx, spawn-fcgi or curl missing: the FastCGI runs are left out"
+fi
+
 echo "# valgrind: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -66,6 +66,11 @@
 #                        spawn-fcgi (alone: one that dies stays dead),
 #                        socket-activate (systemd-socket-activate, the
 #                        socket handed over as systemd's units do)
+#   E2E_WRAP             a command (words; the program by its full path:
+#                        spawn-fcgi does not search PATH) that runs each
+#                        of those responders, e.g. valgrind with its
+#                        options (tests/valgrind.sh): spawn-fcgi ... --
+#                        WRAP RESPONDER (multiwatch or spawn-fcgi ways)
 #
 # Servers get a clean environment (PATH only): whatever the responders see
 # comes from the configuration, never from the test's own environment.
@@ -279,7 +284,8 @@ e2e_spawn() {
 		env -i PATH="$E2E_PATH" PUSHCGI_DB="$PUSHCGI_DB" \
 		    PUSHCGI_CONF="${PUSHCGI_CONF:-}" \
 		    "$E2E_SPAWN_FCGI" -s "$E2E_DIR/$r.sock" -M 0660 "${as[@]}" \
-		    -P "$E2E_DIR/$r.pid" -- "${sup[@]}" "$CGIBIN/$r" \
+		    -P "$E2E_DIR/$r.pid" -- "${sup[@]}" ${E2E_WRAP:-} \
+		    "$CGIBIN/$r" \
 		    >>"$E2E_DIR/spawn.log" 2>&1 || {
 			e2e_say "spawn-fcgi $r failed:"
 			cat "$E2E_DIR/spawn.log" >&2
