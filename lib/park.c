@@ -79,13 +79,14 @@ struct park {
 	struct park_tag kick_tag, stop_tag;
 	pthread_t loop, worker;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;        /* the worker's queue; the counts */
+	pthread_cond_t cv;        /* the worker's queue */
+	pthread_cond_t done;      /* loop_done, worker_done */
+	int sleeping;             /* the worker waits on cv (mu) */
 	struct park_req *incoming;  /* under mu */
 	struct park_req *ready;   /* park_wake'd, under mu */
 	struct park_req *freed;   /* released: the loop frees them (mu) */
 	struct park_job *jobs, **jobs_tail;  /* under mu */
-	int nlive;                /* parked and not yet closed (mu) */
-	int npending;             /* added, not yet released (mu) */
+	int nlive;                /* parked and not yet closed (atomic) */
 	int loop_done, worker_done;  /* under mu */
 	int stopping;             /* loop thread */
 	struct park_req *live;    /* loop thread */
@@ -125,6 +126,7 @@ park_open(struct park **out, int stopfd, const char *prog)
 	p->jobs_tail = &p->jobs;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->done, NULL);
 	p->ep = epoll_create1(EPOLL_CLOEXEC);
 	p->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->ep < 0 || p->kick < 0)
@@ -174,6 +176,7 @@ fail:
 		close(p->kick);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->done);
 	free(p);
 	errno = e;
 	return -1;
@@ -210,8 +213,7 @@ park_add(struct park *p, int conn, struct http_out *o, int wakefd,
 	kick = p->incoming == NULL && p->ready == NULL;
 	r->next = p->incoming;
 	p->incoming = r;
-	p->nlive++;
-	p->npending++;
+	__atomic_add_fetch(&p->nlive, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&p->mu);
 	if (kick && write(p->kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		/* LOG: the park's own eventfd cannot be written */
@@ -259,14 +261,7 @@ park_free_released(struct park *p)
 int
 park_count(struct park *p)
 {
-	int n;
-
-	if (p == NULL)
-		return 0;
-	pthread_mutex_lock(&p->mu);
-	n = p->nlive;
-	pthread_mutex_unlock(&p->mu);
-	return n;
+	return p == NULL ? 0 : __atomic_load_n(&p->nlive, __ATOMIC_ACQUIRE);
 }
 
 int
@@ -289,7 +284,8 @@ park_queue(struct park *p, void (*fn)(void *), void *arg,
 	pthread_mutex_lock(&p->mu);
 	*p->jobs_tail = j;
 	p->jobs_tail = &j->next;
-	pthread_cond_broadcast(&p->cv);
+	if (p->sleeping)
+		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
@@ -306,7 +302,9 @@ park_work(void *arg)
 		if ((j = p->jobs) == NULL) {
 			if (p->loop_done)
 				break;
+			p->sleeping = 1;
 			pthread_cond_wait(&p->cv, &p->mu);
+			p->sleeping = 0;
 			continue;
 		}
 		if ((p->jobs = j->next) == NULL)
@@ -319,13 +317,11 @@ park_work(void *arg)
 			 * lists, which it left at its close. */
 			j->req->next = p->freed;
 			p->freed = j->req;
-			p->npending--;
-			pthread_cond_broadcast(&p->cv);
 		}
 		free(j);
 	}
 	p->worker_done = 1;
-	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->done);
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
@@ -349,7 +345,7 @@ park_wait(struct park *p, long long until)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		pthread_cond_timedwait(&p->done, &p->mu, &ts);
 	}
 	done = p->loop_done && p->worker_done;
 	pthread_mutex_unlock(&p->mu);
@@ -363,6 +359,7 @@ park_wait(struct park *p, long long until)
 	free(p->heap);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->done);
 	free(p);
 	return 1;
 }
@@ -592,14 +589,13 @@ static void
 park_close(struct park_req *r)
 {
 	struct park *p = r->p;
+	int quick;
 
 	if (r->state == PR_LIVE)
 		r->ops->detach(r->arg);
-	pthread_mutex_lock(&p->mu);
-	r->state = PR_DONE;       /* park_wake: no more */
-	pthread_mutex_unlock(&p->mu);
 	park_heap_del(p, r);
-	park_ctl(r, PT_CONN, EPOLL_CTL_DEL, 0);
+	/* The connection leaves the epoll set with its close (its only
+	 * descriptor); the wake descriptor stays open until the release. */
 	park_ctl(r, PT_WAKE, EPOLL_CTL_DEL, 0);
 	if (r->prev != NULL)
 		r->prev->next = r->next;
@@ -610,8 +606,10 @@ park_close(struct park_req *r)
 	r->prev = r->next = NULL;
 	close(r->fd);
 	r->fd = -1;
+	quick = r->ops->quick != NULL && r->ops->quick(r->arg);
 	pthread_mutex_lock(&p->mu);
-	p->nlive--;
+	r->state = PR_DONE;       /* park_wake: no more */
+	__atomic_sub_fetch(&p->nlive, 1, __ATOMIC_ACQ_REL);
 	/* A wake-up queued before the close is dropped. */
 	if (r->queued) {
 		struct park_req **q;
@@ -624,17 +622,15 @@ park_close(struct park_req *r)
 		r->queued = 0;
 	}
 	pthread_mutex_unlock(&p->mu);
-	/* Released on the worker, then freed by the loop (park_wake may be
-	 * called until the owner's release is done; events of this round
-	 * may still name it). */
-	if (park_queue(p, r->ops->release, r->arg, r) != 0) {
-		/* Out of memory for the job: release here, blocking. */
+	/* Released on the worker (or here, when that is quick), then freed
+	 * by the loop (park_wake may be called until the owner's release
+	 * is done; events of this round may still name it). */
+	if (quick || park_queue(p, r->ops->release, r->arg, r) != 0) {
+		/* (Out of memory for the job: here, blocking.) */
 		r->ops->release(r->arg);
 		pthread_mutex_lock(&p->mu);
-		p->npending--;
 		r->next = p->freed;
 		p->freed = r;
-		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 	}
 }
@@ -697,7 +693,7 @@ park_loop(void *arg)
 	struct park_req *r;
 	struct park_tag *t;
 	long long now, wait;
-	int i, n, left;
+	int i, n;
 
 	for (;;) {
 		/* The nearest due time: a timer, or an ending's bound. */
@@ -732,17 +728,14 @@ park_loop(void *arg)
 				park_result(r, r->ops->timer(r, r->arg));
 		}
 		park_free_released(p);
-		if (p->stopping) {
-			pthread_mutex_lock(&p->mu);
-			left = p->nlive;
-			pthread_mutex_unlock(&p->mu);
-			if (left == 0)
-				break;
-		}
+		if (p->stopping &&
+		    __atomic_load_n(&p->nlive, __ATOMIC_ACQUIRE) == 0)
+			break;
 	}
 	pthread_mutex_lock(&p->mu);
 	p->loop_done = 1;
-	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->cv);     /* the worker: end when empty */
+	pthread_cond_broadcast(&p->done);
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }

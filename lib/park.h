@@ -66,6 +66,10 @@ struct park_ops {
 	void (*detach)(void *arg);
 	/* Free everything (the worker thread; may block). */
 	void (*release)(void *arg);
+	/* 1 when release will not block now (nothing to remove from the
+	 * log): the loop then runs it itself, sparing the worker a
+	 * wake-up.  NULL: never. */
+	int (*quick)(void *arg);
 };
 
 /* Start the loop and its worker.  stopfd: becomes readable at the

@@ -76,11 +76,11 @@ static char serve_setup_err[SERVE_ERR_MAX];
 
 static pthread_mutex_t serve_live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t serve_live_cv = PTHREAD_COND_INITIALIZER;
-static int serve_live;                 /* requests being served */
+static int serve_live;                 /* requests being served (atomic) */
 static int serve_idle;                 /* threads waiting for a connection */
 static int serve_threads;              /* request threads alive */
 static int serve_idle_max;             /* idle threads kept: conf.threads */
-static long serve_taken;               /* connections accepted */
+static long serve_taken;               /* connections accepted (atomic) */
 static int serve_busyfd = -1;          /* readable: no thread is idle */
 static int serve_watching;             /* the main thread is in
                                           serve_watch (serve_live_mu) */
@@ -396,9 +396,9 @@ serve_fcgi(void)
 		elog(serve_ctx.prog, 407, "FCGX_Init failed");
 		return 111;
 	}
-	/* The main thread polls the socket with the stop descriptor; accept
-	 * must then never block (another process may take the
-	 * connection). */
+	/* Request threads wait for the socket in epoll and then accept:
+	 * accept must never block (another thread or process may take the
+	 * connection first). */
 	if ((fl = fcntl(SERVE_LISTEN_FD, F_GETFL)) < 0 ||
 	    fcntl(SERVE_LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0) {
 		/* LOG: FastCGI: the socket cannot be made non-blocking */
@@ -476,7 +476,7 @@ serve_fcgi(void)
 	if (threads > 0 || parked > 0)
 		/* LOG: FastCGI: requests outlive the grace time of the stop */
 		elog(serve_ctx.prog, 410, "%d requests still running at exit",
-		    serve_live + parked);
+		    __atomic_load_n(&serve_live, __ATOMIC_RELAXED) + parked);
 	return 0;
 }
 
@@ -587,7 +587,7 @@ serve_watch(void)
 	for (;;) {
 		pthread_mutex_lock(&serve_live_mu);
 		idle = serve_idle;
-		taken = serve_taken;
+		taken = __atomic_load_n(&serve_taken, __ATOMIC_RELAXED);
 		/* Back to sleep once a thread was idle at two looks in a
 		 * row: threads that come and go in a burst do not wake this
 		 * thread each time (they tell it only while it sleeps). */
@@ -613,7 +613,7 @@ serve_watch(void)
 			continue;
 		pthread_mutex_lock(&serve_live_mu);
 		idle = serve_idle;
-		if (serve_taken != taken)
+		if (__atomic_load_n(&serve_taken, __ATOMIC_RELAXED) != taken)
 			idle = 1;
 		pthread_mutex_unlock(&serve_live_mu);
 		pfd[1].revents = 0;
@@ -632,12 +632,13 @@ serve_conn(int fd)
 	struct serve_req *sr;
 	int full;
 
-	pthread_mutex_lock(&serve_live_mu);
-	full = serve_live + park_count(__atomic_load_n(&serve_loop,
-	    __ATOMIC_ACQUIRE)) >= serve_ctx.conf.max_subscribers;
-	if (!full)
-		serve_live++;
-	pthread_mutex_unlock(&serve_live_mu);
+	/* Counted without a lock: at the cap, two at once may both pass
+	 * or both be refused; the cap is not exact to a request. */
+	full = __atomic_add_fetch(&serve_live, 1, __ATOMIC_ACQ_REL) +
+	    park_count(__atomic_load_n(&serve_loop, __ATOMIC_ACQUIRE)) >
+	    serve_ctx.conf.max_subscribers;
+	if (full)
+		__atomic_sub_fetch(&serve_live, 1, __ATOMIC_ACQ_REL);
 	if ((sr = calloc(1, sizeof(*sr))) == NULL) {
 		close(fd);
 		poll(NULL, 0, SERVE_ACCEPT_PAUSE_MS);
@@ -655,11 +656,8 @@ serve_conn(int fd)
 		else
 			serve_one(sr);
 	}
-	if (!full) {
-		pthread_mutex_lock(&serve_live_mu);
-		serve_live--;
-		pthread_mutex_unlock(&serve_live_mu);
-	}
+	if (!full)
+		__atomic_sub_fetch(&serve_live, 1, __ATOMIC_ACQ_REL);
 }
 
 /* Serve an accepted request (counted live) and free it. */
@@ -685,7 +683,8 @@ static void *
 serve_worker(void *arg)
 {
 	struct epoll_event ev;
-	int ep, fd, n;
+	uint64_t one = 1;
+	int ep, fd, n, leave = 0;
 
 	(void)arg;
 	serve_stack_find();
@@ -697,23 +696,13 @@ serve_worker(void *arg)
 	    epoll_ctl(ep, EPOLL_CTL_ADD, serve_stopfd, &ev)) != 0) {
 		/* LOG: FastCGI: a request thread cannot watch the socket */
 		elog(serve_ctx.prog, 417, "epoll: %s", strerror(errno));
-		if (ep >= 0)
-			close(ep);
-		pthread_mutex_lock(&serve_live_mu);
-		goto out;
+		leave = 1;
 	}
-	pthread_mutex_lock(&serve_live_mu);
-	for (;;) {
-		if (serve_stop)
-			break;
-		pthread_mutex_unlock(&serve_live_mu);
+	while (!leave && !serve_stop) {
 		fd = accept4(SERVE_LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
-			pthread_mutex_lock(&serve_live_mu);
-			serve_taken++;
-			pthread_mutex_unlock(&serve_live_mu);
+			__atomic_add_fetch(&serve_taken, 1, __ATOMIC_RELAXED);
 			serve_conn(fd);
-			pthread_mutex_lock(&serve_live_mu);
 			continue;
 		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -728,17 +717,25 @@ serve_worker(void *arg)
 		pthread_mutex_unlock(&serve_live_mu);
 		n = epoll_wait(ep, &ev, 1, SERVE_IDLE_MS);
 		pthread_mutex_lock(&serve_live_mu);
-		if (--serve_idle == 0 && !serve_watching) {
-			uint64_t one = 1;
-
-			if (write(serve_busyfd, &one, sizeof(one)) < 0)
-				(void)0;        /* full: readable anyway */
+		/* The last idle thread busy: the main thread watches. */
+		if (--serve_idle == 0 && !serve_watching &&
+		    write(serve_busyfd, &one, sizeof(one)) < 0)
+			(void)0;        /* full: readable anyway */
+		leave = n == 0 && serve_threads > serve_idle_max;
+		if (leave)
+			serve_threads--;
+		pthread_mutex_unlock(&serve_live_mu);
+		if (leave) {
+			close(ep);
+			pthread_mutex_lock(&serve_live_mu);
+			pthread_cond_broadcast(&serve_live_cv);
+			pthread_mutex_unlock(&serve_live_mu);
+			return NULL;
 		}
-		if (n == 0 && serve_threads > serve_idle_max)
-			break;
 	}
-	close(ep);
-out:
+	if (ep >= 0)
+		close(ep);
+	pthread_mutex_lock(&serve_live_mu);
 	serve_threads--;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);

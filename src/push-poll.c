@@ -223,8 +223,11 @@ static int held_stop(struct park_req *, void *);
 static void held_detach(void *);
 static void held_release(void *);
 
+static int held_quick(void *);
+
 static const struct park_ops held_ops = {
-	held_wake, held_timer, held_stop, held_detach, held_release
+	held_wake, held_timer, held_stop, held_detach, held_release,
+	held_quick
 };
 
 int
@@ -731,11 +734,18 @@ held_wake(struct park_req *pr, void *arg)
 		return held_answer(h);
 	}
 	if (!h->notified) {
-		/* The hub wakes it through the loop, with no descriptor. */
-		hub_sub_notify(h->sub, park_wake, pr);
+		/* The hub wakes it through the loop, with no descriptor; a
+		 * wake-up since its thread looked calls park_wake now.  Until
+		 * then there is nothing to look for. */
 		h->notified = 1;
+		hub_sub_notify(h->sub, park_wake, pr);
+		park_due(pr, held_due(h));
+		return PARK_KEEP;
 	}
-	if (h->p.n == 0 && h->p.gap == 0 && !h->p.reset) {
+	/* Gather unless what came before is still to be answered (a
+	 * heartbeat's rest was on its way). */
+	if (!(h->p.n > 0 || (h->format == TRANSPORT_POLL_JSON &&
+	    (h->p.gap > 0 || h->p.reset)))) {
 		rc = poll_gather(&h->p, h->sub, &h->r,
 		    h->format == TRANSPORT_POLL_JSON);
 		h->cursor = hub_sub_cursor(h->sub);
@@ -836,6 +846,16 @@ static void
 held_detach(void *arg)
 {
 	(void)arg;
+}
+
+/* park.h's quick: a poll that was not registered has no row to remove:
+ * the loop releases it itself. */
+static int
+held_quick(void *arg)
+{
+	struct held *h = arg;
+
+	return __atomic_load_n(&h->reg, __ATOMIC_ACQUIRE) == HELD_REG_NOT;
 }
 
 /* park.h's release (the worker): the subscription (its row, if it was

@@ -91,6 +91,7 @@ struct stream {
 	int beat_ms;
 	int last;                  /* start with the newest N */
 	int notified;              /* parked: hub_sub_notify was set */
+	int ending;                /* parked: to end once the remainder went */
 	struct http_out park_out;
 };
 
@@ -148,7 +149,8 @@ stream_fr_key_make(void)
 
 /* A parked stream's owner (park.h). */
 static const struct park_ops stream_ops = {
-	stream_wake, stream_timer, stream_stop, stream_detach, stream_release
+	stream_wake, stream_timer, stream_stop, stream_detach, stream_release,
+	NULL    /* its streams row is removed: the worker's */
 };
 
 int
@@ -416,10 +418,16 @@ stream_rearm(struct park_req *pr, struct stream *st)
 }
 
 /* The end of a parked stream's response (without blocking): the rest of
- * a heartbeat, then the framing's end.  PARK_END. */
+ * a heartbeat, then the framing's end; PARK_END.  While a remainder
+ * waits, PARK_KEEP: the loop calls stream_wake once it went, which ends
+ * it then. */
 static int
 stream_end(struct stream *st)
 {
+	if (http_pending(st->o) && !st->o->failed) {
+		st->ending = 1;
+		return PARK_KEEP;
+	}
 	if (http_nowait_begin(st->o) == 0) {
 		if (st->t.kind == TRANSPORT_MIXED && st->prev != NULL)
 			http_nowait_ref(st->o, st->prev->m.data,
@@ -443,10 +451,15 @@ stream_wake(struct park_req *pr, void *arg)
 	int control, rc;
 
 	hub_sub_unpark(st->sub);
+	if (st->ending)
+		return stream_end(st);
 	if (!st->notified) {
-		/* The hub wakes it through the loop, with no descriptor. */
-		hub_sub_notify(st->sub, park_wake, pr);
+		/* The hub wakes it through the loop, with no descriptor; a
+		 * wake-up since its thread caught up calls park_wake now.
+		 * Until then there is nothing to look for. */
 		st->notified = 1;
+		hub_sub_notify(st->sub, park_wake, pr);
+		return stream_rearm(pr, st);
 	}
 	/* Read before delivering: what came before the control request
 	 * still goes out (hub.h). */
@@ -487,11 +500,14 @@ stream_timer(struct park_req *pr, void *arg)
 
 	hub_sub_unpark(st->sub);
 	if (st->probe_at != 0 && now >= st->probe_at) {
+		/* The rest of a heartbeat must follow its first part before
+		 * anything else: while a remainder waits, it is tried again
+		 * a little later (or goes first with the next message). */
 		if (http_nowait_begin(st->o) == 0) {
 			stream_beat_rest(st);
 			http_nowait_end(st->o);
-		}
-		st->probe_at = 0;
+		} else
+			st->probe_at = now + TRANSPORT_PROBE_MS;
 	} else if (st->probe_at == 0 && now >= st->next_beat) {
 		/* Each heartbeat also looks whether the log is still the one
 		 * at the path (hub.h), at most once a second a process. */

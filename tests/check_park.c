@@ -167,7 +167,7 @@ t_release(void *arg)
 }
 
 static const struct park_ops t_ops = {
-	t_wake, t_timer, t_stop, t_detach, t_release
+	t_wake, t_timer, t_stop, t_detach, t_release, NULL
 };
 
 static struct t_req t_reqs[T_REQS];
