@@ -925,7 +925,8 @@ poll_handle(struct serve *s, struct http_req *r)
 		/* LOG: method not GET or OPTIONS */
 		return http_fail(r, 405, 600, "only GET (and OPTIONS)");
 	}
-	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	/* a is read only once transport_request filled it whole. */
+	if ((a = malloc(sizeof(*a))) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
 		free(a);
 		/* LOG: out of memory for the request */

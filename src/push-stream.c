@@ -598,8 +598,9 @@ stream_handle(struct serve *s, struct http_req *r)
 	long long now, due;
 	int rc, w, ended = 0, control, from_now;
 
+	/* a is read only once transport_request filled it whole. */
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
-	    (a = calloc(1, sizeof(*a))) == NULL) {
+	    (a = malloc(sizeof(*a))) == NULL) {
 		free(st);
 		/* LOG: out of memory for the request */
 		return http_fail(r, 503, 504, "out of memory");
