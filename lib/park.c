@@ -99,6 +99,7 @@ static void *park_work(void *);
 static void park_take_incoming(struct park *);
 static void park_event(struct park_req *, int, unsigned);
 static void park_result(struct park_req *, int);
+static void park_outwait(struct park_req *, int);
 static void park_finish(struct park_req *);
 static void park_close(struct park_req *);
 static void park_free_released(struct park *);
@@ -527,6 +528,19 @@ park_take_incoming(struct park *p)
 	}
 }
 
+/* Wait for room to write (on: 1; the wake descriptor is left out
+ * meanwhile: nothing can be written anyway), or no longer (0). */
+static void
+park_outwait(struct park_req *r, int on)
+{
+	if (r->outwait == on)
+		return;
+	r->outwait = on;
+	park_ctl(r, PT_CONN, EPOLL_CTL_MOD, EPOLLIN | EPOLLRDHUP |
+	    (on ? EPOLLOUT : 0));
+	park_ctl(r, PT_WAKE, EPOLL_CTL_MOD, on ? 0 : EPOLLIN);
+}
+
 /* What an op answered (see park.h). */
 static void
 park_result(struct park_req *r, int rc)
@@ -545,12 +559,8 @@ park_result(struct park_req *r, int rc)
 		park_finish(r);
 		return;
 	}
-	if (http_pending(r->o) && !r->outwait) {
-		r->outwait = 1;
-		park_ctl(r, PT_CONN, EPOLL_CTL_MOD,
-		    EPOLLIN | EPOLLRDHUP | EPOLLOUT);
-		park_ctl(r, PT_WAKE, EPOLL_CTL_MOD, 0);
-	}
+	if (http_pending(r->o))
+		park_outwait(r, 1);
 }
 
 /* ENDING: once nothing is left to send, the end of the request; then
@@ -575,16 +585,12 @@ park_finish(struct park_req *r)
 			return;
 		}
 	}
-	if (!r->outwait) {
-		r->outwait = 1;
-		park_ctl(r, PT_CONN, EPOLL_CTL_MOD,
-		    EPOLLIN | EPOLLRDHUP | EPOLLOUT);
-		park_ctl(r, PT_WAKE, EPOLL_CTL_MOD, 0);
-	}
+	park_outwait(r, 1);
 }
 
 /* The request is over: off the loop, its connection closed, released
- * on the worker (which frees r afterwards). */
+ * (on the worker, or here when that is quick), r freed by the loop once
+ * released. */
 static void
 park_close(struct park_req *r)
 {
@@ -661,9 +667,7 @@ park_event(struct park_req *r, int kind, unsigned ev)
 	}
 	if (rc == 1)
 		return;
-	r->outwait = 0;
-	park_ctl(r, PT_CONN, EPOLL_CTL_MOD, EPOLLIN | EPOLLRDHUP);
-	park_ctl(r, PT_WAKE, EPOLL_CTL_MOD, EPOLLIN);
+	park_outwait(r, 0);
 	if (r->state == PR_ENDING)
 		park_finish(r);
 	else
