@@ -135,21 +135,29 @@ if command -v sqlite3 >/dev/null 2>&1; then
 	( for i in $(seq 1 "$NPUB"); do
 		echo "INSERT INTO messages(channel, data) VALUES('d', '$i');"
 		[ $((i % 5)) -eq 0 ] && sleep 0.005
-	  done ) | sqlite3 -batch -cmd '.timeout 10000' "$db" >/dev/null &
+	  done ) | sqlite3 -batch -cmd '.timeout 10000' "$db" >/dev/null \
+	    2>"$tmp/pub.d" &
 else
 	sqlpub="raw SQL from C (no sqlite3 shell)"
-	"$FOL" publish -s -n "$NPUB" -g 2000 "$db" d >/dev/null &
+	"$FOL" publish -s -n "$NPUB" -g 2000 "$db" d >/dev/null \
+	    2>"$tmp/pub.d" &
 fi
 ppids=($!)
 pids+=($!)
 for c in a b c; do
-	"$FOL" publish -n "$NPUB" -g 2000 "$db" "$c" >/dev/null &
+	"$FOL" publish -n "$NPUB" -g 2000 "$db" "$c" >/dev/null \
+	    2>"$tmp/pub.$c" &
 	ppids+=($!)
 	pids+=($!)
 done
 reap "${ppids[@]}"
+# What a failed publisher said, for the failure's one line.
+said=$(for c in a b c d; do
+	[ -s "$tmp/pub.$c" ] && printf '%s: %s; ' "$c" "$(head -n 2 \
+	    "$tmp/pub.$c" | tr '\n' ' ')"
+done)
 is "$bad" "4 publishers ($sqlpub for one) wrote $total messages" \
-    "$bad publisher(s) failed"
+    "$bad publisher(s) failed (${said:-nothing on stderr})"
 expect=$("$FOL" sum "$db" a,b,c,d)
 [ "$expect" = "count=$total sum=$((total * (total + 1) / 2))" ]
 is $? "the log holds ids 1..$total" "the log holds: $expect"

@@ -59,6 +59,10 @@
 #                        way so that every kind is tested as shipped
 #   E2E_KEEP=1           keep the temporary folder (configs, logs)
 #   E2E_START_WAIT       seconds to wait for a server (default 30)
+#   E2E_STOP_WAIT        seconds a responder we started has to end on
+#                        SIGTERM before it is killed (default 5; longer
+#                        for one that writes a report as it ends, such as
+#                        valgrind's)
 #   E2E_FCGI             how nginx's and mod_proxy_fcgi's responders run:
 #                        multiwatch (default: spawn-fcgi -- multiwatch -f 1
 #                        -t 1000 -s INT -- RESPONDER, as the conf files say; a
@@ -536,7 +540,7 @@ e2e_stop() {
 	# the -s signal and ends after it, restarting nothing).
 	for r in $E2E_RESPONDERS; do
 		pid=$(cat "$E2E_DIR/$r.pid" 2>/dev/null) || continue
-		e2e_end_pids TERM 50 "$pid" ||
+		e2e_end_pids TERM $((${E2E_STOP_WAIT:-5} * 10)) "$pid" ||
 		    e2e_say "$r ($pid) did not stop on SIGTERM: killed"
 	done
 	# Anything left in their sessions (CGI programs whose server died
