@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include "elog.h"
 #include "http.h"
 #include "mono.h"
+#include "thread.h"
 
 #define HTTP_FCGX_CHUNK (1 << 20) /* bytes per FCGX_PutStr call (an int) */
 #define HTTP_RETRY_AFTER "5"      /* seconds a 503 asks the client to wait */
@@ -852,12 +852,10 @@ struct http_scratch {
 	int iovcap;
 	unsigned char *hdr;
 	size_t hdrcap;
-	int kept;            /* registered for freeing at the thread's end */
+	struct thread_end end;  /* freed at the thread's end */
 };
 
 static __thread struct http_scratch http_tls;
-static pthread_key_t http_tls_key;
-static pthread_once_t http_tls_once = PTHREAD_ONCE_INIT;
 
 /* At a thread's end: its scratch's memory. */
 static void
@@ -873,23 +871,12 @@ http_tls_free(void *arg)
 	memset(t, 0, sizeof(*t));
 }
 
-static void
-http_tls_key_make(void)
-{
-	if (pthread_key_create(&http_tls_key, http_tls_free) != 0)
-		http_tls_key = 0;
-}
-
 /* The first non-blocking write of a thread registers its scratch, so
  * that the thread's end frees it. */
 static void
 http_tls_keep(void)
 {
-	if (http_tls.kept)
-		return;
-	pthread_once(&http_tls_once, http_tls_key_make);
-	if (pthread_setspecific(http_tls_key, &http_tls) == 0)
-		http_tls.kept = 1;
+	(void)thread_at_end(&http_tls.end, http_tls_free, &http_tls);
 }
 
 /* What a non-blocking write left: iov[i..n), its copied parts in own,

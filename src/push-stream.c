@@ -50,7 +50,6 @@
  */
 #include "config.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +61,7 @@
 #include "mono.h"
 #include "park.h"
 #include "serve.h"
+#include "thread.h"
 #include "transport.h"
 
 #define STREAM_PROG "push-stream"
@@ -125,10 +125,9 @@ struct stream_frames {
 		size_t len;
 		char bytes[STREAM_FRAME_MAX];
 	} f[STREAM_FRAMES];
+	struct thread_end end;         /* m let go at the thread's end */
 };
 static __thread struct stream_frames stream_fr;
-static pthread_key_t stream_fr_key;
-static pthread_once_t stream_fr_once = PTHREAD_ONCE_INIT;
 
 /* A thread's end lets go of the message its framings kept. */
 static void
@@ -139,12 +138,6 @@ stream_fr_end(void *arg)
 	hub_msg_drop(fr->m);
 	fr->m = NULL;
 	fr->n = 0;
-}
-
-static void
-stream_fr_key_make(void)
-{
-	(void)pthread_key_create(&stream_fr_key, stream_fr_end);
 }
 
 /* A parked stream's owner (park.h). */
@@ -283,16 +276,15 @@ stream_frame(struct stream *st, struct hub_msg *m)
 	struct http_out mem;
 	int i;
 
-	if (st->t.kind == TRANSPORT_MIXED || m->m.len > STREAM_FRAME_MAX / 2) {
+	/* Framed for st alone: mixed (its own previous message), a long
+	 * message, or a thread whose end could not let go of a kept one. */
+	if (st->t.kind == TRANSPORT_MIXED || m->m.len > STREAM_FRAME_MAX / 2 ||
+	    thread_at_end(&fr->end, stream_fr_end, fr) != 0) {
 		transport_message(&st->t, st->o, &m->m,
 		    st->prev != NULL ? &st->prev->m : NULL);
 		return;
 	}
 	if (fr->m != m) {
-		if (fr->m == NULL) {
-			pthread_once(&stream_fr_once, stream_fr_key_make);
-			(void)pthread_setspecific(stream_fr_key, fr);
-		}
 		hub_msg_drop(fr->m);
 		hub_msg_hold(m);
 		fr->m = m;
