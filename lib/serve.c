@@ -79,6 +79,9 @@ static pthread_cond_t serve_live_cv = PTHREAD_COND_INITIALIZER;
 static int serve_live;                 /* requests being served (atomic) */
 static int serve_idle;                 /* threads waiting for a connection */
 static int serve_threads;              /* request threads alive */
+static pthread_t serve_gone;           /* the request thread that left
+                                          last, to be joined */
+static int serve_gone_set;
 static int serve_idle_max;             /* idle threads kept: conf.threads */
 static long serve_taken;               /* connections accepted (atomic) */
 static int serve_busyfd = -1;          /* readable: no thread is idle */
@@ -90,6 +93,7 @@ static struct park *serve_loop;        /* parked requests (serve_park),
                                           serve_park_mu until made */
 
 static void serve_poke(void);
+static void serve_leave(int);
 static void serve_on_signal(int);
 static void serve_block(sigset_t *);
 static void serve_setup_fail(struct http_req *);
@@ -385,7 +389,8 @@ serve_fcgi(void)
 	struct timespec until;
 	struct park *loop;
 	uint64_t junk;
-	int i, n, fl, started = 0, threads, parked = 0;
+	int i, n, fl, started = 0, threads, parked = 0, gone;
+	pthread_t last;
 
 	if (serve_setup != SERVE_SETUP_OK)
 		/* LOG: FastCGI: the setup failed, every request will fail */
@@ -458,7 +463,12 @@ serve_fcgi(void)
 		    &until) == ETIMEDOUT)
 			break;
 	threads = serve_threads;
+	gone = threads == 0 && serve_gone_set;
+	last = serve_gone;
+	serve_gone_set = 0;
 	pthread_mutex_unlock(&serve_live_mu);
+	if (gone)
+		pthread_join(last, NULL);
 	/* Parked requests end in the loop (park.h), sending their ends;
 	 * no request thread parks any more once the threads are gone. */
 	pthread_mutex_lock(&serve_park_mu);
@@ -553,7 +563,6 @@ serve_spawn(void)
 	serve_threads++;
 	pthread_mutex_unlock(&serve_live_mu);
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVE_STACK);
 	serve_block(&old);
 	rc = pthread_create(&t, &attr, serve_worker, NULL);
@@ -684,7 +693,7 @@ serve_worker(void *arg)
 {
 	struct epoll_event ev;
 	uint64_t one = 1;
-	int ep, fd, n, leave = 0;
+	int ep, fd, n, leave = 0, uncounted = 0;
 
 	(void)arg;
 	serve_stack_find();
@@ -721,25 +730,41 @@ serve_worker(void *arg)
 		if (--serve_idle == 0 && !serve_watching &&
 		    write(serve_busyfd, &one, sizeof(one)) < 0)
 			(void)0;        /* full: readable anyway */
-		leave = n == 0 && serve_threads > serve_idle_max;
+		leave = uncounted = n == 0 && serve_threads > serve_idle_max;
 		if (leave)
 			serve_threads--;
 		pthread_mutex_unlock(&serve_live_mu);
-		if (leave) {
-			close(ep);
-			pthread_mutex_lock(&serve_live_mu);
-			pthread_cond_broadcast(&serve_live_cv);
-			pthread_mutex_unlock(&serve_live_mu);
-			return NULL;
-		}
 	}
 	if (ep >= 0)
 		close(ep);
+	serve_leave(!uncounted);
+	return NULL;
+}
+
+/*
+ * A request thread's end (uncount: it is still counted in
+ * serve_threads).  Each thread that leaves joins the one that left
+ * before it, and the main thread joins the last at the stop, so that no
+ * request thread is still on its way out when the process exits (its
+ * stack and thread-local storage would be left behind).
+ */
+static void
+serve_leave(int uncount)
+{
+	pthread_t prev;
+	int have;
+
 	pthread_mutex_lock(&serve_live_mu);
-	serve_threads--;
+	if (uncount)
+		serve_threads--;
+	have = serve_gone_set;
+	prev = serve_gone;
+	serve_gone = pthread_self();
+	serve_gone_set = 1;
 	pthread_cond_broadcast(&serve_live_cv);
 	pthread_mutex_unlock(&serve_live_mu);
-	return NULL;
+	if (have)
+		pthread_join(prev, NULL);
 }
 
 

@@ -12,7 +12,7 @@
  *
  * CGI: the config is loaded, the hub (with SERVE_HUB) started, and the one
  * request on stdin/stdout handled in the main thread.
- * FastCGI: detached request threads (SERVE_STACK-byte stacks,
+ * FastCGI: request threads (SERVE_STACK-byte stacks,
  * conf.threads of them kept) accept connections on the non-blocking
  * listening socket and serve each (libfcgi reads the request from the
  * connection it is given), one after another while more wait; an idle
@@ -22,7 +22,8 @@
  * thread is idle it watches the socket, and when connections waited
  * SERVE_SPAWN_MS (serve.c) with none taken (a slow body, a long
  * catch-up), it starts one more thread; a thread beyond conf.threads
- * leaves after a quiet second.  A burst of short requests (long-polls
+ * leaves after a quiet second (joined by the next to leave, the last
+ * by the main thread at the stop).  A burst of short requests (long-polls
  * coming back after a message) is served by the threads there are.
  * Above conf.max_subscribers live requests (the threads' and the
  * parked ones) the answer is a 503 with Retry-After.
