@@ -9,7 +9,7 @@
  * Every statement is prepared once per connection, on first use, and reset
  * as soon as its rows are consumed: a read transaction left open would pin
  * the WAL and stop checkpoints.  Writes take the write lock up front (BEGIN
- * IMMEDIATE), so that two writers wait on busy_timeout instead of failing
+ * IMMEDIATE), so that two writers wait (mlog_busy) instead of failing
  * with a deadlock when a read lock would have to be upgraded.
  */
 #include "config.h"
@@ -41,6 +41,7 @@
 #define MLOG_MS_PER_S    1000
 #define MLOG_OPEN_TRIES  3    /* opens of a path replaced meanwhile */
 #define MLOG_WAL_PAUSE_MS 10  /* between tries to set WAL mode */
+#define MLOG_BUSY_PAUSE_US 500 /* least pause between tries of a busy lock */
 #define MLOG_PWBUF       1024 /* bytes for getpwuid_r's strings */
 #define MLOG_NAME_MAX    64   /* bytes of a user name shown in a reason */
 /*
@@ -297,6 +298,11 @@ struct mlog {
 	 * so a thousand rows cost one kill(), not a thousand. */
 	struct { int64_t pid; int alive; } memo[MLOG_PID_MEMO];
 	int nmemo;
+	/* The busy handler's (mlog_busy): when this wait for a lock began
+	 * (CLOCK_MONOTONIC, microseconds) and the state of its pauses'
+	 * jitter. */
+	int64_t busy_since;
+	uint32_t busy_jitter;
 	char err[MLOG_ERRMSG_MAX];
 	int ecode;                /* the code of the failure in err */
 };
@@ -319,6 +325,7 @@ static int mlog_commit(struct mlog *, const char *);
 static void mlog_rollback(struct mlog *);
 static int64_t mlog_now_ms(void);
 static void mlog_sql_pid_alive(sqlite3_context *, int, sqlite3_value **);
+static int mlog_busy(void *, int);
 static void mlog_memo_clear(struct mlog *);
 static int mlog_reap_dead(struct mlog *);
 static int mlog_query_ints(struct mlog *, const char *, int64_t *, int);
@@ -657,6 +664,47 @@ mlog_now_ms(void)
 }
 
 /*
+ * SQLite's busy handler on every connection: try again after a short,
+ * jittered pause until MLOG_BUSY_MS have passed since the first refusal.
+ * SQLite's own (sqlite3_busy_timeout) pauses up to 100 ms between tries,
+ * and the write lock is free only in the moments between one writer's
+ * commit and the next one's BEGIN: against two writers publishing back to
+ * back it lost every try for the whole timeout, and the publish failed
+ * with the log in use all along.  Pauses of 0.5 to 1.5 ms give a waiter
+ * some thousands of chances instead of some tens; the jitter keeps two
+ * waiters from trying in step.  count is 0 at the first call of a wait.
+ */
+static int
+mlog_busy(void *arg, int count)
+{
+	struct mlog *l = arg;
+	struct timespec ts, pause;
+	int64_t now;
+	uint32_t x;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	if (count == 0)
+		l->busy_since = now;
+	if (now - l->busy_since >= (int64_t)MLOG_BUSY_MS * 1000)
+		return 0;
+	/* xorshift32: any sequence will do, only not the same in two
+	 * processes (seeded with the pid and the connection's address). */
+	x = l->busy_jitter;
+	if (x == 0)
+		x = (uint32_t)getpid() ^ (uint32_t)(uintptr_t)l ^ 0x9e3779b9u;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	l->busy_jitter = x;
+	pause.tv_sec = 0;
+	pause.tv_nsec = (MLOG_BUSY_PAUSE_US + (long)(x % (2 *
+	    MLOG_BUSY_PAUSE_US))) * 1000L;
+	nanosleep(&pause, NULL);
+	return 1;
+}
+
+/*
  * SQL function mlog_pid_alive(pid): 0 if no process has that pid (so its
  * stream is stale), else 1.  EPERM means someone else's live process.
  * Registered per connection (user data: its struct mlog); not part of the
@@ -850,7 +898,7 @@ mlog_setup(struct mlog *l, const char *path, int flags)
 	char *msg = NULL;
 	int create, rc;
 
-	sqlite3_busy_timeout(l->db, MLOG_BUSY_MS);
+	sqlite3_busy_handler(l->db, mlog_busy, l);
 	if (sqlite3_create_function(l->db, "mlog_pid_alive", 1, SQLITE_UTF8,
 	    l, mlog_sql_pid_alive, NULL, NULL) != SQLITE_OK)
 		return mlog_sqlfail(l, "registering mlog_pid_alive");

@@ -51,7 +51,7 @@
 
 #define MLOG_DEFAULT_TYPE STORE_DEFAULT_TYPE
 #define MLOG_SCHEMA_VERSION 2
-#define MLOG_BUSY_MS 5000          /* busy_timeout */
+#define MLOG_BUSY_MS 5000          /* how long a wait for a lock may last */
 #define MLOG_READ_MAX STORE_READ_MAX /* rows one mlog_read() call may return */
 #define MLOG_CONTROL STORE_CONTROL /* the reserved control channel */
 #define MLOG_CONTROL_KEEP STORE_CONTROL_KEEP /* control messages kept at most */
