@@ -16,7 +16,8 @@
 #        README says (the responders remove the old log's -wal and -shm
 #        beside it).  No other program may open the log in that moment
 #        (SQLite would read the old WAL into the new file), so the loop
-#        holds all its publishes around the mv.
+#        holds all its publishes around the mv, and p1 its next poll (under
+#        mod_fcgid a request may start a new responder process).
 #
 # Then: every publish that got a success (pushctl exit 0, HTTP 201, the
 # sqlite3 shell's exit 0) reached every subscriber, exactly once (each
@@ -95,12 +96,18 @@ sql_as() { as_user sqlite3 -cmd ".timeout 5000" "$PUSHCGI_DB" "$@"; }
 cat >"$tmp/relog.py" <<'PY'
 import json, os, sys, time, urllib.request, urllib.error
 
-def poll(url, chan, since, out, stop):
+def poll(url, chan, since, out, stop, paused):
     """Long-poll in a loop from `since`, as push.js does: each answer's
-    messages and gap go to `out` (one JSON line each), then "next"."""
+    messages and gap go to `out` (one JSON line each), then "next".
+    No new poll while `paused` exists (a file moved over the log): under
+    mod_fcgid a request can start a new responder process, which opens
+    the log, in the moment the README asks that no program does."""
     nxt = int(since)
     with open(out, 'a', buffering=1) as f:
         while not os.path.exists(stop):
+            if os.path.exists(paused):
+                time.sleep(0.05)
+                continue
             u = '%s?channel=%s&since=%d&timeout=5&_=%d' % (
                 url, chan, nxt, time.time() * 1000)
             try:
@@ -398,7 +405,7 @@ for kind in $kinds; do
 		continue
 	fi
 	python3 "$tmp/relog.py" poll "$(e2e_url push-poll)" "$ch" "$since" \
-	    "$tmp/p1" "$tmp/stop-poll" &
+	    "$tmp/p1" "$tmp/stop-poll" "$tmp/paused" &
 	bgs+=($!)
 	ppid=$!
 	publish_n old "$NOLD"
