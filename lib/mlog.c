@@ -33,6 +33,7 @@
 #include <sqlite3.h>
 
 #include "mlog.h"
+#include "mono.h"
 #include "walbuf.h"
 
 #define MLOG_ERRMSG_MAX  768  /* bytes in the last failure's reason */
@@ -299,8 +300,7 @@ struct mlog {
 	struct { int64_t pid; int alive; } memo[MLOG_PID_MEMO];
 	int nmemo;
 	/* The busy handler's (mlog_busy): when this wait for a lock began
-	 * (CLOCK_MONOTONIC, microseconds) and the state of its pauses'
-	 * jitter. */
+	 * (mono_ns) and the state of its pauses' jitter. */
 	int64_t busy_since;
 	uint32_t busy_jitter;
 	char err[MLOG_ERRMSG_MAX];
@@ -678,15 +678,13 @@ static int
 mlog_busy(void *arg, int count)
 {
 	struct mlog *l = arg;
-	struct timespec ts, pause;
-	int64_t now;
+	struct timespec pause;
+	int64_t now = mono_ns();
 	uint32_t x;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	if (count == 0)
 		l->busy_since = now;
-	if (now - l->busy_since >= (int64_t)MLOG_BUSY_MS * 1000)
+	if (now - l->busy_since >= MLOG_BUSY_MS * MONO_NS_PER_MS)
 		return 0;
 	/* xorshift32: any sequence will do, only not the same in two
 	 * processes (seeded with the pid and the connection's address). */

@@ -1617,9 +1617,10 @@ END_TEST
 
 /* A writer as another program would be: a plain connection (SQLite's own
  * busy handler) committing one row after another, back to back, until
- * killed or after 60 s.  Runs in a child; never returns. */
+ * killed, its parent (the test) is gone, or 60 s have passed.  Runs in a
+ * child; never returns. */
 static void
-hog(void)
+hog(pid_t parent)
 {
 	sqlite3 *db;
 	time_t end = time(NULL) + 60;
@@ -1627,7 +1628,7 @@ hog(void)
 	if (sqlite3_open(dbpath, &db) != SQLITE_OK)
 		_exit(1);
 	sqlite3_busy_timeout(db, 60000);
-	while (time(NULL) < end)
+	while (time(NULL) < end && getppid() == parent)
 		if (sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO "
 		    "messages(channel, data) VALUES('h', 'x'); COMMIT",
 		    NULL, NULL, NULL) != SQLITE_OK)
@@ -1650,7 +1651,7 @@ START_TEST(busy_back_to_back)
 		kids[i] = fork();
 		ck_assert_int_ge(kids[i], 0);
 		if (kids[i] == 0)
-			hog();
+			hog(getppid());
 	}
 	l = open_log();
 	/* Both at work: rows of theirs keep coming. */

@@ -153,7 +153,7 @@ def received(kind, files, came_back=None):
     """Messages (data, in order) and resets seen by one subscriber.  For a
     poll client, came_back (a list) gets the number of each reset that
     came first in the answer to a poll sent after that replacement had
-    begun (the times in replaced.N beside the published file)."""
+    begun (the times in replaced.N, beside the poll's record)."""
     msgs, resets = [], 0
     for path in files:
         if kind == 'poll':
