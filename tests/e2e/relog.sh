@@ -25,7 +25,9 @@
 # while it was away (that log is gone; counted and printed), and for p1
 # the same when the poll that brought it the gap marker first was sent
 # only after the replacement began (it was not open then; the README's
-# "A replaced log": what it had not seen of the old log may be lost);
+# "A replaced log": what it had not seen of the old log may be lost), or
+# under apache-fcgid sent before and answered after it (mod_fcgid may
+# hold a request until it has started a responder process for it);
 # every other publish got exit 111 or a 5xx;
 # each subscriber was told of each replacement (the gap marker with id 0).
 # Plain SQL writers are not guarded by pushcgi (they do not check the
@@ -121,7 +123,7 @@ def poll(url, chan, since, out, stop, paused):
                 f.write(json.dumps({'error': str(e)}) + '\n')
                 time.sleep(0.2)
                 continue
-            f.write(json.dumps({'sent': sent}) + '\n')
+            f.write(json.dumps({'sent': sent, 'got': time.time()}) + '\n')
             if 'gap' in a:
                 f.write(json.dumps({'gap': a['gap']}) + '\n')
             for m in a['messages']:
@@ -153,24 +155,30 @@ def received(kind, files, came_back=None):
     """Messages (data, in order) and resets seen by one subscriber.  For a
     poll client, came_back (a list) gets the number of each reset that
     came first in the answer to a poll sent after that replacement had
-    begun (the times in replaced.N, beside the poll's record)."""
+    begun (the times in replaced.N, beside the poll's record); with
+    RELOG_QUEUED=1 in the environment, also to one sent before it and
+    answered after: the server may have held that request back until it
+    started a responder process for it, which never had the old log."""
+    queued = os.environ.get('RELOG_QUEUED') == '1'
+
     msgs, resets = [], 0
     for path in files:
         if kind == 'poll':
-            sent, first = 0.0, False
+            sent, got, first = 0.0, 0.0, False
             for line in open(path):
                 j = json.loads(line)
                 if 'sent' in j:
-                    sent, first = j['sent'], True
+                    sent, got, first = j['sent'], j['got'], True
                     continue
                 if j.get('gap') == 0:
                     resets += 1
                     at = os.path.join(os.path.dirname(path),
                                       'replaced.%d' % resets)
                     if (first and came_back is not None and
-                            os.path.exists(at) and
-                            sent > float(open(at).read())):
-                        came_back.append(resets)
+                            os.path.exists(at)):
+                        began = float(open(at).read())
+                        if sent > began or (queued and got > began):
+                            came_back.append(resets)
                 elif 'data' in j:
                     msgs.append(j['data'])
                 first = False
@@ -407,6 +415,12 @@ for kind in $kinds; do
 	rm -rf "$tmp/log"/* "$tmp"/s1* "$tmp"/s2* "$tmp/p1" "$tmp/published" \
 	    "$tmp"/replaced.* "$tmp"/old.*
 	nrep=0
+	# mod_fcgid holds a request until a responder process is free, and
+	# starts one for it when none is: a poll sent before a replacement
+	# may reach a process started after it (see relog.py received).
+	RELOG_QUEUED=0
+	[ "$kind" = apache-fcgid ] && RELOG_QUEUED=1
+	export RELOG_QUEUED
 	: >"$tmp/published"
 	: >"$tmp/s2.excused"
 	"$PUSHCTL" init >/dev/null || { nok "$kind: pushctl init"; continue; }
